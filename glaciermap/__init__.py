@@ -1,0 +1,6 @@
+"""glaciermap: glacier outlines from satellite scenes.
+
+The package holds all the logic of the workflow; it never imports snakemake.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,91 @@
+"""Pixel metrics of a glacier map against reference labels.
+
+Accuracy, precision, recall, F1 and intersection-over-union of the glacier class, counted over
+valid pixels only (as in the reference course's benchmark table).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glaciermap.features import VALID
+from glaciermap.grid import RegionGrid, check_same_grid
+from glaciermap.io import PathLike, read_bands, write_json
+from glaciermap.labels import rasterize_inventory
+
+log = logging.getLogger(__name__)
+
+
+def confusion_metrics(
+    pred: NDArray[np.bool_], truth: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None
+) -> dict[str, float]:
+    """Acc, P, R, F1, IoU (and the confusion counts) of ``pred`` vs ``truth`` where ``valid``."""
+    if valid is None:
+        valid = np.ones(pred.shape, dtype=bool)
+    p, t = pred[valid].astype(bool), truth[valid].astype(bool)
+    tp = int(np.sum(p & t))
+    fp = int(np.sum(p & ~t))
+    fn = int(np.sum(~p & t))
+    tn = int(np.sum(~p & ~t))
+    n = tp + fp + fn + tn
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    return {
+        "accuracy": ratio(tp + tn, n),
+        "precision": precision,
+        "recall": recall,
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "iou": ratio(tp, tp + fp + fn),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def evaluate_probability(
+    probability: PathLike,
+    labels: PathLike,
+    features: PathLike,
+    dest: PathLike,
+    threshold: float = 0.5,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``probability >= threshold`` against rasterized labels; writes JSON."""
+    prob, _ = read_bands(probability, ["probability"])
+    lab, _ = read_bands(labels)
+    valid, _ = read_bands(features, [VALID])
+    ok = (valid[0] > 0) & np.isfinite(prob[0])
+    m: dict[str, Any] = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
+    m.update({"threshold": threshold, "source": str(probability), **(extra or {})})
+    write_json(m, dest)
+    log.info("metrics %s: IoU %.3f F1 %.3f", probability, m["iou"], m["f1"])
+    return m
+
+
+def evaluate_outlines(
+    outlines: PathLike,
+    labels: PathLike,
+    features: PathLike,
+    grid_path: PathLike,
+    dest: PathLike,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Metrics of the final outlines (rasterized on the grid) against the labels."""
+    grid = RegionGrid.load(grid_path)
+    check_same_grid(grid, labels, features)
+    pred = rasterize_inventory(outlines, grid) > 0
+    lab, _ = read_bands(labels)
+    valid, _ = read_bands(features, [VALID])
+    m: dict[str, Any] = confusion_metrics(pred, lab[0] > 0, valid[0] > 0)
+    m.update({"source": str(outlines), **(extra or {})})
+    write_json(m, dest)
+    log.info("outline metrics %s: IoU %.3f F1 %.3f", outlines, m["iou"], m["f1"])
+    return m

@@ -1,0 +1,169 @@
+"""The analysis grid of a region: one CRS, transform and shape shared by all its rasters.
+
+Coordinates are in the grid CRS (metres for the projected CRSs used here); ``bounds`` are
+``(left, bottom, right, top)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.crs import CRS
+
+from glaciermap.errors import ConfigError, GridMismatchError
+from glaciermap.io import PathLike, atomic_path, open_raster, read_json, write_json
+
+
+@dataclass(frozen=True)
+class RegionGrid:
+    """A north-up raster grid: ``crs`` (any string rasterio reads), pixel size in CRS units."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def from_bounds(cls, crs: str, bounds: Sequence[float], resolution_m: float) -> RegionGrid:
+        """Grid covering ``bounds`` (left, bottom, right, top) with square pixels."""
+        left, bottom, right, top = (float(b) for b in bounds)
+        if not (right > left and top > bottom):
+            raise ConfigError(f"grid bounds {list(bounds)} are empty: need left<right, bottom<top")
+        if resolution_m <= 0:
+            raise ConfigError(f"grid resolution {resolution_m} must be positive")
+        try:
+            CRS.from_user_input(crs)
+        except rasterio.errors.CRSError as exc:
+            raise ConfigError(f"grid CRS {crs!r} is not understood: {exc}") from exc
+        width = math.ceil((right - left) / resolution_m - 1e-9)
+        height = math.ceil((top - bottom) / resolution_m - 1e-9)
+        transform = Affine(resolution_m, 0.0, left, 0.0, -resolution_m, top)
+        return cls(crs=str(crs), transform=transform, width=width, height=height)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def resolution(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    @property
+    def rio_crs(self) -> CRS:
+        return CRS.from_user_input(self.crs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "crs": self.crs,
+            "transform": list(self.transform)[:6],
+            "width": self.width,
+            "height": self.height,
+            "bounds": list(self.bounds),
+            "resolution": self.resolution,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegionGrid:
+        return cls(
+            crs=str(d["crs"]),
+            transform=Affine(*d["transform"][:6]),
+            width=int(d["width"]),
+            height=int(d["height"]),
+        )
+
+    def save(self, dest: PathLike) -> None:
+        write_json(self.to_dict(), dest)
+
+    @classmethod
+    def load(cls, path: PathLike) -> RegionGrid:
+        return cls.from_dict(read_json(path))
+
+    def profile(
+        self, count: int, dtype: str = "float32", nodata: float | None = None
+    ) -> dict[str, Any]:
+        """A tiled, compressed GeoTIFF profile on this grid."""
+        block = 256
+        tiled = self.width >= block and self.height >= block
+        prof: dict[str, Any] = {
+            "driver": "GTiff",
+            "crs": self.rio_crs,
+            "transform": self.transform,
+            "width": self.width,
+            "height": self.height,
+            "count": count,
+            "dtype": dtype,
+            "nodata": nodata,
+            "compress": "deflate",
+            "predictor": 3 if dtype.startswith("float") else 2,
+            "tiled": tiled,
+            "BIGTIFF": "IF_SAFER",
+        }
+        if tiled:
+            prof.update(blockxsize=block, blockysize=block)
+        return prof
+
+    def matches(self, other: RegionGrid, tol: float = 1e-6) -> bool:
+        return (
+            self.rio_crs == other.rio_crs
+            and self.shape == other.shape
+            and self.transform.almost_equals(other.transform, precision=tol)
+        )
+
+
+def grid_of(path: PathLike) -> RegionGrid:
+    """The grid of an existing raster."""
+    with open_raster(path) as src:
+        return RegionGrid(
+            crs=src.crs.to_string(), transform=src.transform, width=src.width, height=src.height
+        )
+
+
+def check_same_grid(grid: RegionGrid, *paths: PathLike) -> None:
+    """Raise :class:`GridMismatchError` unless every raster lies on ``grid``."""
+    for path in paths:
+        other = grid_of(path)
+        if not grid.matches(other):
+            raise GridMismatchError(
+                f"{path}: grid {other.to_dict()['bounds']} {other.shape} {other.crs} differs from "
+                f"the region grid {grid.to_dict()['bounds']} {grid.shape} {grid.crs}; "
+                "delete it so that it is rebuilt on the region grid"
+            )
+
+
+def write_raster(
+    dest: PathLike,
+    data: NDArray[Any],
+    grid: RegionGrid,
+    names: Sequence[str],
+    nodata: float | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Write a ``(band, row, col)`` array on ``grid`` with band descriptions, atomically."""
+    if data.ndim == 2:
+        data = data[np.newaxis]
+    if data.shape[1:] != grid.shape:
+        raise GridMismatchError(
+            f"{dest}: array shape {data.shape[1:]} does not match grid shape {grid.shape}"
+        )
+    if len(names) != data.shape[0]:
+        raise ValueError(f"{dest}: {len(names)} names for {data.shape[0]} bands")
+    profile = grid.profile(count=data.shape[0], dtype=str(data.dtype), nodata=nodata)
+    with atomic_path(dest) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            for i, name in enumerate(names, start=1):
+                dst.set_band_description(i, name)
+            if tags:
+                dst.update_tags(**tags)

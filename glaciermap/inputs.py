@@ -1,0 +1,154 @@
+"""Where each region/year's raw inputs are, for the workflow's input functions.
+
+Real data (``{data_dir}/{region}/{year}/optical/``, ``.../sar/``, ``{data_dir}/dem/``,
+``{data_dir}/inventory/{region}_{year}.gpkg``) is listed once per folder and cached, so
+building a large DAG does not glob the same folder for every job. Demo regions (those under
+``demo.worlds``) know their files before they exist, so the workflow can generate them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rasterio.warp
+
+from glaciermap import demo
+from glaciermap.errors import ConfigError, MissingInputError
+from glaciermap.grid import RegionGrid
+from glaciermap.sar import classify_sar_files
+from glaciermap.terrain import select_dem_tiles
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".xml")
+
+OPTICAL_HELP = (
+    "put Sentinel-2 L2A/L1C band files (or .SAFE folders) or Landsat Collection 2 Level-2 "
+    "scenes there"
+)
+SAR_HELP = "put Sentinel-1 backscatter (..._VV.tif, ..._VH.tif) and coherence (..._corr.tif) there"
+DEM_HELP = "put Copernicus DEM tiles (Copernicus_DSM_COG_10_*_DEM.tif) there"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An input that is absent: the path a user should fill and what to put there."""
+
+    path: str
+    help: str
+
+    def message(self, region: str, year: int | None = None) -> str:
+        what = f"{region}_{year}" if year is not None else region
+        return f"{what}: no input files in {self.path}/ ; {self.help} (see README 'Real data')"
+
+
+@functools.lru_cache(maxsize=4096)
+def _listing(folder: str) -> tuple[str, ...]:
+    """All files below ``folder`` (recursive), sorted; empty if it does not exist."""
+    out: list[str] = []
+    for root, _dirs, files in os.walk(folder):
+        out.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+    return tuple(sorted(out))
+
+
+class InputCatalog:
+    """Input paths of every region/year of a workflow configuration."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+        self.regions: Mapping[str, Any] = config.get("regions") or {}
+        self._demo = {s.region: s for s in demo.world_specs(config)}
+        self._demo_paths: dict[str, dict[str, list[Path]]] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+    def region(self, region: str) -> Mapping[str, Any]:
+        if region not in self.regions:
+            raise ConfigError(
+                f"region {region!r} is not in the config; add it under 'regions:' "
+                f"(known: {sorted(self.regions)})"
+            )
+        return self.regions[region]
+
+    def data_dir(self, region: str) -> str:
+        return str(self.region(region).get("data_dir", self.config.get("data_dir", "data")))
+
+    def grid(self, region: str) -> RegionGrid:
+        r = self.region(region)
+        return RegionGrid.from_bounds(r["crs"], r["bounds"], float(r["resolution_m"]))
+
+    def is_demo(self, region: str) -> bool:
+        return region in self._demo
+
+    def demo_files(self, region: str) -> dict[str, list[Path]]:
+        if region not in self._demo_paths:
+            self._demo_paths[region] = demo.product_paths(self._demo[region], self.data_dir(region))
+        return self._demo_paths[region]
+
+    def all_demo_files(self) -> list[str]:
+        return sorted(
+            {str(p) for r in self._demo for files in self.demo_files(r).values() for p in files}
+        )
+
+    def years(self, region: str) -> list[int]:
+        return [int(y) for y in self.region(region).get("years", [])]
+
+    # -- inputs per stage ---------------------------------------------------------------
+    def optical(self, region: str, year: int) -> list[str] | Missing:
+        if self.is_demo(region):
+            return [str(p) for p in self.demo_files(region).get(f"{year}/optical", [])]
+        folder = f"{self.data_dir(region)}/{region}/{year}/optical"
+        files = [f for f in _listing(folder) if f.lower().endswith(RASTER_SUFFIXES)]
+        return files or Missing(folder, OPTICAL_HELP)
+
+    def sar(self, region: str, year: int) -> list[str]:
+        if self.is_demo(region):
+            return [str(p) for p in self.demo_files(region).get(f"{year}/sar", [])]
+        return [
+            f
+            for f in _listing(f"{self.data_dir(region)}/{region}/{year}/sar")
+            if f.lower().endswith((".tif", ".tiff"))
+        ]
+
+    def backscatter(self, region: str, year: int) -> list[str]:
+        return [
+            str(s.path)
+            for s in classify_sar_files(self.sar(region, year))
+            if s.kind == "backscatter"
+        ]
+
+    def coherence(self, region: str, year: int) -> list[str]:
+        return [
+            str(s.path) for s in classify_sar_files(self.sar(region, year)) if s.kind == "coherence"
+        ]
+
+    def dem(self, region: str) -> list[str] | Missing:
+        if self.is_demo(region):
+            return [str(p) for p in self.demo_files(region)["dem"]]
+        folder = f"{self.data_dir(region)}/dem"
+        files = [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
+        g = self.grid(region)
+        w, s, e, n = rasterio.warp.transform_bounds(g.rio_crs, "EPSG:4326", *g.bounds)
+        sel = [str(p) for p in select_dem_tiles(files, (w - 0.01, s - 0.01, e + 0.01, n + 0.01))]
+        return sel or Missing(
+            folder, DEM_HELP + f" covering lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}"
+        )
+
+    def inventory(self, region: str, year: int) -> str | None:
+        if self.is_demo(region):
+            inv = self.demo_files(region).get(f"{year}/inventory")
+            return str(inv[0]) if inv else None
+        path = f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg"
+        return path if os.path.exists(path) else None
+
+    def require_inventory(self, region: str, year: int) -> str:
+        inv = self.inventory(region, year)
+        if inv is None:
+            raise MissingInputError(
+                f"{region}_{year}: no glacier inventory at "
+                f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg; labels and metrics "
+                "need one (RGI, GLIMS or any polygon file)"
+            )
+        return inv

@@ -1,0 +1,96 @@
+"""Atomic output writing and small raster I/O helpers.
+
+Every output is written under a temporary name in the destination folder and renamed
+when complete, so a killed job never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+
+from glaciermap.errors import InputDataError, MissingInputError
+
+PathLike = str | os.PathLike[str]
+
+
+@contextlib.contextmanager
+def atomic_path(dest: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it to ``dest`` on success.
+
+    On an exception the temporary file is removed and ``dest`` is left untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()  # writers (GDAL) want to create the file themselves
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        for leftover in (tmp_path, tmp_path.with_name(tmp_path.name + ".aux.xml")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def write_json(data: Any, dest: PathLike) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: PathLike) -> Any:
+    """Read a JSON file, with a clear error when it is missing or broken."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: file not found; run the step that creates it first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{path}: not valid JSON ({exc}); delete it and rerun") from exc
+
+
+def open_raster(path: PathLike) -> rasterio.io.DatasetReader:
+    """Open a raster for reading with a clear one-line error on failure."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: raster not found; check the path or rerun its step")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputDataError(
+            f"{path}: not a readable raster ({exc}); replace or re-download the file"
+        ) from exc
+
+
+def band_names(path: PathLike) -> list[str]:
+    """Band descriptions of a raster (the layer names)."""
+    with open_raster(path) as src:
+        return [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
+
+
+def read_bands(
+    path: PathLike, names: Sequence[str] | None = None
+) -> tuple[NDArray[np.float32], list[str]]:
+    """Read named bands (all by default) as float32 ``(band, row, col)``; nodata -> NaN."""
+    with open_raster(path) as src:
+        all_names = [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
+        wanted = list(all_names if names is None else names)
+        missing = [n for n in wanted if n not in all_names]
+        if missing:
+            raise InputDataError(f"{path}: has no band(s) {missing}; it has {all_names}")
+        idx = [all_names.index(n) + 1 for n in wanted]
+        data = src.read(idx, masked=True).astype(np.float32)
+        arr = np.ma.filled(data, np.nan).astype(np.float32)
+    return arr, wanted

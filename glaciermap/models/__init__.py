@@ -1,0 +1,20 @@
+"""Segmentation networks in plain PyTorch and a registry to build them by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from glaciermap.errors import ConfigError
+from glaciermap.models.unet import UNet
+
+CNN_ARCHS: dict[str, type[nn.Module]] = {"unet": UNet}
+ARCHS = ("rf", *CNN_ARCHS)
+
+
+def build_cnn(arch: str, in_channels: int, **kwargs: Any) -> nn.Module:
+    """A network that maps (N, in_channels, H, W) to (N, 1, H, W) logits."""
+    if arch not in CNN_ARCHS:
+        raise ConfigError(f"architecture {arch!r} unknown; choose one of {sorted(CNN_ARCHS)}")
+    return CNN_ARCHS[arch](in_channels, **kwargs)

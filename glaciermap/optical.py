@@ -1,0 +1,282 @@
+"""Optical scene ingestion (Sentinel-2 L2A/L1C band files, Landsat 4-9 Collection 2 Level-2)
+and compositing onto the region grid.
+
+Reflectance bands are named by their STAC ``eo:common_name`` (blue green red nir swir1 swir2),
+so Landsat 5 and Sentinel-2 epochs feed one model.
+
+Cloud masks: Sentinel-2 L2A scene classification (SCL) classes 0 (no data), 1 (saturated),
+3 (cloud shadow), 8, 9 (cloud medium/high probability) and 10 (cirrus) are masked; L1C has no
+SCL, and is used unmasked (documented fallback; a cloud detector is future work). Landsat
+``QA_PIXEL`` bits 0-4 (fill, dilated cloud, cirrus, cloud, cloud shadow) are masked. Snow is
+kept: it is what we map.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from glaciermap.errors import InputDataError, MissingInputError
+from glaciermap.grid import RegionGrid, write_raster
+from glaciermap.io import PathLike
+from glaciermap.reproject import CATEGORICAL, CONTINUOUS, reproject_to_grid
+
+log = logging.getLogger(__name__)
+
+COMMON_NAMES = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+S2_BAND_NAMES = {
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B08": "nir",
+    "B11": "swir1",
+    "B12": "swir2",
+}
+S2_SCL_MASKED = (0, 1, 3, 8, 9, 10)
+_S2_RE = re.compile(
+    r"^(?P<tile>T\d{2}[A-Z]{3})_(?P<sensing>\d{8}T\d{6})_(?P<band>B\d[\dA]|SCL)"
+    r"(?:_(?P<res>\d{2})m)?\.(?:tif|tiff|jp2)$",
+    re.IGNORECASE,
+)
+_S2_BASELINE_RE = re.compile(r"_N(\d{4})_")
+
+LANDSAT_BANDS = {  # sensor prefix -> band file key -> common name
+    "TM": {"B1": "blue", "B2": "green", "B3": "red", "B4": "nir", "B5": "swir1", "B7": "swir2"},
+    "OLI": {"B2": "blue", "B3": "green", "B4": "red", "B5": "nir", "B6": "swir1", "B7": "swir2"},
+}
+LANDSAT_SENSOR = {
+    "LT04": "TM",
+    "LT05": "TM",
+    "LE07": "TM",
+    "LC08": "OLI",
+    "LC09": "OLI",
+    "LO08": "OLI",
+    "LO09": "OLI",
+}
+LANDSAT_QA_MASKED_BITS = (0, 1, 2, 3, 4)
+LANDSAT_L2_SCALE, LANDSAT_L2_OFFSET = 2.75e-5, -0.2
+_LS_RE = re.compile(
+    r"^(?P<sat>L[COTE]0\d)_(?P<level>L[12][A-Z]{2})_(?P<pathrow>\d{6})_(?P<date>\d{8})_\d{8}_"
+    r"\d{2}_(?P<tier>T1|T2|RT)_(?P<band>SR_B\d+|QA_PIXEL|B\d+)\.tif{1,2}$",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class OpticalScene:
+    """One acquisition: band files by common name, DN -> reflectance = DN * scale + offset."""
+
+    sensor: str
+    product: str
+    date: str  # YYYY-MM-DD
+    bands: dict[str, Path] = field(default_factory=dict)
+    scale: float = 1e-4
+    offset: float = 0.0
+    nodata: int = 0
+    qa: Path | None = None
+    qa_kind: str = ""  # "scl", "qa_pixel" or "" (no mask)
+
+    def missing_bands(self) -> list[str]:
+        return [b for b in COMMON_NAMES if b not in self.bands]
+
+
+def _iso(date8: str) -> str:
+    return f"{date8[:4]}-{date8[4:6]}-{date8[6:8]}"
+
+
+def _s2_radiometry(band_file: Path) -> tuple[float, float]:
+    """(scale, offset) of a Sentinel-2 band from its product metadata or baseline.
+
+    Looks for ``MTD_MSIL2A.xml``/``MTD_MSIL1C.xml`` in the band's folder and up to four parents
+    (the .SAFE layout); otherwise processing baseline >= 04.00 in a folder name means an
+    offset of -1000 DN; quantification value 10000.
+    """
+    for parent in [band_file.parent, *list(band_file.parents)[:5]]:
+        for name in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
+            mtd = parent / name
+            if mtd.exists():
+                try:
+                    root = ET.parse(mtd).getroot()
+                except ET.ParseError as exc:
+                    raise InputDataError(f"{mtd}: unreadable product metadata ({exc})") from exc
+                quant, offset = 10000.0, 0.0
+                for el in root.iter():
+                    tag = el.tag.split("}")[-1]
+                    if tag in ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE") and el.text:
+                        quant = float(el.text)
+                    elif tag in ("BOA_ADD_OFFSET", "RADIO_ADD_OFFSET") and el.text:
+                        offset = float(el.text)
+                return 1.0 / quant, offset / quant
+    for part in band_file.parts[::-1]:
+        m = _S2_BASELINE_RE.search(part)
+        if m:
+            return 1e-4, (-0.1 if int(m.group(1)) >= 400 else 0.0)
+    log.warning("%s: no product metadata or baseline found; assuming no offset", band_file)
+    return 1e-4, 0.0
+
+
+def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
+    """Group band files into scenes by product naming. Unrecognised files are ignored."""
+    scenes: dict[tuple[str, str], OpticalScene] = {}
+    s2_res: dict[tuple[str, str, str], int] = {}
+    for f in sorted(Path(p) for p in files):
+        m = _S2_RE.match(f.name)
+        if m:
+            key = ("s2", f"{m['tile']}_{m['sensing']}")
+            level = "L2A" if "L2A" in str(f) or m["res"] else "L1C"
+            sc = scenes.setdefault(
+                key,
+                OpticalScene(
+                    sensor=f"sentinel-2-{level.lower()}",
+                    product=key[1],
+                    date=_iso(m["sensing"][:8]),
+                ),
+            )
+            band = m["band"].upper()
+            res = int(m["res"] or 0)
+            if band == "SCL":
+                sc.qa, sc.qa_kind = f, "scl"
+            elif band in S2_BAND_NAMES:
+                name = S2_BAND_NAMES[band]
+                prev = s2_res.get((*key, name))
+                if prev is None or res < prev:  # keep the finest resolution
+                    sc.bands[name] = f
+                    s2_res[(*key, name)] = res
+                    sc.scale, sc.offset = _s2_radiometry(f)
+            continue
+        m = _LS_RE.match(f.name)
+        if m:
+            sat = m["sat"].upper()
+            key = ("ls", f"{sat}_{m['pathrow']}_{m['date']}")
+            level = m["level"].upper()
+            sc = scenes.setdefault(
+                key,
+                OpticalScene(
+                    sensor=f"landsat-{int(sat[2:])}",
+                    product=key[1],
+                    date=_iso(m["date"]),
+                    scale=LANDSAT_L2_SCALE,
+                    offset=LANDSAT_L2_OFFSET,
+                ),
+            )
+            band = m["band"].upper()
+            if band == "QA_PIXEL":
+                sc.qa, sc.qa_kind = f, "qa_pixel"
+                continue
+            if not level.startswith("L2"):
+                raise InputDataError(
+                    f"{f}: Landsat {level} (Level-1) is not supported yet; "
+                    "use the Collection 2 Level-2 surface reflectance product (L2SP)"
+                )
+            key_band = band.removeprefix("SR_")
+            common = LANDSAT_BANDS[LANDSAT_SENSOR.get(sat, "OLI")].get(key_band)
+            if common:
+                sc.bands[common] = f
+    out = []
+    for sc in scenes.values():
+        missing = sc.missing_bands()
+        if missing:
+            raise InputDataError(
+                f"scene {sc.product} ({sc.sensor}): band files for {missing} not found beside "
+                f"{next(iter(sc.bands.values()), 'its other files')}; add them or remove the scene"
+            )
+        out.append(sc)
+    return sorted(out, key=lambda s: (s.date, s.product))
+
+
+def clear_mask(scene: OpticalScene, grid: RegionGrid, threads: int = 1) -> NDArray[np.bool_]:
+    """True where the scene sees the ground (no cloud, shadow or fill), on the grid."""
+    if scene.qa is None:
+        return np.ones(grid.shape, dtype=bool)
+    qa = reproject_to_grid(scene.qa, grid, CATEGORICAL, dst_dtype="float32", threads=threads)[0]
+    valid = np.isfinite(qa)
+    q = np.nan_to_num(qa, nan=0).astype(np.int64)
+    if scene.qa_kind == "scl":
+        bad = np.isin(q, S2_SCL_MASKED)
+    else:
+        bits = sum(1 << b for b in LANDSAT_QA_MASKED_BITS)
+        bad = (q & bits) != 0
+    return np.asarray(valid & ~bad)
+
+
+def scene_reflectance(
+    scene: OpticalScene, grid: RegionGrid, threads: int = 1
+) -> NDArray[np.float32]:
+    """Surface reflectance (6, rows, cols) on the grid; masked and missing pixels are NaN."""
+    out = np.empty((len(COMMON_NAMES), *grid.shape), dtype=np.float32)
+    for i, name in enumerate(COMMON_NAMES):
+        dn = reproject_to_grid(
+            scene.bands[name], grid, CONTINUOUS, src_nodata=scene.nodata, threads=threads
+        )[0]
+        out[i] = dn * scene.scale + scene.offset
+    out[:, ~clear_mask(scene, grid, threads)] = np.nan
+    return out
+
+
+def composite(
+    scenes: Sequence[OpticalScene], grid: RegionGrid, threads: int = 1
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Per-pixel median of the clear observations, and their count."""
+    if not scenes:
+        raise MissingInputError("no optical scenes given for the composite")
+    stack = []
+    for sc in scenes:
+        log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
+        stack.append(scene_reflectance(sc, grid, threads))
+    arr = np.stack(stack)
+    count = np.isfinite(arr[:, 0]).sum(axis=0).astype(np.uint8)
+    with warnings.catch_warnings():  # all-NaN pixels (never clear) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(arr, axis=0).astype(np.float32)
+    return med, count
+
+
+def build_optical_composite(
+    files: Sequence[PathLike],
+    grid_path: PathLike,
+    dest: PathLike,
+    threads: int = 1,
+    min_coverage: float = 0.5,
+) -> None:
+    """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
+
+    Bands: the six common names plus ``clear_count``. Tags: ``SENSOR``, ``ACQUISITION_DATES``.
+    Raises :class:`InputDataError` when less than ``min_coverage`` of the region has a clear
+    observation.
+    """
+    grid = RegionGrid.load(grid_path)
+    scenes = discover_scenes(files)
+    if not scenes:
+        raise MissingInputError(
+            f"no Sentinel-2 or Landsat band files recognised among {len(files)} files "
+            f"(e.g. {Path(files[0]).parent if files else '?'}); see README 'Real data'"
+        )
+    refl, count = composite(scenes, grid, threads)
+    coverage = float((count > 0).mean())
+    if coverage < min_coverage:
+        raise InputDataError(
+            f"{dest}: only {coverage:.0%} of the region has a clear optical observation in "
+            f"{[s.product for s in scenes]}; add scenes covering the region or fewer clouds"
+        )
+    log.info("optical composite: %d scenes, clear coverage %.1f%%", len(scenes), 100 * coverage)
+    data = np.concatenate([refl, count[None].astype(np.float32)])
+    write_raster(
+        dest,
+        data,
+        grid,
+        [*COMMON_NAMES, "clear_count"],
+        nodata=np.nan,
+        tags={
+            "SENSOR": ",".join(sorted({s.sensor for s in scenes})),
+            "ACQUISITION_DATES": ",".join(s.date for s in scenes),
+        },
+    )

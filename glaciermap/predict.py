@@ -1,0 +1,226 @@
+"""Sliding-window inference written block by block to a tiled GeoTIFF.
+
+Windows of ``window`` pixels sit on a lattice fixed to the region grid (origins at
+``k * stride - overlap`` with ``stride = window - overlap``); each window's prediction is
+blended with a raised-cosine weight that ramps over ``overlap`` pixels. Output blocks of
+``block`` pixels are computed independently from the windows that touch them, so
+
+* peak memory depends on ``window`` and ``block``, never on the region size, and
+* the result does not depend on ``block`` (the window lattice does not move with it).
+
+Bands written: ``probability`` (0..1) and ``uncertainty``: for CNNs the weighted standard
+deviation of the overlapping windows' predictions, for the random forest the standard
+deviation of the trees' votes, ``sqrt(p (1 - p))``. Invalid pixels are NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import rasterio
+import torch
+from numpy.typing import NDArray
+from rasterio.windows import Window
+
+from glaciermap.errors import MissingInputError
+from glaciermap.features import VALID
+from glaciermap.grid import grid_of
+from glaciermap.io import PathLike, atomic_path, band_names, open_raster, read_json
+from glaciermap.models import build_cnn
+from glaciermap.train import normalise, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    arch: str
+    layers: list[str]
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]
+    net: torch.nn.Module | None = None
+    forest: Any = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+def load_model(model_dir: PathLike, device: str = "auto") -> LoadedModel:
+    """A trained model from its directory (``weights.pt`` or ``model.joblib`` + JSONs)."""
+    d = Path(model_dir)
+    cfg = read_json(d / "config.json")
+    norm = read_json(d / "norm.json")
+    lm = LoadedModel(
+        cfg["arch"],
+        list(norm["layers"]),
+        np.asarray(norm["mean"]),
+        np.asarray(norm["std"]),
+        device=resolve_device(device),
+    )
+    if cfg["arch"] == "rf":
+        lm.forest = joblib.load(d / "model.joblib")
+        return lm
+    weights = d / "weights.pt"
+    if not weights.exists():
+        raise MissingInputError(f"{weights}: trained weights not found; rerun training")
+    p = cfg["params"]
+    net = build_cnn(cfg["arch"], len(lm.layers), base=p["base_channels"], depth=p["depth"])
+    net.load_state_dict(torch.load(weights, map_location=lm.device, weights_only=True))
+    lm.net = net.to(lm.device).eval()
+    return lm
+
+
+def ramp_weight(window: int, overlap: int) -> NDArray[np.float32]:
+    """2-D blending weight: raised-cosine ramps over ``overlap`` pixels at each edge."""
+    i = np.arange(window, dtype=np.float64) + 0.5
+    w1 = np.ones(window)
+    if overlap > 0:
+        edge = np.minimum(i, window - i) / overlap
+        w1 = np.where(edge < 1, 0.5 - 0.5 * np.cos(np.pi * np.clip(edge, 0, 1)), 1.0)
+    return np.outer(w1, w1).astype(np.float32)
+
+
+def window_origins(start: int, stop: int, window: int, overlap: int) -> range:
+    """Lattice origins ``k * stride - overlap`` of windows touching pixels [start, stop)."""
+    stride = window - overlap
+    k_min = math.floor((start + overlap - window) / stride) + 1
+    k_max = math.ceil((stop + overlap) / stride) - 1
+    return range(k_min * stride - overlap, k_max * stride - overlap + 1, stride)
+
+
+def _read_padded(
+    src: rasterio.io.DatasetReader, bands: list[int], r0: int, c0: int, h: int, w: int
+) -> NDArray[np.float32]:
+    """Bands of the window (r0, c0, h, w), NaN outside the raster."""
+    out = np.full((len(bands), h, w), np.nan, dtype=np.float32)
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + h, src.height), min(c0 + w, src.width)
+    if rr1 > rr0 and cc1 > cc0:
+        data = src.read(bands, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0), masked=True)
+        out[:, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = np.ma.filled(
+            data.astype(np.float32), np.nan
+        )
+    return out
+
+
+def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
+    for r0 in range(0, height, block):
+        for c0 in range(0, width, block):
+            yield r0, c0, min(block, height - r0), min(block, width - c0)
+
+
+def _predict_block_cnn(
+    lm: LoadedModel,
+    src: rasterio.io.DatasetReader,
+    bands: list[int],
+    r0: int,
+    c0: int,
+    h: int,
+    w: int,
+    window: int,
+    overlap: int,
+    batch_size: int,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    assert lm.net is not None
+    rows = window_origins(r0, r0 + h, window, overlap)
+    cols = window_origins(c0, c0 + w, window, overlap)
+    pr0, pc0 = rows[0], cols[0]
+    ph, pw = rows[-1] + window - pr0, cols[-1] + window - pc0
+    x = normalise(_read_padded(src, bands, pr0, pc0, ph, pw)[None], lm.mean, lm.std)[0]
+    acc = np.zeros((3, ph, pw), dtype=np.float64)  # sum w, sum w p, sum w p^2
+    weight = ramp_weight(window, overlap)
+    origins = [(r, c) for r in rows for c in cols]
+    with torch.no_grad():
+        for i in range(0, len(origins), batch_size):
+            chunk = origins[i : i + batch_size]
+            xb = np.stack(
+                [x[:, r - pr0 : r - pr0 + window, c - pc0 : c - pc0 + window] for r, c in chunk]
+            )
+            prob = torch.sigmoid(lm.net(torch.from_numpy(xb).to(lm.device)))[:, 0].cpu().numpy()
+            for (r, c), p in zip(chunk, prob, strict=True):
+                sl = np.s_[r - pr0 : r - pr0 + window, c - pc0 : c - pc0 + window]
+                acc[0][sl] += weight
+                acc[1][sl] += weight * p
+                acc[2][sl] += weight * p * p
+    crop = np.s_[:, r0 - pr0 : r0 - pr0 + h, c0 - pc0 : c0 - pc0 + w]
+    sw, swp, swp2 = acc[crop]
+    mean = swp / sw
+    std = np.sqrt(np.maximum(swp2 / sw - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _predict_block_rf(
+    lm: LoadedModel,
+    src: rasterio.io.DatasetReader,
+    bands: list[int],
+    r0: int,
+    c0: int,
+    h: int,
+    w: int,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    x = _read_padded(src, bands, r0, c0, h, w)
+    flat = normalise(np.moveaxis(x, 0, -1).reshape(-1, len(bands)), lm.mean, lm.std)
+    proba = lm.forest.predict_proba(flat)
+    classes = list(lm.forest.classes_)
+    p = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(flat))
+    p = p.reshape(h, w).astype(np.float32)
+    return p, np.sqrt(p * (1 - p)).astype(np.float32)
+
+
+def sliding_window_predict(
+    features: PathLike,
+    model_dir: PathLike,
+    dest: PathLike,
+    window: int = 256,
+    overlap: int = 64,
+    block: int = 1024,
+    batch_size: int = 4,
+    device: str = "auto",
+    threads: int = 1,
+) -> None:
+    """Predict glacier probability over a feature stack, block by block, into ``dest``."""
+    torch.set_num_threads(max(1, threads))
+    lm = load_model(model_dir, device)
+    if lm.net is not None:
+        div = getattr(lm.net, "divisor", 1)
+        if window % div or not 0 <= overlap < window:
+            raise ValueError(
+                f"window {window} must be divisible by {div} and overlap {overlap} in [0, window)"
+            )
+    names = band_names(features)
+    missing = [n for n in lm.layers if n not in names]
+    if missing:
+        raise MissingInputError(
+            f"{features}: has no layer(s) {missing} that the model {model_dir} was trained on; "
+            "use a model whose feature set this region/year provides"
+        )
+    bands = [names.index(n) + 1 for n in lm.layers]
+    vband = names.index(VALID) + 1
+    grid = grid_of(features)
+    block = max(256, block // 256 * 256)
+    prof = grid.profile(count=2, dtype="float32", nodata=np.nan)
+    t0 = time.time()
+    nblocks = math.ceil(grid.height / block) * math.ceil(grid.width / block)
+    with open_raster(features) as src, atomic_path(dest) as tmp:
+        with rasterio.open(tmp, "w", **prof) as dst:
+            dst.set_band_description(1, "probability")
+            dst.set_band_description(2, "uncertainty")
+            dst.update_tags(MODEL=str(model_dir), ARCH=lm.arch, LAYERS=",".join(lm.layers))
+            for n, (r0, c0, h, w) in enumerate(_blocks(grid.height, grid.width, block), 1):
+                if lm.arch == "rf":
+                    p, u = _predict_block_rf(lm, src, bands, r0, c0, h, w)
+                else:
+                    p, u = _predict_block_cnn(
+                        lm, src, bands, r0, c0, h, w, window, overlap, batch_size
+                    )
+                valid = src.read(vband, window=Window(c0, r0, w, h)) > 0
+                p[~valid] = np.nan
+                u[~valid] = np.nan
+                dst.write(np.stack([p, u]), window=Window(c0, r0, w, h))
+                log.info("predict: block %d/%d (%.0f s)", n, nblocks, time.time() - t0)

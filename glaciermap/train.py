@@ -1,0 +1,374 @@
+"""Training: random forest (scikit-learn) and CNNs (PyTorch) on the tiles of a dataset.
+
+* Normalisation statistics (per-layer mean and standard deviation) come from the train
+  split only; missing values become 0 after normalisation (the layer mean).
+* CNNs: dihedral augmentation (8 rotations/flips), class-imbalance aware loss (BCE with a
+  positive weight from the train class ratio, plus soft Dice), early stopping on validation
+  IoU, a checkpoint after every epoch that a rerun with the same settings resumes from,
+  fixed seeds, ``device: auto`` picks CUDA when present.
+* Random forest: balanced sample of valid train pixels, class weights ``balanced``.
+
+Every model directory holds ``norm.json`` (layers, mean, std), ``history.csv`` and
+``config.json`` (what was used, with the package version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from glaciermap import __version__
+from glaciermap.errors import InputDataError
+from glaciermap.evaluate import confusion_metrics
+from glaciermap.features import feature_indices
+from glaciermap.io import PathLike, atomic_path, read_json, write_json
+from glaciermap.models import build_cnn
+from glaciermap.tiles import IGNORE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CnnParams:
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 6
+    base_channels: int = 16
+    depth: int = 3
+    seed: int = 0
+    device: str = "auto"
+    max_pos_weight: float = 10.0
+
+
+@dataclass
+class RfParams:
+    n_estimators: int = 100
+    max_depth: int | None = 20
+    min_samples_leaf: int = 5
+    max_samples: int = 200_000
+    seed: int = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TileSet:
+    x: NDArray[np.float32]  # (N, C, T, T), NaN where invalid
+    y: NDArray[np.uint8]  # (N, T, T), IGNORE where invalid
+    index: pd.DataFrame
+    layers: list[str]
+
+
+def load_tiles(tiles_dir: PathLike, featureset: str) -> TileSet:
+    """The dataset's chips restricted to a feature set's layers."""
+    d = Path(tiles_dir)
+    meta = read_json(d / "meta.json")
+    idx = feature_indices(meta["layers"], featureset, f"{d}/meta.json")
+    x = np.load(d / "features.npy", mmap_mode="r")
+    y = np.load(d / "labels.npy")
+    index = pd.read_csv(d / "index.csv")
+    layers = [meta["layers"][i] for i in idx]
+    return TileSet(np.ascontiguousarray(x[:, idx]), y, index, layers)
+
+
+def normalisation_stats(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-layer mean and std over finite values of ``x`` (N, C, ...)."""
+    flat = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+    mean = np.nanmean(flat, axis=1)
+    std = np.nanstd(flat, axis=1)
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def normalise(x: NDArray[np.float32], mean: NDArray[Any], std: NDArray[Any]) -> NDArray[np.float32]:
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    z = (x - mean.reshape(shape)) / std.reshape(shape)
+    return np.nan_to_num(z, nan=0.0).astype(np.float32)
+
+
+def _split(ts: TileSet, name: str) -> NDArray[np.int64]:
+    return np.flatnonzero(ts.index["split"].to_numpy() == name)
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square, applied to the last two axes."""
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1))
+
+
+def masked_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """BCE (positive-weighted) + soft Dice over pixels whose target is not IGNORE."""
+    valid = target != IGNORE
+    t = torch.where(valid, target, torch.zeros_like(target)).float()
+    w = valid.float()
+    bce = nn.functional.binary_cross_entropy_with_logits(
+        logits,
+        t,
+        weight=w,
+        pos_weight=torch.tensor(pos_weight, device=logits.device),
+        reduction="sum",
+    ) / w.sum().clamp(min=1.0)
+    p = torch.sigmoid(logits) * w
+    dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + (t * w).sum() + 1)
+    return bce + dice
+
+
+def _config_hash(cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_common(
+    out: Path,
+    layers: list[str],
+    mean: Any,
+    std: Any,
+    cfg: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> None:
+    write_json(
+        {"layers": layers, "mean": list(map(float, mean)), "std": list(map(float, std))},
+        out / "norm.json",
+    )
+    write_json(cfg, out / "config.json")
+    with atomic_path(out / "history.csv") as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def predict_tiles(
+    model: nn.Module, x: NDArray[np.float32], device: torch.device, batch_size: int = 8
+) -> NDArray[np.float32]:
+    """Probabilities (N, T, T) for normalised chips (N, C, T, T)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(x[i : i + batch_size]).to(device)
+            out.append(torch.sigmoid(model(xb))[:, 0].cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, *x.shape[2:]), np.float32)
+
+
+def train_cnn(
+    tiles_dir: PathLike,
+    featureset: str,
+    arch: str,
+    out_dir: PathLike,
+    params: CnnParams | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Train a CNN; writes ``weights.pt`` (best state_dict), norm/history/config. Returns
+    the best validation metrics."""
+    p = params or CnnParams()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(p.seed)
+    torch.set_num_threads(max(1, threads))
+    device = resolve_device(p.device)
+    ts = load_tiles(tiles_dir, featureset)
+    tr, va = _split(ts, "train"), _split(ts, "val")
+    if len(tr) == 0 or len(va) == 0:
+        raise InputDataError(
+            f"{tiles_dir}: need train and val tiles (have {len(tr)} / {len(va)}); "
+            "use a larger region or a smaller tiles.tile_size / block_tiles"
+        )
+    mean, std = normalisation_stats(ts.x[tr])
+    xtr, xva = normalise(ts.x[tr], mean, std), normalise(ts.x[va], mean, std)
+    ytr, yva = ts.y[tr], ts.y[va]
+    pos = float((ytr == 1).sum())
+    neg = float((ytr == 0).sum())
+    pos_weight = float(np.clip(neg / max(pos, 1.0), 1.0, p.max_pos_weight))
+    cfg = {
+        "arch": arch,
+        "featureset": featureset,
+        "layers": ts.layers,
+        "params": asdict(p),
+        "n_train": len(tr),
+        "n_val": len(va),
+        "pos_weight": pos_weight,
+        "glaciermap_version": __version__,
+        "tiles": str(tiles_dir),
+    }
+    chash = _config_hash(cfg)
+    model = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, p.epochs))
+    history: list[dict[str, Any]] = []
+    best, best_epoch, start = -1.0, -1, 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        if state.get("config_hash") == chash:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, best, best_epoch = (
+                int(state["epoch"]) + 1,
+                float(state["best"]),
+                int(state["best_epoch"]),
+            )
+            history = (
+                list(pd.read_csv(out / "history.csv").to_dict("records"))
+                if (out / "history.csv").exists()
+                else []
+            )
+            log.info("resuming %s from epoch %d (best IoU %.3f)", out, start, best)
+        else:
+            log.info("ignoring %s: it belongs to other settings", ckpt)
+    rng = np.random.default_rng(p.seed + start)
+    log.info(
+        "training %s on %s: %d train / %d val tiles, %d layers, device %s, pos_weight %.2f",
+        arch,
+        featureset,
+        len(tr),
+        len(va),
+        len(ts.layers),
+        device,
+        pos_weight,
+    )
+    for epoch in range(start, p.epochs):
+        t0 = time.time()
+        model.train()
+        losses = []
+        order = rng.permutation(len(tr))
+        for i in range(0, len(order), p.batch_size):
+            b = order[i : i + p.batch_size]
+            k = int(rng.integers(8))
+            xb = dihedral(torch.from_numpy(xtr[b]), k).to(device)
+            yb = dihedral(torch.from_numpy(ytr[b]), k).to(device)
+            opt.zero_grad()
+            loss = masked_loss(model(xb)[:, 0], yb, pos_weight)
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            losses.append(loss.item())
+        sched.step()
+        prob = predict_tiles(model, xva, device, p.batch_size)
+        m = confusion_metrics(prob >= 0.5, yva == 1, yva != IGNORE)
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_iou": m["iou"],
+            "val_f1": m["f1"],
+            "val_accuracy": m["accuracy"],
+            "seconds": time.time() - t0,
+        }
+        history.append(row)
+        log.info(
+            "epoch %d: loss %.4f val IoU %.4f (%.1f s)",
+            epoch,
+            row["train_loss"],
+            m["iou"],
+            row["seconds"],
+        )
+        if m["iou"] > best:
+            best, best_epoch = m["iou"], epoch
+            with atomic_path(out / "weights.pt") as tmp:
+                torch.save(model.state_dict(), tmp)
+        _write_common(
+            out,
+            ts.layers,
+            mean,
+            std,
+            {**cfg, "best_epoch": best_epoch, "best_val_iou": best},
+            history,
+        )
+        with atomic_path(ckpt) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "epoch": epoch,
+                    "best": best,
+                    "best_epoch": best_epoch,
+                    "config_hash": chash,
+                },
+                tmp,
+            )
+        if epoch - best_epoch >= p.patience:
+            log.info("early stopping at epoch %d (best %d)", epoch, best_epoch)
+            break
+    return {"best_val_iou": best, "best_epoch": best_epoch}
+
+
+def train_rf(
+    tiles_dir: PathLike,
+    featureset: str,
+    out_dir: PathLike,
+    params: RfParams | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Train a random forest on a balanced pixel sample; writes ``model.joblib``."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    p = params or RfParams()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ts = load_tiles(tiles_dir, featureset)
+    tr, va = _split(ts, "train"), _split(ts, "val")
+    if len(tr) == 0:
+        raise InputDataError(f"{tiles_dir}: no train tiles")
+    mean, std = normalisation_stats(ts.x[tr])
+    rng = np.random.default_rng(p.seed)
+
+    def pixels(sel: NDArray[np.int64], limit: int) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+        x = np.moveaxis(ts.x[sel], 1, -1).reshape(-1, len(ts.layers))
+        y = ts.y[sel].reshape(-1)
+        ok = np.flatnonzero(y != IGNORE)
+        pos, neg = ok[y[ok] == 1], ok[y[ok] == 0]
+        half = limit // 2
+        take = np.concatenate(
+            [
+                rng.choice(pos, min(half, len(pos)), replace=False),
+                rng.choice(neg, min(half, len(neg)), replace=False),
+            ]
+        )
+        return normalise(x[take], mean, std), y[take]
+
+    xtr, ytr = pixels(tr, p.max_samples)
+    clf = RandomForestClassifier(
+        n_estimators=p.n_estimators,
+        max_depth=p.max_depth,
+        min_samples_leaf=p.min_samples_leaf,
+        class_weight="balanced",
+        n_jobs=max(1, threads),
+        random_state=p.seed,
+    )
+    t0 = time.time()
+    clf.fit(xtr, ytr)
+    history: list[dict[str, Any]] = [{"n_train_pixels": len(ytr), "seconds": time.time() - t0}]
+    if len(va):
+        xv = normalise(np.moveaxis(ts.x[va], 1, -1).reshape(-1, len(ts.layers)), mean, std)
+        yv = ts.y[va].reshape(-1)
+        m = confusion_metrics(clf.predict(xv) == 1, yv == 1, yv != IGNORE)
+        history[0].update(val_iou=m["iou"], val_f1=m["f1"], val_accuracy=m["accuracy"])
+        log.info("random forest: val IoU %.4f", m["iou"])
+    with atomic_path(out / "model.joblib") as tmp:
+        joblib.dump(clf, tmp)
+    cfg = {
+        "arch": "rf",
+        "featureset": featureset,
+        "layers": ts.layers,
+        "params": asdict(p),
+        "glaciermap_version": __version__,
+        "tiles": str(tiles_dir),
+    }
+    _write_common(out, ts.layers, mean, std, cfg, history)
+    return history[0]

@@ -1,0 +1,150 @@
+import sys
+
+from snakemake.utils import validate
+
+import glaciermap
+from glaciermap.inputs import InputCatalog, Missing
+
+validate(config, "../schemas/config.schema.yaml")
+
+CATALOG = InputCatalog(config)
+# The package is code too: its version is a param of every step, so releasing a new
+# glaciermap version reruns what it computes (Snakemake's code trigger sees scripts only).
+VERSION = glaciermap.__version__
+CNN_ARCHS = ["unet"]
+FEATURESETS = ["rgbn", "optical", "optical_dem", "optical_dem_sar"]
+
+
+wildcard_constraints:
+    region="[a-z][a-z0-9-]*",
+    year=r"\d{4}",
+    dataset="[a-z][a-z0-9-]*",
+    arch="rf|" + "|".join(CNN_ARCHS),
+    cnn="|".join(CNN_ARCHS),
+    featureset="|".join(FEATURESETS),
+
+
+_REPORTED = set()
+
+
+def _present(found, region, year=None):
+    """Input files, or the missing folder (Snakemake then names it) plus a one-line hint."""
+    if isinstance(found, Missing):
+        msg = found.message(region, year)
+        if msg not in _REPORTED:
+            _REPORTED.add(msg)
+            print(f"glaciermap: missing input: {msg}", file=sys.stderr)
+        return [found.path]
+    return found
+
+
+def split_ry(region_year):
+    region, year = region_year.rsplit("_", 1)
+    return region, int(year)
+
+
+def all_targets():
+    out = []
+    for ry in config.get("targets", []):
+        out.append(f"outlines/{ry}.gpkg")
+        region, year = split_ry(ry)
+        if CATALOG.inventory(region, year) is not None:
+            out.append(f"results/eval/{ry}/outlines.json")
+    return out
+
+
+def grid_spec(wildcards):
+    r = CATALOG.region(wildcards.region)
+    return {"crs": r["crs"], "bounds": r["bounds"], "resolution_m": r["resolution_m"]}
+
+
+def optical_scenes(wildcards):
+    return _present(
+        CATALOG.optical(wildcards.region, int(wildcards.year)),
+        wildcards.region,
+        wildcards.year,
+    )
+
+
+def dem_tiles(wildcards):
+    return _present(CATALOG.dem(wildcards.region), wildcards.region)
+
+
+def backscatter_files(wildcards):
+    return CATALOG.backscatter(wildcards.region, int(wildcards.year))
+
+
+def coherence_files(wildcards):
+    return CATALOG.coherence(wildcards.region, int(wildcards.year))
+
+
+def inventory_file(wildcards):
+    return CATALOG.require_inventory(wildcards.region, int(wildcards.year))
+
+
+def feature_inputs(wildcards):
+    r, y = wildcards.region, int(wildcards.year)
+    ins = {
+        "grid": f"results/grid/{r}.json",
+        "optical": f"results/optical/{r}_{y}.tif",
+        "dem": f"results/terrain/{r}/dem.tif",
+        "slope": f"results/terrain/{r}/slope.tif",
+    }
+    if CATALOG.backscatter(r, y):
+        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
+    if CATALOG.coherence(r, y):
+        ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
+    return ins
+
+
+def dataset_cfg(name):
+    return config["datasets"][name]
+
+
+def dataset_members(wildcards, kind):
+    return [
+        f"results/{kind}/{m}.tif" for m in dataset_cfg(wildcards.dataset)["members"]
+    ]
+
+
+def dataset_features(wildcards):
+    return dataset_members(wildcards, "features")
+
+
+def dataset_labels(wildcards):
+    return dataset_members(wildcards, "labels")
+
+
+def default_model(region, year):
+    m = config.get("model", {})
+    over = m.get("overrides", {}).get(f"{region}_{year}", {})
+    return (
+        m.get("dataset", "demo"),
+        over.get("arch", m.get("arch", "unet")),
+        over.get("featureset", m.get("featureset", "optical_dem_sar")),
+    )
+
+
+def model_files(wildcards):
+    dataset = config.get("model", {}).get("dataset", "demo")
+    d = f"results/models/{dataset}/{wildcards.arch}_{wildcards.featureset}"
+    main = "model.joblib" if wildcards.arch == "rf" else "weights.pt"
+    return [f"{d}/{main}", f"{d}/norm.json", f"{d}/config.json"]
+
+
+def default_probability(wildcards):
+    _, arch, fs = default_model(wildcards.region, wildcards.year)
+    return f"results/probability/{wildcards.region}_{wildcards.year}/{arch}_{fs}.tif"
+
+
+def optional_inventory(wildcards):
+    inv = CATALOG.inventory(wildcards.region, int(wildcards.year))
+    return [inv] if inv else []
+
+
+def outline_labels(wildcards):
+    return f"results/labels/{wildcards.region}_{wildcards.year}.tif"
+
+
+def dataset_params(wildcards):
+    return dataset_cfg(wildcards.dataset)

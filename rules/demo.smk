@@ -1,0 +1,28 @@
+DEMO_FILES = CATALOG.all_demo_files()
+
+
+if DEMO_FILES:
+
+    rule demo_world:
+        """Generate the synthetic demo world (all demo regions) in real product formats."""
+        output:
+            DEMO_FILES,
+        log:
+            "logs/demo_world.log",
+        benchmark:
+            "logs/benchmarks/demo_world.tsv"
+        conda:
+            "../envs/geo.yaml"
+        threads: 1
+        resources:
+            mem_mb=6000,
+            runtime=20,
+        params:
+            demo=config.get("demo", {}),
+            regions={
+                r: config["regions"][r]
+                for r in config.get("demo", {}).get("worlds", {})
+            },
+            version=VERSION,
+        script:
+            "../workflow_scripts/demo_world.py"

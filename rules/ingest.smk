@@ -1,0 +1,114 @@
+rule region_grid:
+    """The analysis grid of a region (CRS, transform, shape) from the config."""
+    output:
+        "results/grid/{region}.json",
+    log:
+        "logs/region_grid/{region}.log",
+    benchmark:
+        "logs/benchmarks/region_grid/{region}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        spec=grid_spec,
+        version=VERSION,
+    script:
+        "../workflow_scripts/region_grid.py"
+
+
+rule optical_composite:
+    """Cloud-masked median reflectance composite of an epoch's scenes on the grid."""
+    input:
+        grid="results/grid/{region}.json",
+        scenes=optical_scenes,
+    output:
+        "results/optical/{region}_{year}.tif",
+    log:
+        "logs/optical_composite/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/optical_composite/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        version=VERSION,
+    script:
+        "../workflow_scripts/optical_composite.py"
+
+
+rule terrain:
+    """DEM tiles mosaicked on the grid; Horn slope and aspect in degrees."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=dem_tiles,
+    output:
+        dem="results/terrain/{region}/dem.tif",
+        slope="results/terrain/{region}/slope.tif",
+        aspect="results/terrain/{region}/aspect.tif",
+    log:
+        "logs/terrain/{region}.log",
+    benchmark:
+        "logs/benchmarks/terrain/{region}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        version=VERSION,
+    script:
+        "../workflow_scripts/terrain.py"
+
+
+rule sar_backscatter:
+    """Temporal mean co-pol and cross-pol backscatter (dB) on the grid."""
+    input:
+        grid="results/grid/{region}.json",
+        files=backscatter_files,
+    output:
+        "results/sar/{region}_{year}/backscatter.tif",
+    log:
+        "logs/sar_backscatter/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/sar_backscatter/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        scale=config["sar"]["backscatter_scale"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/sar_backscatter.py"
+
+
+rule sar_coherence:
+    """Mean co-pol InSAR coherence over all pairs of the epoch, on the grid."""
+    input:
+        grid="results/grid/{region}.json",
+        files=coherence_files,
+    output:
+        "results/sar/{region}_{year}/coherence.tif",
+    log:
+        "logs/sar_coherence/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/sar_coherence/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        version=VERSION,
+    script:
+        "../workflow_scripts/sar_coherence.py"

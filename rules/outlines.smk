@@ -1,0 +1,97 @@
+rule predict:
+    """Sliding-window probability (+ uncertainty) on the region grid, block by block."""
+    input:
+        features="results/features/{region}_{year}.tif",
+        model=model_files,
+    output:
+        "results/probability/{region}_{year}/{arch}_{featureset}.tif",
+    log:
+        "logs/predict/{region}_{year}/{arch}_{featureset}.log",
+    benchmark:
+        "logs/benchmarks/predict/{region}_{year}/{arch}_{featureset}.tsv"
+    conda:
+        "../envs/ml.yaml"
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    params:
+        inference=config["inference"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule outlines:
+    """Glacier outlines of the config's default model: threshold, clean-up, polygons."""
+    input:
+        probability=default_probability,
+        optical="results/optical/{region}_{year}.tif",
+        inventory=optional_inventory,
+    output:
+        "outlines/{region}_{year}.gpkg",
+    log:
+        "logs/outlines/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/outlines/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        polygonize=config["polygonize"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/outlines.py"
+
+
+rule evaluate_outlines:
+    """Metrics of the final outlines against the rasterized inventory."""
+    input:
+        outlines="outlines/{region}_{year}.gpkg",
+        labels=outline_labels,
+        features="results/features/{region}_{year}.tif",
+        grid="results/grid/{region}.json",
+    output:
+        "results/eval/{region}_{year}/outlines.json",
+    log:
+        "logs/eval/{region}_{year}/outlines.log",
+    benchmark:
+        "logs/benchmarks/eval/{region}_{year}/outlines.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        version=VERSION,
+    script:
+        "../workflow_scripts/evaluate_outlines.py"
+
+
+rule evaluate_model:
+    """Pixel metrics of one model's probability (threshold) against the inventory."""
+    input:
+        probability="results/probability/{region}_{year}/{arch}_{featureset}.tif",
+        labels=outline_labels,
+        features="results/features/{region}_{year}.tif",
+    output:
+        "results/eval/{region}_{year}/{arch}_{featureset}.json",
+    log:
+        "logs/eval/{region}_{year}/{arch}_{featureset}.log",
+    benchmark:
+        "logs/benchmarks/eval/{region}_{year}/{arch}_{featureset}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        threshold=config["polygonize"]["threshold"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/evaluate_model.py"

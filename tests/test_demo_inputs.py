@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import yaml
+
+from glaciermap import demo
+from glaciermap.inputs import InputCatalog, Missing
+from glaciermap.optical import discover_scenes
+from glaciermap.terrain import copernicus_tile_bounds
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_config() -> dict:  # type: ignore[type-arg]
+    cfg = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    # Smaller still: one 2 x 2 km region, both sensors.
+    cfg["regions"] = {
+        "demo": {**cfg["regions"]["demo"], "bounds": [455000, 4020000, 457000, 4022000]}
+    }
+    cfg["demo"]["worlds"] = {"demo": cfg["demo"]["worlds"]["demo"]}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def world(tiny_config: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("demo")
+    return out, demo.generate_demo(tiny_config, out)
+
+
+def test_generated_files_are_the_announced_ones(
+    tiny_config: dict, world: tuple[Path, list[Path]]
+) -> None:  # type: ignore[type-arg]
+    out, files = world
+    (spec,) = demo.world_specs(tiny_config)
+    announced = demo.all_product_paths([spec], out)
+    assert sorted(files) == announced
+    assert all(p.exists() for p in announced)
+
+
+def test_demo_is_deterministic(
+    tiny_config: dict, world: tuple[Path, list[Path]], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    _, files = world
+    again = demo.generate_demo(tiny_config, tmp_path)
+    a = next(f for f in files if f.name.endswith("_B03_10m.tif"))
+    b = next(f for f in again if f.name.endswith("_B03_10m.tif"))
+    with rasterio.open(a) as x, rasterio.open(b) as y:
+        assert np.array_equal(x.read(), y.read())
+
+
+def test_demo_products_in_real_formats(world: tuple[Path, list[Path]]) -> None:
+    _, files = world
+    s2 = [f for f in files if "/2021/optical/" in str(f)]
+    scenes = discover_scenes(s2)
+    assert len(scenes) == 2 and all(s.qa_kind == "scl" for s in scenes)
+    assert scenes[0].offset == pytest.approx(-0.1)  # BOA_ADD_OFFSET -1000 from MTD
+    b02 = next(f for f in s2 if f.name.endswith("_B02_10m.tif"))
+    b11 = next(f for f in s2 if f.name.endswith("_B11_20m.tif"))
+    with rasterio.open(b02) as a, rasterio.open(b11) as b:
+        assert a.dtypes[0] == "uint16" and a.res == (10, 10) and b.res == (20, 20)
+    (ls,) = discover_scenes([f for f in files if "/2005/optical/" in str(f)])
+    assert ls.sensor == "landsat-5" and ls.qa_kind == "qa_pixel"
+    with rasterio.open(ls.bands["red"]) as src:
+        assert src.res == (30, 30)
+        assert src.transform.c % 30 == 15  # Landsat pixel edges at 15 m offsets
+    dem = [f for f in files if f.parent.name == "dem"]
+    assert dem and all(copernicus_tile_bounds(f.name) for f in dem)
+    with rasterio.open(dem[0]) as src:
+        assert src.crs.to_epsg() == 4326 and src.width == 3600
+    sar = [f for f in files if "/sar/" in str(f)]
+    with rasterio.open(sar[0]) as src:
+        assert src.crs.to_epsg() == 4326
+    assert not any("corr" in f.name for f in files if "/2005/" in str(f))  # 2005: no coherence
+
+
+def test_later_epoch_has_retreated(world: tuple[Path, list[Path]]) -> None:
+    out, _ = world
+    a05 = gpd.read_file(out / "inventory/demo_2005.gpkg").to_crs(32643).area.sum()
+    a21 = gpd.read_file(out / "inventory/demo_2021.gpkg").to_crs(32643).area.sum()
+    assert 0 < a21 < a05
+    inv = gpd.read_file(out / "inventory/demo_2021.gpkg")
+    assert {"RGIId", "Area", "Zmin", "Zmax"} <= set(inv.columns)
+
+
+def test_glacier_mask_follows_ela() -> None:
+    rng = np.random.default_rng(0)
+    z = 3000 + 3000 * demo.fractal_surface((200, 200), 50.0, rng)
+    low = demo.glacier_mask(z, 50.0, 4300).mean()
+    high = demo.glacier_mask(z, 50.0, 5000).mean()
+    assert 0 < high < low < 1
+    # Tongues extend below the ELA: some glacier pixels lie lower than it.
+    m = demo.glacier_mask(z, 50.0, 4500)
+    assert (z[m] < 4500).any()
+
+
+def test_catalog_real_region_reports_missing(tmp_path: Path) -> None:
+    cfg = {
+        "data_dir": str(tmp_path),
+        "regions": {
+            "hunza": {
+                "crs": "EPSG:32643",
+                "bounds": [440000, 4000000, 450000, 4010000],
+                "resolution_m": 10,
+                "years": [2021],
+            }
+        },
+    }
+    cat = InputCatalog(cfg)
+    miss = cat.optical("hunza", 2021)
+    assert isinstance(miss, Missing) and miss.path.endswith("hunza/2021/optical")
+    assert "Sentinel-2" in miss.message("hunza", 2021)
+    dem = cat.dem("hunza")
+    assert isinstance(dem, Missing) and "Copernicus" in dem.help
+    assert cat.inventory("hunza", 2021) is None
+    opt = tmp_path / "hunza/2021/optical"
+    opt.mkdir(parents=True)
+    (opt / "T43SDV_20210818T054600_B02_10m.tif").write_bytes(b"")
+    assert InputCatalog(cfg).optical("hunza", 2021) != []

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glaciermap.errors import (
+    ConfigError,
+    GlacierMapError,
+    GridMismatchError,
+    InputDataError,
+    MissingInputError,
+)
+from glaciermap.grid import RegionGrid, check_same_grid, grid_of, write_raster
+from glaciermap.io import atomic_path, band_names, read_bands, read_json
+
+
+def test_errors_inherit_builtins() -> None:
+    assert issubclass(InputDataError, ValueError) and issubclass(InputDataError, GlacierMapError)
+    assert issubclass(MissingInputError, FileNotFoundError)
+    assert issubclass(GridMismatchError, InputDataError)
+
+
+def test_grid_from_bounds_and_roundtrip(tmp_path: Path) -> None:
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 1005, 500), 10)
+    assert g.shape == (50, 101)  # partial pixel at the right edge is kept
+    assert g.bounds[0] == 0 and g.bounds[3] == 500
+    g.save(tmp_path / "g.json")
+    assert RegionGrid.load(tmp_path / "g.json").matches(g)
+
+
+@pytest.mark.parametrize(
+    ("crs", "bounds", "res"),
+    [
+        ("EPSG:32643", (0, 0, -1, 1), 10),
+        ("EPSG:32643", (0, 0, 10, 10), 0),
+        ("nonsense", (0, 0, 1, 1), 1),
+    ],
+)
+def test_grid_rejects_bad_config(crs: str, bounds: tuple[float, ...], res: float) -> None:
+    with pytest.raises(ConfigError):
+        RegionGrid.from_bounds(crs, bounds, res)
+
+
+def test_write_raster_names_and_grid_check(tmp_path: Path, grid: RegionGrid) -> None:
+    data = np.arange(2 * grid.height * grid.width, dtype=np.float32).reshape(2, *grid.shape)
+    path = tmp_path / "x.tif"
+    write_raster(path, data, grid, ["a", "b"], nodata=np.nan)
+    assert band_names(path) == ["a", "b"]
+    arr, names = read_bands(path, ["b"])
+    assert names == ["b"] and np.array_equal(arr[0], data[1])
+    check_same_grid(grid, path)
+    other = RegionGrid.from_bounds(grid.crs, (0, 0, 100, 100), 10)
+    with pytest.raises(GridMismatchError, match="differs from the region grid"):
+        check_same_grid(other, path)
+    assert grid_of(path).matches(grid)
+    with pytest.raises(InputDataError, match="has no band"):
+        read_bands(path, ["c"])
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    dest = tmp_path / "out.txt"
+    dest.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert dest.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_read_json_errors(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError):
+        read_json(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(InputDataError, match="not valid JSON"):
+        read_json(bad)
+
+
+def test_write_raster_shape_mismatch(tmp_path: Path, grid: RegionGrid) -> None:
+    with pytest.raises(GridMismatchError):
+        write_raster(tmp_path / "y.tif", np.zeros((3, 3), np.float32), grid, ["a"])
+    assert not (tmp_path / "y.tif").exists()

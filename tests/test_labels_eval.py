@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Polygon, box
+
+from glaciermap.errors import InputDataError, MissingInputError
+from glaciermap.evaluate import confusion_metrics
+from glaciermap.grid import RegionGrid
+from glaciermap.labels import rasterize_inventory, read_inventory
+
+
+def test_confusion_metrics_known_case() -> None:
+    truth = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    pred = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)
+    m = confusion_metrics(pred, truth)
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 4)
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["iou"] == pytest.approx(2 / 4) and m["f1"] == pytest.approx(2 / 3)
+    valid = np.array([1, 1, 1, 0, 1, 1, 1, 1], bool)  # ignoring the false positive
+    assert confusion_metrics(pred, truth, valid)["precision"] == 1.0
+
+
+def test_invalid_geometry_is_repaired(tmp_path: Path) -> None:
+    bowtie = Polygon([(0, 0), (100, 100), (100, 0), (0, 100), (0, 0)])
+    path = tmp_path / "inv.gpkg"
+    gpd.GeoDataFrame({"RGIId": ["a"]}, geometry=[bowtie], crs="EPSG:32643").to_file(path)
+    inv = read_inventory(path)
+    assert inv.geometry.is_valid.all()
+    assert inv.geometry.area.sum() == pytest.approx(5000, rel=1e-6)
+    assert set(inv["inventory_id"]) == {"a"}
+
+
+def test_inventory_errors(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError):
+        read_inventory(tmp_path / "none.gpkg")
+    junk = tmp_path / "junk.gpkg"
+    junk.write_text("not a geopackage")
+    with pytest.raises(InputDataError):
+        read_inventory(junk)
+
+
+def test_rasterized_square_area() -> None:
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 1000, 1000), 10)
+    path_poly = box(103, 103, 703, 503)  # no pixel centre on an edge
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "sq.gpkg"
+        gpd.GeoDataFrame(geometry=[path_poly], crs="EPSG:32643").to_file(p)
+        lab = rasterize_inventory(p, g)
+    assert lab.sum() * 100 == pytest.approx(path_poly.area, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("rel", "crs"),
+    [
+        ("hintereisferner/rgi7g_hef_complex.gpkg", "EPSG:32632"),
+        ("oetztal/rgi_oetztal.gpkg", "EPSG:32632"),
+        ("baltoro/baltoro_wgs84.gpkg", "EPSG:32643"),
+    ],
+)
+def test_real_inventory_area_within_one_percent(shared_data: Path, rel: str, crs: str) -> None:
+    """Real RGI/GLIMS outlines rasterized at 10 m keep their vector area within 1 %."""
+    path = shared_data / "oggm" / rel
+    inv = read_inventory(path, crs)
+    left, bottom, right, top = inv.total_bounds
+    g = RegionGrid.from_bounds(crs, (left - 100, bottom - 100, right + 100, top + 100), 10)
+    lab = rasterize_inventory(path, g)
+    vector_km2 = inv.geometry.union_all().area / 1e6
+    raster_km2 = lab.sum() * 100 / 1e6
+    assert raster_km2 == pytest.approx(vector_km2, rel=0.01)

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from glaciermap.errors import InputDataError
+from glaciermap.grid import RegionGrid
+from glaciermap.optical import (
+    COMMON_NAMES,
+    build_optical_composite,
+    composite,
+    discover_scenes,
+    scene_reflectance,
+)
+
+GRID = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 400400, 4000400), 20.0)
+
+
+def _tif(
+    path: Path, data: np.ndarray, res: float, dtype: str = "uint16", nodata: float = 0
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = Affine(res, 0, 400000, 0, -res, 4000400)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=dtype,
+        crs="EPSG:32643",
+        transform=t,
+        nodata=nodata,
+    ) as d:
+        d.write(data.astype(dtype), 1)
+    return path
+
+
+def _s2_scene(
+    root: Path,
+    sensing: str,
+    refl: float,
+    scl: np.ndarray,
+    mtd_offset: int | None,
+    baseline: str = "N0500",
+) -> list[Path]:
+    folder = root / f"S2A_MSIL2A_{sensing}_{baseline}_R048_T43SDV_20230301T101010"
+    files = []
+    bands = {"B02": 10, "B03": 10, "B04": 10, "B08": 10, "B11": 20, "B12": 20}
+    for i, (band, res) in enumerate(bands.items()):
+        n = int(400 / res)
+        dn = np.full((n, n), (refl + 0.01 * i) * 10000 + (1000 if baseline >= "N0400" else 0))
+        files.append(_tif(folder / f"T43SDV_{sensing}_{band}_{res}m.tif", dn, res))
+    files.append(_tif(folder / f"T43SDV_{sensing}_SCL_20m.tif", scl, 20, "uint8"))
+    if mtd_offset is not None:
+        (folder / "MTD_MSIL2A.xml").write_text(
+            "<r><BOA_QUANTIFICATION_VALUE>10000</BOA_QUANTIFICATION_VALUE>"
+            f'<BOA_ADD_OFFSET band_id="0">{mtd_offset}</BOA_ADD_OFFSET></r>'
+        )
+        files.append(folder / "MTD_MSIL2A.xml")
+    return files
+
+
+def test_sentinel2_offset_from_metadata_and_scl_mask(tmp_path: Path) -> None:
+    scl = np.full((20, 20), 5)
+    scl[:5] = 9  # cloud (high probability) in the top quarter
+    files = _s2_scene(tmp_path, "20210818T054600", 0.3, scl, -1000)
+    (scene,) = discover_scenes(files)
+    assert scene.sensor == "sentinel-2-l2a" and scene.date == "2021-08-18"
+    assert scene.offset == pytest.approx(-0.1) and scene.scale == pytest.approx(1e-4)
+    refl = scene_reflectance(scene, GRID)
+    assert np.all(np.isnan(refl[:, :5]))
+    assert np.allclose(refl[0, 5:], 0.3, atol=1e-4)
+    assert np.allclose(refl[5, 5:], 0.35, atol=1e-4)  # swir2 (20 m) resampled
+
+
+def test_sentinel2_offset_from_baseline_without_metadata(tmp_path: Path) -> None:
+    files = _s2_scene(tmp_path, "20220818T054600", 0.2, np.full((20, 20), 4), None, "N0400")
+    (scene,) = discover_scenes(files)
+    assert scene.offset == pytest.approx(-0.1)
+    old = _s2_scene(tmp_path / "old", "20190818T054600", 0.2, np.full((20, 20), 4), None, "N0213")
+    (old_scene,) = discover_scenes(old)
+    assert old_scene.offset == 0.0
+    assert np.allclose(scene_reflectance(old_scene, GRID)[0], 0.2, atol=1e-4)
+
+
+def test_composite_median_fills_clouds(tmp_path: Path) -> None:
+    scl1 = np.full((20, 20), 5)
+    scl1[:10] = 8
+    scl2 = np.full((20, 20), 5)
+    scl2[10:] = 3  # cloud shadow
+    f1 = _s2_scene(tmp_path, "20210818T054600", 0.3, scl1, -1000)
+    f2 = _s2_scene(tmp_path, "20210828T054600", 0.5, scl2, -1000)
+    refl, count = composite(discover_scenes(f1 + f2), GRID)
+    assert np.all(count == 1)
+    assert np.allclose(refl[0, :10], 0.5, atol=1e-4) and np.allclose(refl[0, 10:], 0.3, atol=1e-4)
+    grid_json = tmp_path / "g.json"
+    GRID.save(grid_json)
+    out = tmp_path / "opt.tif"
+    build_optical_composite(f1 + f2, grid_json, out)
+    with rasterio.open(out) as src:
+        assert list(src.descriptions) == [*COMMON_NAMES, "clear_count"]
+        assert src.tags()["ACQUISITION_DATES"] == "2021-08-18,2021-08-28"
+
+
+def test_uncovered_region_is_an_error(tmp_path: Path) -> None:
+    files = _s2_scene(tmp_path, "20210818T054600", 0.3, np.full((20, 20), 9), -1000)
+    GRID.save(tmp_path / "g.json")
+    with pytest.raises(InputDataError, match="clear optical observation"):
+        build_optical_composite(files, tmp_path / "g.json", tmp_path / "o.tif")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_landsat_c2_l2_scaling_and_qa(tmp_path: Path) -> None:
+    name = "LT05_L2SP_150035_20050820_20200902_02_T1"
+    folder = tmp_path / name
+    files = []
+    for i, band in enumerate(["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"]):
+        refl = 0.1 * (i + 1)
+        files.append(
+            _tif(folder / f"{name}_{band}.TIF", np.full((20, 20), (refl + 0.2) / 2.75e-5), 20)
+        )
+    qa = np.full((20, 20), 1 << 6)
+    qa[:, :4] = (1 << 3) | (1 << 6)  # cloud bit
+    qa[:, 4:8] = (1 << 5) | (1 << 6)  # snow bit: kept
+    files.append(_tif(folder / f"{name}_QA_PIXEL.TIF", qa, 20, nodata=1))
+    (scene,) = discover_scenes(files)
+    assert scene.sensor == "landsat-5" and scene.date == "2005-08-20"
+    refl = scene_reflectance(scene, GRID)
+    assert np.all(np.isnan(refl[:, :, :4]))
+    assert np.allclose(refl[4, :, 4:], 0.5, atol=1e-4)  # swir1 = SR_B5 for TM
+    assert np.allclose(refl[5, :, 4:], 0.6, atol=1e-4)  # swir2 = SR_B7
+
+
+def test_oli_band_mapping(tmp_path: Path) -> None:
+    name = "LC08_L2SP_150035_20210820_20210901_02_T1"
+    files = [
+        _tif(tmp_path / f"{name}_SR_B{b}.TIF", np.full((20, 20), 10000 + b), 20)
+        for b in range(1, 8)
+    ]
+    (scene,) = discover_scenes(files)
+    assert scene.bands["blue"].name.endswith("SR_B2.TIF")
+    assert scene.bands["swir1"].name.endswith("SR_B6.TIF")
+
+
+def test_missing_band_is_reported(tmp_path: Path) -> None:
+    files = _s2_scene(tmp_path, "20210818T054600", 0.3, np.full((20, 20), 4), -1000)
+    files = [f for f in files if "_B11_" not in f.name]
+    with pytest.raises(InputDataError, match=r"\['swir1'\]"):
+        discover_scenes(files)
+
+
+def test_landsat_level1_is_refused_clearly(tmp_path: Path) -> None:
+    f = _tif(tmp_path / "LC08_L1TP_150035_20210820_20210901_02_T1_B2.TIF", np.ones((20, 20)), 20)
+    with pytest.raises(InputDataError, match="Level-2"):
+        discover_scenes([f])

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from glaciermap.errors import InputDataError
+from glaciermap.grid import RegionGrid
+from glaciermap.terrain import (
+    build_terrain,
+    copernicus_tile_bounds,
+    mosaic_to_grid,
+    select_dem_tiles,
+    slope_aspect,
+)
+
+
+def test_slope_aspect_of_a_plane() -> None:
+    # z rises 1 m per 10 m towards the east: slope atan(0.1), facing west (270 degrees).
+    x = np.arange(20) * 10.0
+    dem = np.tile(x * 0.1, (15, 1))
+    slope, aspect = slope_aspect(dem, 10.0)
+    assert np.allclose(slope[1:-1, 1:-1], np.degrees(np.arctan(0.1)))
+    assert np.allclose(aspect[1:-1, 1:-1], 270.0)
+    # Rising towards the north (row 0 is north): faces south (180).
+    dem_n = np.tile((np.arange(15)[::-1] * 10.0 * 0.2)[:, None], (1, 20))
+    s2, a2 = slope_aspect(dem_n, 10.0)
+    assert np.allclose(s2[1:-1, 1:-1], np.degrees(np.arctan(0.2)))
+    assert np.allclose(a2[1:-1, 1:-1], 180.0)
+    flat_s, flat_a = slope_aspect(np.zeros((5, 5)), 10.0)
+    assert np.all(flat_s == 0) and np.all(np.isnan(flat_a))
+
+
+def test_copernicus_names() -> None:
+    assert copernicus_tile_bounds("Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif") == (
+        74,
+        36,
+        75,
+        37,
+    )
+    assert copernicus_tile_bounds("Copernicus_DSM_COG_30_S01_00_W071_00_DEM.tif") == (
+        -71,
+        -1,
+        -70,
+        0,
+    )
+    assert copernicus_tile_bounds("srtm.tif") is None
+    files = [
+        "Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif",
+        "Copernicus_DSM_COG_10_N40_00_E074_00_DEM.tif",
+        "other_dem.tif",
+    ]
+    sel = [p.name for p in select_dem_tiles(files, (74.2, 36.2, 74.4, 36.4))]
+    assert sel == ["Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif", "other_dem.tif"]
+
+
+def _geotiff(path: Path, data: np.ndarray, transform: Affine, crs: str, nodata: float) -> Path:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as d:
+        d.write(data.astype(np.float32), 1)
+    return path
+
+
+def test_mosaic_two_tiles_fill_each_other(tmp_path: Path) -> None:
+    # Two EPSG:4326 halves of a linear ramp: the mosaic on a UTM grid is seamless.
+    px = 1 / 3600
+    cols = np.arange(400)
+    west = _geotiff(
+        tmp_path / "w.tif",
+        np.tile(cols[:200] * 1.0, (400, 1)),
+        Affine(px, 0, 74.0, 0, -px, 36.1),
+        "EPSG:4326",
+        -32767,
+    )
+    east = _geotiff(
+        tmp_path / "e.tif",
+        np.tile(cols[200:] * 1.0, (400, 1)),
+        Affine(px, 0, 74.0 + 200 * px, 0, -px, 36.1),
+        "EPSG:4326",
+        -32767,
+    )
+    import rasterio.warp
+
+    left, b, r, t = rasterio.warp.transform_bounds(
+        "EPSG:4326", "EPSG:32643", 74.01, 36.01, 74.1, 36.09
+    )
+    g = RegionGrid.from_bounds("EPSG:32643", (left, b, r, t), 30)
+    dem = mosaic_to_grid([west, east], g)
+    assert np.isfinite(dem).all()
+    # The ramp increases eastwards everywhere, also across the seam.
+    assert (np.diff(dem, axis=1) > 0).mean() > 0.98
+
+
+def test_mosaic_reports_uncovered_region(tmp_path: Path) -> None:
+    tile = _geotiff(
+        tmp_path / "t.tif",
+        np.ones((10, 10)),
+        Affine(0.001, 0, 10, 0, -0.001, 50),
+        "EPSG:4326",
+        -32767,
+    )
+    g = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 401000, 4001000), 10)
+    with pytest.raises(InputDataError, match="cover only 0%"):
+        mosaic_to_grid([tile], g)
+
+
+def test_real_dem_hintereisferner(shared_data: Path, tmp_path: Path) -> None:
+    """SRTM of Hintereisferner (EPSG:4326) onto a 30 m UTM 32N grid: plausible slope/aspect."""
+    dem_file = shared_data / "oggm/hintereisferner/hef_srtm.tif"
+    g = RegionGrid.from_bounds("EPSG:32632", (630000, 5180000, 645000, 5195000), 30)
+    g.save(tmp_path / "g.json")
+    build_terrain(
+        [dem_file],
+        tmp_path / "g.json",
+        tmp_path / "dem.tif",
+        tmp_path / "slope.tif",
+        tmp_path / "aspect.tif",
+    )
+    with rasterio.open(tmp_path / "dem.tif") as d:
+        dem = d.read(1)
+    with rasterio.open(tmp_path / "slope.tif") as s:
+        slope = s.read(1)
+    assert 1500 < np.nanmin(dem) and np.nanmax(dem) < 3800
+    assert 15 < np.nanmedian(slope) < 40  # Alpine relief
+    assert np.nanmax(slope) < 80

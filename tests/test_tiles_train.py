@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from glaciermap.features import VALID
+from glaciermap.grid import RegionGrid, write_raster
+from glaciermap.models import build_cnn
+from glaciermap.tiles import IGNORE, TileSource, assign_blocks, make_tiles
+from glaciermap.train import (
+    CnnParams,
+    RfParams,
+    dihedral,
+    masked_loss,
+    normalisation_stats,
+    resolve_device,
+    train_cnn,
+    train_rf,
+)
+
+
+@given(
+    st.integers(1, 12), st.integers(1, 12), st.floats(0, 0.4), st.floats(0, 0.4), st.integers(0, 99)
+)
+def test_assign_blocks_partition(nr: int, nc: int, val: float, test: float, seed: int) -> None:
+    split = assign_blocks(nr, nc, val, test, seed)
+    assert split.shape == (nr, nc)
+    assert set(np.unique(split)) <= {"train", "val", "test"}
+    assert (split == "train").any()
+    assert np.array_equal(split, assign_blocks(nr, nc, val, test, seed))  # deterministic
+
+
+def _toy_dataset(tmp_path: Path, size: int = 128) -> Path:
+    """Features whose first layer says 'glacier' (bright) where the label is 1."""
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, size * 20, size * 20), 20)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    lab = (((yy - 40) ** 2 + (xx - 50) ** 2) < 30**2) | (((yy - 100) ** 2 + (xx - 90) ** 2) < 20**2)
+    f1 = lab * 0.8 + rng.normal(0, 0.05, lab.shape)
+    f2 = rng.normal(0, 1, lab.shape)
+    names = ["blue", "green", "red", "nir", "swir1", "swir2", "ndsi", "ndwi"]
+    layers = [f1 + 0.01 * i for i in range(6)] + [f1, f2]
+    valid = np.ones(lab.shape)
+    valid[:4, :4] = 0
+    feats = np.stack([*layers, valid]).astype(np.float32)
+    write_raster(tmp_path / "f.tif", feats, g, [*names, VALID], nodata=np.nan)
+    write_raster(tmp_path / "l.tif", lab.astype(np.uint8), g, ["glacier"])
+    out = tmp_path / "tiles"
+    make_tiles(
+        [TileSource("toy", 2020, tmp_path / "f.tif", tmp_path / "l.tif")],
+        out,
+        tile_size=32,
+        block_tiles=1,
+        seed=1,
+    )
+    return out
+
+
+def test_make_tiles_outputs(tmp_path: Path) -> None:
+    out = _toy_dataset(tmp_path)
+    index = pd.read_csv(out / "index.csv")
+    x = np.load(out / "features.npy")
+    y = np.load(out / "labels.npy")
+    assert x.shape == (16, 8, 32, 32) and y.shape == (16, 32, 32)
+    assert set(index["split"]) == {"train", "val", "test"}
+    assert (y[0, :4, :4] == IGNORE).all()  # invalid pixels are ignored
+    # Chip bounds tile the region without overlap.
+    assert (index["right"] - index["left"]).eq(640).all()
+
+
+def test_normalisation_stats_ignore_nan() -> None:
+    # (N=2, C=2, 2, 1): channel 0 holds 1, NaN, 3, 5; channel 1 is constant.
+    x = np.array(
+        [[[[1.0], [np.nan]], [[7.0], [7.0]]], [[[3.0], [5.0]], [[7.0], [7.0]]]], np.float32
+    )
+    mean, std = normalisation_stats(x)
+    assert mean[0] == pytest.approx(3.0) and std[0] == pytest.approx(np.sqrt(8 / 3))
+    assert mean[1] == pytest.approx(7.0) and std[1] == 1.0  # constant layer: no division by 0
+
+
+def test_dihedral_group() -> None:
+    x = torch.arange(16.0).reshape(1, 4, 4)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+
+
+def test_masked_loss_ignores_pixels() -> None:
+    logits = torch.zeros(1, 4, 4)
+    t = torch.ones(1, 4, 4, dtype=torch.uint8)
+    t2 = t.clone()
+    t2[0, 0, 0] = IGNORE
+    logits2 = logits.clone()
+    logits2[0, 0, 0] = -100.0  # would be a huge loss if counted
+    assert float(masked_loss(logits2, t2, 1.0)) < float(masked_loss(logits, t, 1.0)) + 0.1
+
+
+def test_unet_shapes() -> None:
+    net = build_cnn("unet", 5, base=4, depth=2)
+    assert net(torch.zeros(2, 5, 32, 32)).shape == (2, 1, 32, 32)
+
+
+def test_device_auto() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+def test_train_cnn_learns_resumes_and_loads_safely(tmp_path: Path) -> None:
+    tiles = _toy_dataset(tmp_path)
+    out = tmp_path / "m"
+    p = CnnParams(epochs=12, batch_size=4, base_channels=8, depth=2, patience=20, lr=5e-3)
+    res = train_cnn(tiles, "optical", "unet", out, p)
+    assert res["best_val_iou"] > 0.6
+    hist = pd.read_csv(out / "history.csv")
+    assert len(hist) == 12
+    state = torch.load(out / "weights.pt", weights_only=True)
+    assert any(k.startswith("head") for k in state)
+
+
+def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import glaciermap.train as tr
+
+    tiles = _toy_dataset(tmp_path)
+    out = tmp_path / "m"
+    p = CnnParams(epochs=8, batch_size=4, base_channels=4, depth=2, patience=20)
+    real = tr.predict_tiles
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("job killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "predict_tiles", dying)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_cnn(tiles, "optical", "unet", out, p)
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1, 2]
+    calls["n"] = -100
+    train_cnn(tiles, "optical", "unet", out, p)
+    assert calls["n"] == -100 + 5  # only epochs 3..7 ran again
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == list(range(8))
+    # Other settings do not resume from this checkpoint.
+    calls["n"] = -100
+    train_cnn(tiles, "optical", "unet", out, CnnParams(**{**p.__dict__, "lr": 1e-3}))
+    assert calls["n"] == -100 + 8
+
+
+def test_train_rf(tmp_path: Path) -> None:
+    tiles = _toy_dataset(tmp_path)
+    res = train_rf(tiles, "optical", tmp_path / "rf", RfParams(n_estimators=10, max_samples=5000))
+    assert res["val_iou"] > 0.6
+    assert (tmp_path / "rf" / "model.joblib").exists()
+
+
+def test_training_rejects_missing_layer(tmp_path: Path) -> None:
+    """A feature set that needs the DEM, on a dataset without it: one clear message."""
+    from glaciermap.errors import MissingLayerError
+
+    tiles = _toy_dataset(tmp_path)
+    with pytest.raises(MissingLayerError, match="elevation"):
+        train_cnn(tiles, "optical_dem", "unet", tmp_path / "m", CnnParams(epochs=1))

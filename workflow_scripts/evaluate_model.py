@@ -1,0 +1,15 @@
+"""Rule evaluate_model: pixel metrics of one model's probability against the inventory."""
+
+from glaciermap.evaluate import evaluate_probability
+from glaciermap.logs import step_logging
+
+with step_logging(snakemake.log[0]):
+    inp = snakemake.input
+    evaluate_probability(
+        inp.probability,
+        inp.labels,
+        inp.features,
+        snakemake.output[0],
+        threshold=snakemake.params.threshold,
+        extra=dict(snakemake.wildcards),
+    )

@@ -1,0 +1,8 @@
+"""Rule evaluate_outlines: metrics of the final outlines against the inventory."""
+
+from glaciermap.evaluate import evaluate_outlines
+from glaciermap.logs import step_logging
+
+with step_logging(snakemake.log[0]):
+    inp = snakemake.input
+    evaluate_outlines(inp.outlines, inp.labels, inp.features, inp.grid, snakemake.output[0])

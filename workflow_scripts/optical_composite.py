@@ -1,0 +1,12 @@
+"""Rule optical_composite: scenes of one epoch -> cloud-free composite on the grid."""
+
+from glaciermap.logs import step_logging
+from glaciermap.optical import build_optical_composite
+
+with step_logging(snakemake.log[0]):
+    build_optical_composite(
+        list(snakemake.input.scenes),
+        snakemake.input.grid,
+        snakemake.output[0],
+        threads=snakemake.threads,
+    )

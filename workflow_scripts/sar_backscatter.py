@@ -1,0 +1,13 @@
+"""Rule sar_backscatter: per-date backscatter -> temporal mean in dB on the grid."""
+
+from glaciermap.logs import step_logging
+from glaciermap.sar import build_backscatter
+
+with step_logging(snakemake.log[0]):
+    build_backscatter(
+        list(snakemake.input.files),
+        snakemake.input.grid,
+        snakemake.output[0],
+        threads=snakemake.threads,
+        scale=snakemake.params.scale,
+    )
