@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,6 +183,12 @@ def train_cnn(
     torch.manual_seed(p.seed)
     torch.set_num_threads(max(1, threads))
     device = resolve_device(p.device)
+    log.info(
+        "device %s (CUDA available: %s, CUDA_VISIBLE_DEVICES=%s)",
+        device,
+        torch.cuda.is_available(),
+        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+    )
     ts = load_tiles(tiles_dir, featureset)
     tr, va = _split(ts, "train"), _split(ts, "val")
     if len(tr) == 0 or len(va) == 0:

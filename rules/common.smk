@@ -148,3 +148,12 @@ def outline_labels(wildcards):
 
 def dataset_params(wildcards):
     return dataset_cfg(wildcards.dataset)
+
+
+def scaled(base):
+    """A resource (mem_mb, runtime) that grows with the attempt: retries get more."""
+
+    def resource(wildcards, attempt):
+        return base * attempt
+
+    return resource

@@ -15,8 +15,8 @@ if DEMO_FILES:
             "../envs/geo.yaml"
         threads: 1
         resources:
-            mem_mb=6000,
-            runtime=20,
+            mem_mb=scaled(6000),
+            runtime=scaled(20),
         params:
             demo=config.get("demo", {}),
             regions={

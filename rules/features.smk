@@ -12,8 +12,8 @@ rule features:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=20,
+        mem_mb=scaled(6000),
+        runtime=scaled(20),
     params:
         version=VERSION,
     script:
@@ -35,8 +35,8 @@ rule labels:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         version=VERSION,
     script:
@@ -61,8 +61,8 @@ rule tiles:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=20,
+        mem_mb=scaled(8000),
+        runtime=scaled(20),
     params:
         cfg=dataset_params,
         version=VERSION,

@@ -10,8 +10,8 @@ rule region_grid:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=scaled(500),
+        runtime=scaled(5),
     params:
         spec=grid_spec,
         version=VERSION,
@@ -34,8 +34,8 @@ rule optical_composite:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=scaled(8000),
+        runtime=scaled(60),
     params:
         version=VERSION,
     script:
@@ -59,8 +59,8 @@ rule terrain:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
     params:
         version=VERSION,
     script:
@@ -82,8 +82,8 @@ rule sar_backscatter:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
     params:
         scale=config["sar"]["backscatter_scale"],
         version=VERSION,
@@ -106,8 +106,8 @@ rule sar_coherence:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=scaled(4000),
+        runtime=scaled(30),
     params:
         version=VERSION,
     script:

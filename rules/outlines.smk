@@ -13,8 +13,8 @@ rule predict:
         "../envs/ml.yaml"
     threads: config["threads"]["predict"]
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=scaled(6000),
+        runtime=scaled(60),
     params:
         inference=config["inference"],
         version=VERSION,
@@ -38,8 +38,8 @@ rule outlines:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=scaled(4000),
+        runtime=scaled(20),
     params:
         polygonize=config["polygonize"],
         version=VERSION,
@@ -64,8 +64,8 @@ rule evaluate_outlines:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         version=VERSION,
     script:
@@ -88,8 +88,8 @@ rule evaluate_model:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         threshold=config["polygonize"]["threshold"],
         version=VERSION,

@@ -15,8 +15,8 @@ rule train_rf:
         "../envs/ml.yaml"
     threads: config["threads"]["train"]
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=scaled(8000),
+        runtime=scaled(60),
     params:
         rf=config["training"]["rf"],
         version=VERSION,
@@ -41,8 +41,8 @@ rule train_cnn:
         "../envs/ml.yaml"
     threads: config["threads"]["train"]
     resources:
-        mem_mb=12000,
-        runtime=240,
+        mem_mb=scaled(12000),
+        runtime=scaled(240),
     params:
         cnn=config["training"]["cnn"],
         version=VERSION,
