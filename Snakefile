@@ -1,4 +1,5 @@
 # glaciermap: glacier outlines from satellite scenes.
+# Report: snakemake --report report.html (maps, training curves, benchmark table).
 # Stages: demo world -> grid -> optical / terrain / SAR -> features -> labels -> tiles
 #         -> training (RF, U-Net) -> sliding-window prediction -> outlines -> evaluation
 from snakemake.utils import min_version
@@ -15,6 +16,7 @@ include: "rules/ingest.smk"
 include: "rules/features.smk"
 include: "rules/training.smk"
 include: "rules/outlines.smk"
+include: "rules/report.smk"
 
 
 rule all:

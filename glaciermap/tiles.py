@@ -49,6 +49,11 @@ def assign_blocks(
     order = np.random.default_rng(seed).permutation(n)
     n_test = max(1, round(test_frac * n)) if test_frac > 0 and n >= 3 else 0
     n_val = max(1, round(val_frac * n)) if val_frac > 0 and n >= 3 else 0
+    while n_test + n_val > n - 1 and (n_test or n_val):  # keep at least one train block
+        if n_val >= n_test:
+            n_val -= 1
+        else:
+            n_test -= 1
     split = np.full(n, "train", dtype="<U5")
     split[order[:n_test]] = "test"
     split[order[n_test : n_test + n_val]] = "val"

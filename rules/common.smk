@@ -50,7 +50,7 @@ def all_targets():
         region, year = split_ry(ry)
         if CATALOG.inventory(region, year) is not None:
             out.append(f"results/eval/{ry}/outlines.json")
-    return out
+    return out + report_targets()
 
 
 def grid_spec(wildcards):
@@ -157,3 +157,64 @@ def scaled(base):
         return base * attempt
 
     return resource
+
+
+def quicklook_inputs(wildcards):
+    r, y = wildcards.region, int(wildcards.year)
+    ins = {
+        "optical": f"results/optical/{r}_{y}.tif",
+        "outlines": f"outlines/{r}_{y}.gpkg",
+        "probability": default_probability(wildcards),
+        "slope": f"results/terrain/{r}/slope.tif",
+    }
+    if CATALOG.coherence(r, y):
+        ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
+    inv = CATALOG.inventory(r, y)
+    if inv:
+        ins["inventory"] = inv
+    return ins
+
+
+def dataset_member_names(wildcards):
+    return list(dataset_cfg(wildcards.dataset)["members"])
+
+
+def split_eval_inputs(wildcards):
+    members = dataset_member_names(wildcards)
+    model = f"{wildcards.arch}_{wildcards.featureset}"
+    return {
+        "index": f"results/tiles/{wildcards.dataset}/index.csv",
+        "probability": [f"results/probability/{m}/{model}.tif" for m in members],
+        "labels": [f"results/labels/{m}.tif" for m in members],
+        "features": [f"results/features/{m}.tif" for m in members],
+    }
+
+
+def benchmark_pairs(wildcards):
+    b = config.get("benchmark", {})
+    return [
+        [a, f] for a in b.get("archs", ["rf", "unet"]) for f in b.get("featuresets", [])
+    ]
+
+
+def benchmark_results(wildcards):
+    return [
+        f"results/eval/{wildcards.dataset}/test/{a}_{f}.json"
+        for a, f in benchmark_pairs(wildcards)
+    ]
+
+
+def report_targets():
+    """Figures and tables that `snakemake --report` shows."""
+    out = [
+        f"results/quicklooks/{ry}/false_colour.png" for ry in config.get("targets", [])
+    ]
+    m = config.get("model", {})
+    dataset = m.get("dataset", "demo")
+    out.append(
+        f"results/models/{dataset}/{m.get('arch', 'unet')}_"
+        f"{m.get('featureset', 'optical_dem_sar')}/history.png"
+    )
+    if config.get("benchmark", {}).get("featuresets"):
+        out.append(f"tables/{dataset}_benchmark.md")
+    return out

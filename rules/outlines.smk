@@ -91,7 +91,7 @@ rule evaluate_model:
         mem_mb=scaled(2000),
         runtime=scaled(10),
     params:
-        threshold=config["polygonize"]["threshold"],
+        threshold=config["evaluation"]["threshold"],
         version=VERSION,
     script:
         "../workflow_scripts/evaluate_model.py"

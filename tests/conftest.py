@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 from glaciermap.grid import RegionGrid, write_raster
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real sample data (never copied into the repo): $GLACIERMAP_SHARED_DATA or ../shared/data.
+SHARED_DATA = Path(os.environ.get("GLACIERMAP_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture

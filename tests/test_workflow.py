@@ -70,8 +70,8 @@ def test_polygonize_parameter_reruns_outlines_and_evaluation_only(done: Path) ->
         jobs = planned_jobs(done)
     finally:
         cfg.write_text(original)
-    # evaluate_model jobs are not part of the default target; they would rerun too.
-    assert jobs == {"outlines": 1, "evaluate_outlines": 1}
+    # Polygonization and what comes after it: its evaluation and the map that shows outlines.
+    assert jobs == {"outlines": 1, "evaluate_outlines": 1, "quicklooks": 1}
 
 
 def test_missing_region_gives_clear_message(done: Path) -> None:
@@ -90,3 +90,19 @@ def test_feature_set_without_layer_is_reported(done: Path) -> None:
     )
     assert proc.returncode != 0
     assert "sar_crosspol_db" in proc.stderr and "glaciermap: error:" in proc.stderr
+
+
+def test_report_has_maps_curves_and_table(done: Path) -> None:
+    for rel in (
+        "results/quicklooks/demo_2021/false_colour.png",
+        "results/quicklooks/demo_2021/coherence.png",
+        "results/models/demo/unet_optical_dem_sar/history.png",
+        "tables/demo_benchmark.md",
+    ):
+        assert (done / rel).stat().st_size > 0, rel
+    table = (done / "tables/demo_benchmark.md").read_text()
+    assert "| U-Net | Opt+DEM+SAR |" in table and "| RF | Opt+DEM+SAR |" in table
+    snakemake(done, "--report", "report.html")
+    html = (done / "report.html").read_text(errors="replace")
+    for name in ("false_colour.png", "probability.png", "history.png", "demo_benchmark.csv"):
+        assert name in html, name

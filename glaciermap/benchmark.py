@@ -1,0 +1,139 @@
+"""The benchmark table: models x feature sets, metrics on the held-out test tiles of a
+dataset, printed beside the published values of the reference course (Alps 2015,
+Sentinel-1/2 + Copernicus DEM, ground truth Paul et al. 2020).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from glaciermap.evaluate import confusion_metrics
+from glaciermap.features import VALID
+from glaciermap.grid import grid_of
+from glaciermap.io import PathLike, atomic_path, read_bands, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+METRICS = ("accuracy", "precision", "recall", "f1", "iou")
+HEADERS = {"accuracy": "Acc", "precision": "P", "recall": "R", "f1": "F1", "iou": "IoU"}
+ARCH_NAMES = {"rf": "RF", "unet": "U-Net"}
+FEATURESET_NAMES = {
+    "rgbn": "RGB+NIR",
+    "optical": "Optical",
+    "optical_dem": "Opt+DEM",
+    "optical_dem_sar": "Opt+DEM+SAR",
+}
+
+# The reference course's Alps table (test tiles).
+PUBLISHED: dict[tuple[str, str], tuple[float, float, float, float, float]] = {
+    ("rf", "optical"): (0.986, 0.929, 0.828, 0.876, 0.779),
+    ("rf", "optical_dem"): (0.989, 0.941, 0.857, 0.897, 0.813),
+    ("rf", "optical_dem_sar"): (0.989, 0.944, 0.870, 0.905, 0.827),
+    ("unet", "optical"): (0.991, 0.946, 0.893, 0.919, 0.850),
+    ("unet", "optical_dem"): (0.992, 0.950, 0.906, 0.928, 0.865),
+    ("unet", "optical_dem_sar"): (0.992, 0.948, 0.917, 0.932, 0.873),
+}
+
+
+def evaluate_on_split(
+    index_csv: PathLike,
+    members: Mapping[str, tuple[PathLike, PathLike, PathLike]],
+    dest: PathLike,
+    split: str = "test",
+    threshold: float = 0.5,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Pixel metrics over the chips of one split.
+
+    ``members`` maps ``region_year`` to (probability, labels, features) rasters; the chips'
+    row/col in ``index.csv`` locate them. Counts are summed over all members' chips.
+    """
+    index = pd.read_csv(index_csv)
+    index = index[index["split"] == split]
+    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    tile = None
+    for ry, (prob_path, lab_path, feat_path) in members.items():
+        region, year = ry.rsplit("_", 1)
+        rows = index[(index["region"] == region) & (index["year"] == int(year))]
+        if rows.empty:
+            continue
+        prob, _ = read_bands(prob_path, ["probability"])
+        lab, _ = read_bands(lab_path)
+        valid, _ = read_bands(feat_path, [VALID])
+        g = grid_of(prob_path)
+        tile = round((rows.iloc[0]["right"] - rows.iloc[0]["left"]) / g.resolution)
+        sel = np.zeros(g.shape, dtype=bool)
+        for r, c in zip(rows["row"], rows["col"], strict=True):
+            sel[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = True
+        ok = sel & (valid[0] > 0) & np.isfinite(prob[0])
+        m = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
+        for k in totals:
+            totals[k] += int(m[k])
+    tp, fp, fn, tn = (totals[k] for k in ("tp", "fp", "fn", "tn"))
+    n = tp + fp + fn + tn
+    out: dict[str, Any] = {
+        "accuracy": (tp + tn) / n if n else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
+        "iou": tp / (tp + fp + fn) if tp + fp + fn else float("nan"),
+        **totals,
+        "split": split,
+        "n_chips": len(index),
+        **(extra or {}),
+    }
+    write_json(out, dest)
+    return out
+
+
+def benchmark_table(
+    results: Mapping[tuple[str, str], PathLike],
+    dest_md: PathLike,
+    dest_csv: PathLike,
+    title: str,
+) -> pd.DataFrame:
+    """Markdown and CSV table of measured metrics beside the published Alps values."""
+    rows = []
+    for (arch, fs), path in results.items():
+        m = read_json(path)
+        row: dict[str, Any] = {
+            "model": ARCH_NAMES.get(arch, arch),
+            "features": FEATURESET_NAMES.get(fs, fs),
+        }
+        pub = PUBLISHED.get((arch, fs))
+        for i, k in enumerate(METRICS):
+            row[HEADERS[k]] = float(m[k])
+            row[f"{HEADERS[k]} (published)"] = pub[i] if pub else float("nan")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    with atomic_path(dest_csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.3f")
+
+    def fmt(x: float) -> str:
+        return "–" if np.isnan(x) else f"{x:.3f}".lstrip("0")
+
+    lines = [
+        f"# {title}",
+        "",
+        "Measured on the dataset's held-out test tiles; published values (Alps, reference "
+        "course) in parentheses.",
+        "",
+        "| model | features | " + " | ".join(HEADERS[k] for k in METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
+    for r in rows:
+        cells = [f"{fmt(r[HEADERS[k]])} ({fmt(r[HEADERS[k] + ' (published)'])})" for k in METRICS]
+        lines.append(f"| {r['model']} | {r['features']} | " + " | ".join(cells) + " |")
+    with atomic_path(dest_md) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return df
+
+
+def benchmark_models(archs: Sequence[str], featuresets: Sequence[str]) -> list[tuple[str, str]]:
+    """The (arch, featureset) pairs of a benchmark, in table order."""
+    return [(a, f) for a in archs for f in featuresets]

@@ -1,0 +1,10 @@
+"""Rule benchmark_table: the table of models x feature sets."""
+
+from glaciermap.benchmark import benchmark_table
+from glaciermap.logs import step_logging
+
+with step_logging(snakemake.log[0]):
+    pairs = [tuple(p) for p in snakemake.params.models]
+    results = dict(zip(pairs, snakemake.input, strict=True))
+    title = f"{snakemake.wildcards.dataset}: glacier mapping benchmark"
+    benchmark_table(results, snakemake.output.md, snakemake.output.csv, title)

@@ -1,0 +1,16 @@
+"""Rule evaluate_split: metrics of one model on the dataset's test chips."""
+
+from glaciermap.benchmark import evaluate_on_split
+from glaciermap.logs import step_logging
+
+with step_logging(snakemake.log[0]):
+    inp, wc = snakemake.input, snakemake.wildcards
+    members = {
+        m: (p, lab, f)
+        for m, p, lab, f in zip(
+            snakemake.params.members, inp.probability, inp.labels, inp.features, strict=True
+        )
+    }
+    evaluate_on_split(
+        inp.index, members, snakemake.output[0], wc.split, snakemake.params.threshold, dict(wc)
+    )
