@@ -6,16 +6,19 @@ factor); masks and class layers use ``nearest``. Warping is done by GDAL, multi-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import rasterio
 import rasterio.warp
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 
 from glaciermap.grid import RegionGrid
-from glaciermap.io import PathLike, open_raster
+from glaciermap.io import PathLike, atomic_path, open_raster
 
 CONTINUOUS = Resampling.bilinear
 CATEGORICAL = Resampling.nearest
@@ -64,3 +67,69 @@ def reproject_to_grid(
                 num_threads=max(1, threads),
             )
     return out
+
+
+def block_windows(grid: RegionGrid, block: int = 1024) -> Iterator[Window]:
+    """Windows of at most ``block`` x ``block`` pixels covering the grid, row by row."""
+    for r0 in range(0, grid.height, block):
+        for c0 in range(0, grid.width, block):
+            yield Window(c0, r0, min(block, grid.width - c0), min(block, grid.height - r0))
+
+
+@contextlib.contextmanager
+def warped(
+    path: PathLike,
+    grid: RegionGrid,
+    resampling: Resampling = CONTINUOUS,
+    src_nodata: float | None = None,
+    threads: int = 1,
+    dtype: str | None = None,
+    mem_limit_mb: int = 256,
+) -> Iterator[WarpedVRT]:
+    """A virtual dataset of ``path`` warped onto ``grid``: read any window from it.
+
+    GDAL warps only what a read needs, with ``threads`` worker threads and at most
+    ``mem_limit_mb`` of warp buffers, so memory is bounded whatever the scene size.
+    Pixels outside the source or equal to its nodata read as the VRT nodata.
+    """
+    with open_raster(path) as src:
+        nodata = src.nodata if src_nodata is None else src_nodata
+        opts: dict[str, object] = {}
+        if nodata is not None:
+            opts.update(src_nodata=nodata, nodata=nodata)
+        if dtype is not None:
+            opts["dtype"] = dtype
+        with WarpedVRT(
+            src,
+            crs=grid.rio_crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            warp_mem_limit=mem_limit_mb,
+            warp_extras={"NUM_THREADS": max(1, threads)},
+            **opts,
+        ) as vrt:
+            yield vrt
+
+
+def reproject_file(
+    path: PathLike,
+    grid: RegionGrid,
+    dest: PathLike,
+    resampling: Resampling = CONTINUOUS,
+    threads: int = 1,
+    block: int = 2048,
+) -> None:
+    """Warp every band of ``path`` onto ``grid`` into a tiled GeoTIFF, block by block.
+
+    The data type and nodata of the source are kept. Peak memory is about one block of all
+    bands plus GDAL's warp buffers, independent of the scene and grid sizes.
+    """
+    with warped(path, grid, resampling, threads=threads) as vrt:
+        profile = grid.profile(count=vrt.count, dtype=vrt.dtypes[0], nodata=vrt.nodata)
+        profile["predictor"] = 2 if np.issubdtype(np.dtype(vrt.dtypes[0]), np.integer) else 3
+        profile["num_threads"] = max(1, threads)  # GDAL compresses blocks in parallel too
+        with atomic_path(dest) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            for win in block_windows(grid, block):
+                dst.write(vrt.read(window=win), window=win)

@@ -137,6 +137,16 @@ def _config_hash(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def tiles_fingerprint(tiles_dir: PathLike) -> str:
+    """Identity of a tile set (size and mtime of its files): regenerated tiles differ."""
+    d = Path(tiles_dir)
+    parts = []
+    for name in ("features.npy", "labels.npy", "index.csv", "meta.json"):
+        st = (d / name).stat()
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def _write_common(
     out: Path,
     layers: list[str],
@@ -213,12 +223,14 @@ def train_cnn(
         "glaciermap_version": __version__,
         "tiles": str(tiles_dir),
     }
-    chash = _config_hash(cfg)
+    # Resume only from a checkpoint of the same settings *and* the same tiles.
+    chash = _config_hash({**cfg, "tiles_fingerprint": tiles_fingerprint(tiles_dir)})
     model = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, p.epochs))
     history: list[dict[str, Any]] = []
-    best, best_epoch, start = -1.0, -1, 0
+    best, best_epoch, start, stopped = -1.0, -1, 0, False
+    best_state: dict[str, torch.Tensor] | None = None
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
@@ -231,14 +243,11 @@ def train_cnn(
                 float(state["best"]),
                 int(state["best_epoch"]),
             )
-            history = (
-                list(pd.read_csv(out / "history.csv").to_dict("records"))
-                if (out / "history.csv").exists()
-                else []
-            )
+            best_state, stopped = state["best_state"], bool(state["stopped"])
+            history = json.loads(state["history"])
             log.info("resuming %s from epoch %d (best IoU %.3f)", out, start, best)
         else:
-            log.info("ignoring %s: it belongs to other settings", ckpt)
+            log.info("ignoring %s: it belongs to other settings or tiles", ckpt)
     rng = np.random.default_rng(p.seed + start)
     log.info(
         "training %s on %s: %d train / %d val tiles, %d layers, device %s, pos_weight %.2f",
@@ -251,6 +260,8 @@ def train_cnn(
         pos_weight,
     )
     for epoch in range(start, p.epochs):
+        if stopped:
+            break
         t0 = time.time()
         model.train()
         losses = []
@@ -286,9 +297,9 @@ def train_cnn(
         )
         if m["iou"] > best:
             best, best_epoch = m["iou"], epoch
-            with atomic_path(out / "weights.pt") as tmp:
-                torch.save(model.state_dict(), tmp)
-        _write_common(
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        stopped = epoch - best_epoch >= p.patience
+        _write_common(  # after every epoch, to follow progress
             out,
             ts.layers,
             mean,
@@ -306,12 +317,21 @@ def train_cnn(
                     "best": best,
                     "best_epoch": best_epoch,
                     "config_hash": chash,
+                    "best_state": best_state,
+                    "stopped": stopped,
+                    "history": json.dumps(history),
                 },
                 tmp,
             )
-        if epoch - best_epoch >= p.patience:
+        if stopped:
             log.info("early stopping at epoch %d (best %d)", epoch, best_epoch)
-            break
+    if best_state is None:  # no epoch ran (epochs: 0)
+        best_state = model.state_dict()
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save(best_state, tmp)
+    _write_common(
+        out, ts.layers, mean, std, {**cfg, "best_epoch": best_epoch, "best_val_iou": best}, history
+    )
     return {"best_val_iou": best, "best_epoch": best_epoch}
 
 

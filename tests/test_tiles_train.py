@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,36 @@ def test_training_rejects_missing_layer(tmp_path: Path) -> None:
     tiles = _toy_dataset(tmp_path)
     with pytest.raises(MissingLayerError, match="elevation"):
         train_cnn(tiles, "optical_dem", "unet", tmp_path / "m", CnnParams(epochs=1))
+
+
+def test_rerun_after_outputs_deleted_restores_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snakemake deletes a job's outputs before rerunning it; the checkpoint still has the
+    best weights, and regenerated tiles are never resumed from a stale checkpoint."""
+    tiles = _toy_dataset(tmp_path)
+    out = tmp_path / "m"
+    p = CnnParams(epochs=3, batch_size=4, base_channels=4, depth=2)
+    train_cnn(tiles, "optical", "unet", out, p)
+    best = torch.load(out / "weights.pt", weights_only=True)
+    for name in ("weights.pt", "norm.json", "config.json", "history.csv"):
+        (out / name).unlink()
+    train_cnn(tiles, "optical", "unet", out, p)  # resumes: nothing left to train
+    again = torch.load(out / "weights.pt", weights_only=True)
+    assert all(torch.equal(best[k], again[k]) for k in best)
+    assert len(pd.read_csv(out / "history.csv")) == 3
+    # New tiles (same settings): a fresh training, not a resume.
+    st = (tiles / "index.csv").stat()
+    os.utime(tiles / "index.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    import glaciermap.train as tr
+
+    calls = {"n": 0}
+    real = tr.predict_tiles
+
+    def counting(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "predict_tiles", counting)
+    train_cnn(tiles, "optical", "unet", out, p)
+    assert calls["n"] == 3
