@@ -59,13 +59,16 @@ def build_feature_stack(
     grid = RegionGrid.load(grid_path)
     inputs = [p for p in (optical, dem, slope, backscatter, coherence) if p is not None]
     check_same_grid(grid, *inputs)
-    opt, _ = read_bands(optical, COMMON_NAMES)
+    present = [b for b in band_names(optical) if b in COMMON_NAMES]
+    opt, _ = read_bands(optical, present)
     layers: list[NDArray[np.float32]] = list(opt)
-    names: list[str] = list(COMMON_NAMES)
-    g, r, n, s1 = (opt[COMMON_NAMES.index(k)] for k in ("green", "red", "nir", "swir1"))
-    del r
-    layers += [normalized_difference(g, s1), normalized_difference(g, n)]
-    names += ["ndsi", "ndwi"]
+    names: list[str] = list(present)
+    band = dict(zip(present, opt, strict=True))
+    if "swir1" in band:
+        layers.append(normalized_difference(band["green"], band["swir1"]))
+        names.append("ndsi")
+    layers.append(normalized_difference(band["green"], band["nir"]))
+    names.append("ndwi")
     for path, wanted in ((dem, ["elevation"]), (slope, ["slope"])):
         arr, _ = read_bands(path, wanted)
         layers += list(arr)

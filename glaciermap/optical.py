@@ -18,16 +18,19 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from numpy.typing import NDArray
+from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.io import PathLike
-from glaciermap.reproject import CATEGORICAL, CONTINUOUS, reproject_to_grid
+from glaciermap.grid import RegionGrid
+from glaciermap.io import PathLike, atomic_path
+from glaciermap.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +87,58 @@ class OpticalScene:
     nodata: int = 0
     qa: Path | None = None
     qa_kind: str = ""  # "scl", "qa_pixel" or "" (no mask)
+    band_index: dict[str, int] = field(default_factory=dict)  # 1-based, default 1
+    generic: bool = False  # user-described imagery: may lack some common bands
 
     def missing_bands(self) -> list[str]:
         return [b for b in COMMON_NAMES if b not in self.bands]
+
+
+GENERIC_SUFFIX = ".bands.yaml"
+
+
+def read_generic_scene(sidecar: Path) -> OpticalScene:
+    """A multi-band GeoTIFF described by a sidecar ``<image>.bands.yaml``::
+
+        image: scene.tif          # optional, default: the sidecar name without .bands.yaml
+        sensor: planetscope
+        date: 2021-08-18
+        bands: {blue: 1, green: 2, red: 3, nir: 4}   # common name -> 1-based band index
+        scale: 0.0001             # reflectance = DN * scale + offset (defaults 1e-4, 0)
+        offset: 0
+        nodata: 0
+
+    Bands not listed are absent: feature sets that need them say so (e.g. use ``rgbn``).
+    """
+    import yaml
+
+    try:
+        spec = yaml.safe_load(sidecar.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputDataError(f"{sidecar}: not valid YAML ({exc})") from exc
+    image = sidecar.parent / spec.get("image", sidecar.name.removesuffix(GENERIC_SUFFIX))
+    bands = spec.get("bands") or {}
+    unknown = [b for b in bands if b not in COMMON_NAMES]
+    if not image.exists():
+        raise MissingInputError(f"{sidecar}: image {image.name} not found beside it")
+    if not bands or unknown:
+        raise InputDataError(
+            f"{sidecar}: 'bands' must map common names {list(COMMON_NAMES)} to band numbers "
+            f"(unknown: {unknown})"
+        )
+    if "date" not in spec:
+        raise InputDataError(f"{sidecar}: give the acquisition 'date' (YYYY-MM-DD)")
+    return OpticalScene(
+        sensor=str(spec.get("sensor", "generic")),
+        product=image.stem,
+        date=str(spec["date"]),
+        bands={b: image for b in bands},
+        band_index={b: int(i) for b, i in bands.items()},
+        scale=float(spec.get("scale", 1e-4)),
+        offset=float(spec.get("offset", 0.0)),
+        nodata=int(spec.get("nodata", 0)),
+        generic=True,
+    )
 
 
 def _iso(date8: str) -> str:
@@ -128,7 +180,11 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
     """Group band files into scenes by product naming. Unrecognised files are ignored."""
     scenes: dict[tuple[str, str], OpticalScene] = {}
     s2_res: dict[tuple[str, str, str], int] = {}
+    generic: list[OpticalScene] = []
     for f in sorted(Path(p) for p in files):
+        if f.name.endswith(GENERIC_SUFFIX):
+            generic.append(read_generic_scene(f))
+            continue
         m = _S2_RE.match(f.name)
         if m:
             key = ("s2", f"{m['tile']}_{m['sensing']}")
@@ -181,7 +237,7 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
             common = LANDSAT_BANDS[LANDSAT_SENSOR.get(sat, "OLI")].get(key_band)
             if common:
                 sc.bands[common] = f
-    out = []
+    out = list(generic)
     for sc in scenes.values():
         missing = sc.missing_bands()
         if missing:
@@ -193,51 +249,104 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
     return sorted(out, key=lambda s: (s.date, s.product))
 
 
+class _SceneReader:
+    """Band and QA layers of one scene warped onto the grid, read window by window."""
+
+    def __init__(self, scene: OpticalScene, grid: RegionGrid, stack: ExitStack, threads: int):
+        self.scene = scene
+        self.bands = {
+            name: stack.enter_context(
+                warped(
+                    scene.bands[name],
+                    grid,
+                    CONTINUOUS,
+                    src_nodata=scene.nodata,
+                    threads=threads,
+                    dtype="float32",
+                )
+            )
+            for name in scene.bands
+        }
+        self.qa = (
+            stack.enter_context(warped(scene.qa, grid, CATEGORICAL, threads=threads))
+            if scene.qa is not None
+            else None
+        )
+
+    def clear(self, win: Window) -> NDArray[np.bool_]:
+        """True where the scene sees the ground (no cloud, shadow or fill)."""
+        if self.qa is None:
+            return np.ones((int(win.height), int(win.width)), dtype=bool)
+        q = self.qa.read(1, window=win).astype(np.int64)
+        if self.scene.qa_kind == "scl":
+            return np.asarray(~np.isin(q, S2_SCL_MASKED))
+        bits = sum(1 << b for b in LANDSAT_QA_MASKED_BITS)
+        return np.asarray((q & bits) == 0)
+
+    def reflectance(self, win: Window, names: Sequence[str]) -> NDArray[np.float32]:
+        """(len(names), rows, cols) surface reflectance; masked and missing pixels are NaN."""
+        out = np.empty((len(names), int(win.height), int(win.width)), dtype=np.float32)
+        for i, name in enumerate(names):
+            dn = self.bands[name].read(self.scene.band_index.get(name, 1), window=win)
+            out[i] = np.where(
+                dn == self.scene.nodata, np.nan, dn * self.scene.scale + self.scene.offset
+            )
+        out[:, ~self.clear(win)] = np.nan
+        return out
+
+
+def _full(grid: RegionGrid) -> Window:
+    return Window(0, 0, grid.width, grid.height)
+
+
 def clear_mask(scene: OpticalScene, grid: RegionGrid, threads: int = 1) -> NDArray[np.bool_]:
     """True where the scene sees the ground (no cloud, shadow or fill), on the grid."""
-    if scene.qa is None:
-        return np.ones(grid.shape, dtype=bool)
-    qa = reproject_to_grid(scene.qa, grid, CATEGORICAL, dst_dtype="float32", threads=threads)[0]
-    valid = np.isfinite(qa)
-    q = np.nan_to_num(qa, nan=0).astype(np.int64)
-    if scene.qa_kind == "scl":
-        bad = np.isin(q, S2_SCL_MASKED)
-    else:
-        bits = sum(1 << b for b in LANDSAT_QA_MASKED_BITS)
-        bad = (q & bits) != 0
-    return np.asarray(valid & ~bad)
+    with ExitStack() as stack:
+        return _SceneReader(scene, grid, stack, threads).clear(_full(grid))
 
 
 def scene_reflectance(
     scene: OpticalScene, grid: RegionGrid, threads: int = 1
 ) -> NDArray[np.float32]:
-    """Surface reflectance (6, rows, cols) on the grid; masked and missing pixels are NaN."""
-    out = np.empty((len(COMMON_NAMES), *grid.shape), dtype=np.float32)
-    for i, name in enumerate(COMMON_NAMES):
-        dn = reproject_to_grid(
-            scene.bands[name], grid, CONTINUOUS, src_nodata=scene.nodata, threads=threads
-        )[0]
-        out[i] = dn * scene.scale + scene.offset
-    out[:, ~clear_mask(scene, grid, threads)] = np.nan
-    return out
+    """Surface reflectance (bands, rows, cols) on the grid, bands in common-name order;
+    masked and missing pixels are NaN."""
+    with ExitStack() as stack:
+        return _SceneReader(scene, grid, stack, threads).reflectance(
+            _full(grid), present_bands([scene])
+        )
 
 
-def composite(
-    scenes: Sequence[OpticalScene], grid: RegionGrid, threads: int = 1
+def present_bands(scenes: Sequence[OpticalScene]) -> list[str]:
+    """Common names every scene has, in :data:`COMMON_NAMES` order (at least blue..nir)."""
+    names = [n for n in COMMON_NAMES if all(n in sc.bands for sc in scenes)]
+    if not {"blue", "green", "red", "nir"} <= set(names):
+        raise InputDataError(
+            f"scenes {[sc.product for sc in scenes]} share only bands {names}; a composite "
+            "needs at least blue, green, red and nir in every scene of the epoch"
+        )
+    return names
+
+
+def _median_block(
+    readers: Sequence[_SceneReader], win: Window, names: Sequence[str]
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
-    """Per-pixel median of the clear observations, and their count."""
-    if not scenes:
-        raise MissingInputError("no optical scenes given for the composite")
-    stack = []
-    for sc in scenes:
-        log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
-        stack.append(scene_reflectance(sc, grid, threads))
-    arr = np.stack(stack)
+    arr = np.stack([r.reflectance(win, names) for r in readers])
     count = np.isfinite(arr[:, 0]).sum(axis=0).astype(np.uint8)
     with warnings.catch_warnings():  # all-NaN pixels (never clear) stay NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(arr, axis=0).astype(np.float32)
     return med, count
+
+
+def composite(
+    scenes: Sequence[OpticalScene], grid: RegionGrid, threads: int = 1
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Per-pixel median of the clear observations, and their count (whole grid in memory)."""
+    if not scenes:
+        raise MissingInputError("no optical scenes given for the composite")
+    with ExitStack() as stack:
+        readers = [_SceneReader(sc, grid, stack, threads) for sc in scenes]
+        return _median_block(readers, _full(grid), present_bands(scenes))
 
 
 def build_optical_composite(
@@ -246,12 +355,15 @@ def build_optical_composite(
     dest: PathLike,
     threads: int = 1,
     min_coverage: float = 0.5,
+    block: int = 1024,
 ) -> None:
     """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
 
-    Bands: the six common names plus ``clear_count``. Tags: ``SENSOR``, ``ACQUISITION_DATES``.
-    Raises :class:`InputDataError` when less than ``min_coverage`` of the region has a clear
-    observation.
+    Works block by block: memory is about ``scenes x 6 x block^2`` floats plus GDAL's warp
+    buffers, whatever the scene and region sizes. Bands: the common names all scenes have
+    (six for Sentinel-2 and Landsat) plus ``clear_count``. Tags: ``SENSOR``,
+    ``ACQUISITION_DATES``. Raises :class:`InputDataError` (and writes nothing) when less than
+    ``min_coverage`` of the region has a clear observation.
     """
     grid = RegionGrid.load(grid_path)
     scenes = discover_scenes(files)
@@ -260,23 +372,29 @@ def build_optical_composite(
             f"no Sentinel-2 or Landsat band files recognised among {len(files)} files "
             f"(e.g. {Path(files[0]).parent if files else '?'}); see README 'Real data'"
         )
-    refl, count = composite(scenes, grid, threads)
-    coverage = float((count > 0).mean())
-    if coverage < min_coverage:
-        raise InputDataError(
-            f"{dest}: only {coverage:.0%} of the region has a clear optical observation in "
-            f"{[s.product for s in scenes]}; add scenes covering the region or fewer clouds"
+    for sc in scenes:
+        log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
+    names = present_bands(scenes)
+    profile = grid.profile(count=len(names) + 1, dtype="float32", nodata=np.nan)
+    covered = 0
+    with ExitStack() as stack:
+        readers = [_SceneReader(sc, grid, stack, threads) for sc in scenes]
+        tmp = stack.enter_context(atomic_path(dest))
+        dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        for i, name in enumerate([*names, "clear_count"], start=1):
+            dst.set_band_description(i, name)
+        dst.update_tags(
+            SENSOR=",".join(sorted({s.sensor for s in scenes})),
+            ACQUISITION_DATES=",".join(s.date for s in scenes),
         )
+        for win in block_windows(grid, block):
+            med, count = _median_block(readers, win, names)
+            covered += int((count > 0).sum())
+            dst.write(np.concatenate([med, count[None].astype(np.float32)]), window=win)
+        coverage = covered / (grid.width * grid.height)
+        if coverage < min_coverage:
+            raise InputDataError(
+                f"{dest}: only {coverage:.0%} of the region has a clear optical observation in "
+                f"{[s.product for s in scenes]}; add scenes covering the region or fewer clouds"
+            )
     log.info("optical composite: %d scenes, clear coverage %.1f%%", len(scenes), 100 * coverage)
-    data = np.concatenate([refl, count[None].astype(np.float32)])
-    write_raster(
-        dest,
-        data,
-        grid,
-        [*COMMON_NAMES, "clear_count"],
-        nodata=np.nan,
-        tags={
-            "SENSOR": ",".join(sorted({s.sensor for s in scenes})),
-            "ACQUISITION_DATES": ",".join(s.date for s in scenes),
-        },
-    )

@@ -108,3 +108,17 @@ def test_feature_stack_and_sets(tmp_path: Path, grid: RegionGrid, write) -> None
         feature_indices(names, "optical_dem_sar", str(out))
     with pytest.raises(MissingLayerError, match="unknown"):
         feature_indices(names, "hyperspectral")
+
+
+def test_four_band_imagery_supports_rgbn_only(tmp_path: Path, grid: RegionGrid, write) -> None:  # type: ignore[no-untyped-def]
+    grid.save(tmp_path / "g.json")
+    o = write("opt.tif", np.full((4, *grid.shape), 0.3), ["blue", "green", "red", "nir"])
+    d = write("dem.tif", np.full(grid.shape, 4000.0), ["elevation"])
+    s = write("slope.tif", np.full(grid.shape, 10.0), ["slope"])
+    names = build_feature_stack(tmp_path / "g.json", o, d, s, tmp_path / "f.tif")
+    assert "ndsi" not in names and "ndwi" in names
+    assert len(feature_indices(names, "rgbn")) == 4
+    with pytest.raises(MissingLayerError, match="swir1"):
+        feature_indices(names, "optical")
+    (valid,), _ = read_bands(tmp_path / "f.tif", [VALID])
+    assert valid.all()
