@@ -10,8 +10,10 @@ The world is deterministic from a seed and physically motivated:
   while the accumulated flux stays positive, so tongues extend down valleys below the ELA.
   A later epoch with a higher ELA has retreated tongues. Tongues are widened in proportion
   to the square root of the flux (wider valleys carry more ice);
-* optical reflectance from end-member spectra (snow, firn, ice, rock, vegetation, cloud)
-  modulated by illumination (sun elevation/azimuth, cosine of the incidence angle);
+* optical reflectance from end-member spectra (snow, firn, ice, rock, debris, vegetation,
+  water, cloud) modulated by illumination (sun elevation/azimuth, cosine of incidence);
+* debris-covered tongues (``debris_below_ela_m`` below the ELA): optically like rock, but
+  smooth in the DEM and incoherent in InSAR, so optical features alone miss them;
 * SAR backscatter from the local incidence angle per surface class, with gamma speckle,
   and InSAR coherence that is low on moving ice and high on stable rock.
 
@@ -71,15 +73,25 @@ ENDMEMBERS: dict[str, tuple[float, ...]] = {
     "firn": (0.78, 0.76, 0.73, 0.62, 0.07, 0.05),
     "ice": (0.55, 0.50, 0.45, 0.30, 0.04, 0.03),
     "rock": (0.11, 0.14, 0.17, 0.24, 0.30, 0.24),
+    "debris": (0.10, 0.12, 0.15, 0.21, 0.26, 0.21),  # supraglacial debris: rock-like
     "vegetation": (0.04, 0.08, 0.05, 0.38, 0.20, 0.10),
     "water": (0.08, 0.07, 0.05, 0.02, 0.01, 0.005),
     "cloud": (0.72, 0.72, 0.72, 0.72, 0.55, 0.45),
 }
-CLASS_CODES = {"rock": 0, "vegetation": 1, "snow": 2, "firn": 3, "ice": 4, "water": 5}
+CLASS_CODES = {
+    "rock": 0,
+    "vegetation": 1,
+    "snow": 2,
+    "firn": 3,
+    "ice": 4,
+    "water": 5,
+    "debris": 6,
+}
 
 # Sentinel-1 C-band: mean gamma0 (dB) at 35 degrees local incidence, VV and VH.
 SAR_DB = {
     "rock": (-8.0, -15.0),
+    "debris": (-10.0, -17.0),  # rough, like rock, a little darker (wet ice beneath)
     "vegetation": (-10.0, -16.0),
     "snow": (-11.0, -19.0),  # seasonal snow on land
     "firn": (-9.0, -17.0),  # dry firn/snow in the accumulation area (volume scattering)
@@ -88,6 +100,7 @@ SAR_DB = {
 }
 SAR_COHERENCE = {
     "rock": 0.75,
+    "debris": 0.3,  # the ice below moves and melts: coherence drops, unlike on rock
     "vegetation": 0.35,
     "snow": 0.35,
     "firn": 0.12,
@@ -139,6 +152,7 @@ class WorldSpec:
     margin_m: float = 1000.0
     relief_m: tuple[float, float] = (3200.0, 6400.0)
     mass_balance_gradient: float = 0.007  # m w.e. per m elevation per year
+    debris_below_ela_m: float = 100.0  # tongues this far below the ELA are debris-covered
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -176,6 +190,7 @@ def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
                 seed=int(demo.get("seed", 0)) * 1000 + int(world.get("seed", i)),
                 epochs=tuple(epochs),
                 margin_m=float(world.get("margin_m", 1000.0)),
+                debris_below_ela_m=float(world.get("debris_below_ela_m", 100.0)),
             )
         )
     return specs
@@ -453,6 +468,7 @@ def surface_classes(
     ela_m: float,
     rng: np.random.Generator,
     res_m: float,
+    debris_below_ela_m: float = 100.0,
 ) -> NDArray[np.uint8]:
     """Per-pixel surface class codes (:data:`CLASS_CODES`) for one epoch."""
     wobble = 120.0 * (fractal_surface(z.shape, res_m, rng, beta=2.5, max_wavelength_m=3000) - 0.5)
@@ -463,6 +479,8 @@ def surface_classes(
     cls[glacier & (z + wobble >= ela_m + 150)] = CLASS_CODES["snow"]
     cls[glacier & (z + wobble >= ela_m) & (z + wobble < ela_m + 150)] = CLASS_CODES["firn"]
     cls[glacier & (z + wobble < ela_m)] = CLASS_CODES["ice"]
+    # Debris-covered tongues: optically rock, but smooth (DEM) and incoherent (SAR).
+    cls[glacier & (z + wobble < ela_m - debris_below_ela_m)] = CLASS_CODES["debris"]
     # Lakes: flat depressions of the valley floors.
     flat = (slope_deg < 2.0) & ~glacier & (z < ela_m - 600)
     flat = ndimage.binary_opening(flat, iterations=2)
@@ -624,7 +642,7 @@ def _write_sentinel2(
         if band == "SCL":
             scl = np.choose(
                 np.asarray(classes),
-                [5, 4, 11, 11, 11, 6],  # rock->not vegetated, veg, snow/firn/ice->snow, water
+                [5, 4, 11, 11, 11, 6, 5],  # rock, debris: not vegetated; snow/firn/ice: snow
             ).astype(np.float32)
             scl = np.where(cloud > 0.5, 9, np.where(cloud > 0.2, 8, scl))
             data = _resample(
@@ -867,7 +885,9 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
     _write_dem_tiles(paths["dem"], z_dem, world)
     for k, ep in enumerate(spec.epochs):
         rng = np.random.default_rng(spec.seed * 100 + k)
-        classes = surface_classes(z, slope, masks[ep.year], ep.ela_m, rng, world.resolution)
+        classes = surface_classes(
+            z, slope, masks[ep.year], ep.ela_m, rng, world.resolution, spec.debris_below_ela_m
+        )
         for idx, date in enumerate(ep.optical_dates):
             doy = dt.date.fromisoformat(date).timetuple().tm_yday
             sun_elev = 62.0 - 0.25 * abs(doy - 172)

@@ -23,7 +23,8 @@ from glaciermap.grid import RegionGrid
 from glaciermap.sar import classify_sar_files
 from glaciermap.terrain import select_dem_tiles
 
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".xml")
+# Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".xml", "_mtl.txt", ".bands.yaml")
 
 OPTICAL_HELP = (
     "put Sentinel-2 L2A/L1C band files (or .SAFE folders) or Landsat Collection 2 Level-2 "

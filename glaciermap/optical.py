@@ -88,6 +88,8 @@ class OpticalScene:
     qa: Path | None = None
     qa_kind: str = ""  # "scl", "qa_pixel" or "" (no mask)
     band_index: dict[str, int] = field(default_factory=dict)  # 1-based, default 1
+    band_scale: dict[str, float] = field(default_factory=dict)  # per band, overrides scale
+    band_offset: dict[str, float] = field(default_factory=dict)  # per band, overrides offset
     generic: bool = False  # user-described imagery: may lack some common bands
 
     def missing_bands(self) -> list[str]:
@@ -176,6 +178,31 @@ def _s2_radiometry(band_file: Path) -> tuple[float, float]:
     return 1e-4, 0.0
 
 
+def _landsat_l1_rescaling(band_file: Path, band: str) -> tuple[float, float, float]:
+    """(REFLECTANCE_MULT, REFLECTANCE_ADD, SUN_ELEVATION) of a Level-1 band from the scene's
+    ``*_MTL.txt`` beside it: TOA reflectance = (M * DN + A) / sin(sun elevation)."""
+    product = band_file.name.rsplit("_", 1)[0]
+    mtl = band_file.with_name(f"{product}_MTL.txt")
+    if not mtl.exists():
+        raise MissingInputError(
+            f"{band_file}: Landsat Level-1 needs its metadata {mtl.name} beside it for the "
+            "reflectance rescaling; copy it from the product, or use Level-2 (L2SP)"
+        )
+    values: dict[str, float] = {}
+    for line in mtl.read_text(errors="replace").splitlines():
+        key, _, val = line.partition("=")
+        try:
+            values[key.strip()] = float(val.strip().strip('"'))
+        except ValueError:
+            continue
+    n = band.removeprefix("B")
+    keys = (f"REFLECTANCE_MULT_BAND_{n}", f"REFLECTANCE_ADD_BAND_{n}", "SUN_ELEVATION")
+    missing = [k for k in keys if k not in values]
+    if missing:
+        raise InputDataError(f"{mtl}: lacks {missing}; is it the scene's complete MTL file?")
+    return values[keys[0]], values[keys[1]], values[keys[2]]
+
+
 def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
     """Group band files into scenes by product naming. Unrecognised files are ignored."""
     scenes: dict[tuple[str, str], OpticalScene] = {}
@@ -228,15 +255,15 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
             if band == "QA_PIXEL":
                 sc.qa, sc.qa_kind = f, "qa_pixel"
                 continue
-            if not level.startswith("L2"):
-                raise InputDataError(
-                    f"{f}: Landsat {level} (Level-1) is not supported yet; "
-                    "use the Collection 2 Level-2 surface reflectance product (L2SP)"
-                )
             key_band = band.removeprefix("SR_")
             common = LANDSAT_BANDS[LANDSAT_SENSOR.get(sat, "OLI")].get(key_band)
             if common:
                 sc.bands[common] = f
+                if level.startswith("L1"):  # top-of-atmosphere reflectance from the MTL
+                    mult, add, sun_elev = _landsat_l1_rescaling(f, key_band)
+                    k = 1.0 / np.sin(np.radians(sun_elev))
+                    sc.band_scale[common], sc.band_offset[common] = mult * k, add * k
+                    sc.sensor = f"landsat-{int(sat[2:])}-l1"
     out = list(generic)
     for sc in scenes.values():
         missing = sc.missing_bands()
@@ -288,9 +315,9 @@ class _SceneReader:
         out = np.empty((len(names), int(win.height), int(win.width)), dtype=np.float32)
         for i, name in enumerate(names):
             dn = self.bands[name].read(self.scene.band_index.get(name, 1), window=win)
-            out[i] = np.where(
-                dn == self.scene.nodata, np.nan, dn * self.scene.scale + self.scene.offset
-            )
+            sc = self.scene
+            scale, offset = sc.band_scale.get(name, sc.scale), sc.band_offset.get(name, sc.offset)
+            out[i] = np.where(dn == sc.nodata, np.nan, dn * scale + offset)
         out[:, ~self.clear(win)] = np.nan
         return out
 

@@ -68,7 +68,7 @@ rule terrain:
 
 
 rule sar_backscatter:
-    """Temporal mean co-pol and cross-pol backscatter (dB) on the grid."""
+    """Temporal mean or median co-pol and cross-pol backscatter (dB) on the grid."""
     input:
         grid="results/grid/{region}.json",
         files=backscatter_files,
@@ -86,13 +86,14 @@ rule sar_backscatter:
         runtime=scaled(30),
     params:
         scale=config["sar"]["backscatter_scale"],
+        reducer=config["sar"]["backscatter_reducer"],
         version=VERSION,
     script:
         "../workflow_scripts/sar_backscatter.py"
 
 
 rule sar_coherence:
-    """Mean co-pol InSAR coherence over all pairs of the epoch, on the grid."""
+    """Co-pol InSAR coherence over the epoch's selected pairs (baseline, season), on the grid."""
     input:
         grid="results/grid/{region}.json",
         files=coherence_files,
@@ -109,6 +110,9 @@ rule sar_coherence:
         mem_mb=scaled(4000),
         runtime=scaled(30),
     params:
+        reducer=config["sar"]["coherence_reducer"],
+        max_baseline_days=config["sar"]["max_baseline_days"],
+        months=config["sar"]["months"],
         version=VERSION,
     script:
         "../workflow_scripts/sar_coherence.py"

@@ -122,3 +122,30 @@ def test_catalog_real_region_reports_missing(tmp_path: Path) -> None:
     opt.mkdir(parents=True)
     (opt / "T43SDV_20210818T054600_B02_10m.tif").write_bytes(b"")
     assert InputCatalog(cfg).optical("hunza", 2021) != []
+
+
+def test_catalog_lists_metadata_and_sidecars(tmp_path: Path) -> None:
+    cfg = {
+        "data_dir": str(tmp_path),
+        "regions": {
+            "r": {
+                "crs": "EPSG:32643",
+                "bounds": [440000, 4000000, 450000, 4010000],
+                "resolution_m": 10,
+                "years": [2021],
+            }
+        },
+    }
+    opt = tmp_path / "r/2021/optical"
+    opt.mkdir(parents=True)
+    names = [
+        "img.tif",
+        "img.tif.bands.yaml",
+        "LC08_L1TP_150035_20210820_20210901_02_T1_MTL.txt",
+        "notes.txt",
+        ".hidden.tif",
+    ]
+    for n in names:
+        (opt / n).write_text("")
+    listed = {Path(p).name for p in InputCatalog(cfg).optical("r", 2021)}  # type: ignore[union-attr]
+    assert listed == set(names[:3])

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.errors import InputDataError
+from glaciermap.errors import InputDataError, MissingInputError
 from glaciermap.grid import RegionGrid
 from glaciermap.optical import (
     COMMON_NAMES,
@@ -155,7 +155,21 @@ def test_missing_band_is_reported(tmp_path: Path) -> None:
         discover_scenes(files)
 
 
-def test_landsat_level1_is_refused_clearly(tmp_path: Path) -> None:
-    f = _tif(tmp_path / "LC08_L1TP_150035_20210820_20210901_02_T1_B2.TIF", np.ones((20, 20)), 20)
-    with pytest.raises(InputDataError, match="Level-2"):
-        discover_scenes([f])
+def test_landsat_level1_toa_from_mtl(tmp_path: Path) -> None:
+    name = "LC08_L1TP_150035_20210820_20210901_02_T1"
+    files = [_tif(tmp_path / f"{name}_B{b}.TIF", np.full((20, 20), 10000), 20) for b in range(2, 8)]
+    with pytest.raises(MissingInputError, match="MTL"):
+        discover_scenes(files)
+    mtl = tmp_path / f"{name}_MTL.txt"
+    lines = ["GROUP = LEVEL1_RADIOMETRIC_RESCALING", "    SUN_ELEVATION = 30.0"]
+    for b in range(1, 10):
+        lines += [
+            f"    REFLECTANCE_MULT_BAND_{b} = 2.0000E-05",
+            f"    REFLECTANCE_ADD_BAND_{b} = -0.100000",
+        ]
+    mtl.write_text("\n".join(lines) + "\n")
+    (scene,) = discover_scenes([*files, mtl])
+    assert scene.sensor == "landsat-8-l1"
+    refl = scene_reflectance(scene, GRID)
+    # (2e-5 * 10000 - 0.1) / sin(30 deg) = 0.2
+    assert np.allclose(refl[np.isfinite(refl)], 0.2, atol=1e-5)

@@ -122,3 +122,32 @@ def test_four_band_imagery_supports_rgbn_only(tmp_path: Path, grid: RegionGrid, 
         feature_indices(names, "optical")
     (valid,), _ = read_bands(tmp_path / "f.tif", [VALID])
     assert valid.all()
+
+
+def test_temporal_median_resists_an_outlier_date(tmp_path: Path, sar_grid: RegionGrid) -> None:
+    shape = (600, 1200)
+    files = [
+        _geo(tmp_path / f"S1A_IW_202108{d:02d}T0_VV.tif", np.full(shape, v))
+        for d, v in ((6, 0.1), (18, 0.1), (30, 10.0))  # one wet-snow/flooded outlier date
+    ]
+    med, _ = backscatter_stack(files, sar_grid, reducer="median")
+    mean, _ = backscatter_stack(files, sar_grid, reducer="mean")
+    assert np.allclose(med[0], -10.0, atol=1e-4)
+    assert np.allclose(mean[0], 10 * np.log10(10.2 / 3), atol=1e-3)
+    with pytest.raises(InputDataError, match="reducer"):
+        backscatter_stack(files, sar_grid, reducer="mode")
+
+
+def test_coherence_pair_selection(tmp_path: Path, sar_grid: RegionGrid) -> None:
+    shape = (600, 1200)
+    short = _geo(tmp_path / "S1AA_20210806T0_20210818T0_VVP012_corr.tif", np.full(shape, 0.6))
+    long_ = _geo(tmp_path / "S1AA_20210806T0_20210917T0_VVP042_corr.tif", np.full(shape, 0.2))
+    winter = _geo(tmp_path / "S1AA_20210105T0_20210117T0_VVP012_corr.tif", np.full(shape, 0.9))
+    files = [short, long_, winter]
+    assert np.allclose(
+        coherence_stack(files, sar_grid, max_baseline_days=12, months=[7, 8, 9]), 0.6
+    )
+    assert np.allclose(coherence_stack(files, sar_grid, max_baseline_days=12), 0.75)
+    assert np.allclose(coherence_stack(files, sar_grid, reducer="median"), 0.6)
+    with pytest.raises(InputDataError, match="baseline"):
+        coherence_stack(files, sar_grid, max_baseline_days=6)

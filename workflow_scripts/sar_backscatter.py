@@ -1,4 +1,4 @@
-"""Rule sar_backscatter: per-date backscatter -> temporal mean in dB on the grid."""
+"""Rule sar_backscatter: per-date backscatter -> temporal mean/median in dB on the grid."""
 
 from glaciermap.logs import step_logging
 from glaciermap.sar import build_backscatter
@@ -10,4 +10,5 @@ with step_logging(snakemake.log[0]):
         snakemake.output[0],
         threads=snakemake.threads,
         scale=snakemake.params.scale,
+        reducer=snakemake.params.reducer,
     )
