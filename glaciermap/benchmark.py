@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from glaciermap.evaluate import confusion_metrics
+from glaciermap.evaluate import confusion_metrics, metrics_from_counts
 from glaciermap.features import VALID
 from glaciermap.grid import grid_of
 from glaciermap.io import PathLike, atomic_path, read_bands, read_json, write_json
@@ -74,15 +74,8 @@ def evaluate_on_split(
         m = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
         for k in totals:
             totals[k] += int(m[k])
-    tp, fp, fn, tn = (totals[k] for k in ("tp", "fp", "fn", "tn"))
-    n = tp + fp + fn + tn
     out: dict[str, Any] = {
-        "accuracy": (tp + tn) / n if n else float("nan"),
-        "precision": tp / (tp + fp) if tp + fp else float("nan"),
-        "recall": tp / (tp + fn) if tp + fn else float("nan"),
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
-        "iou": tp / (tp + fp + fn) if tp + fp + fn else float("nan"),
-        **totals,
+        **metrics_from_counts(totals["tp"], totals["fp"], totals["fn"], totals["tn"]),
         "split": split,
         "n_chips": len(index),
         **(extra or {}),

@@ -619,6 +619,13 @@ def _mtd_xml(offset: int, quantification: int) -> str:
 """
 
 
+def _with_clouds(refl: NDArray[np.float32], cloud: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Blend the cloud end-member over the surface by cloud optical-thickness proxy."""
+    cl = cloud[None]
+    cloud_refl = np.asarray(ENDMEMBERS["cloud"], np.float32)[:, None, None]
+    return np.asarray(refl * (1 - cl) + cloud_refl * cl, dtype=np.float32)
+
+
 def _write_sentinel2(
     files: list[Path],
     refl: NDArray[np.float32],
@@ -631,8 +638,7 @@ def _write_sentinel2(
     mtd.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(mtd) as tmp:
         tmp.write_text(_mtd_xml(-1000, 10000))
-    cl = cloud[None]
-    cloudy = refl * (1 - cl) + np.asarray(ENDMEMBERS["cloud"], np.float32)[:, None, None] * cl
+    cloudy = _with_clouds(refl, cloud)
     for f in files:
         parts = f.stem.split("_")
         if len(parts) < 4:
@@ -668,8 +674,7 @@ def _write_landsat5(
 ) -> None:
     """Collection 2 L2: DN = (reflectance + 0.2) / 2.75e-5; QA_PIXEL bits (C2 definition)."""
     transform, shp = _sub_grid(world, 30.0, offset=15.0)
-    cl = cloud[None]
-    cloudy = refl * (1 - cl) + np.asarray(ENDMEMBERS["cloud"], np.float32)[:, None, None] * cl
+    cloudy = _with_clouds(refl, cloud)
     for f in files:
         key = f.stem.split("_T1_")[-1]
         if key == "QA_PIXEL":

@@ -20,27 +20,16 @@ from glaciermap.labels import rasterize_inventory
 log = logging.getLogger(__name__)
 
 
-def confusion_metrics(
-    pred: NDArray[np.bool_], truth: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None
-) -> dict[str, float]:
-    """Acc, P, R, F1, IoU (and the confusion counts) of ``pred`` vs ``truth`` where ``valid``."""
-    if valid is None:
-        valid = np.ones(pred.shape, dtype=bool)
-    p, t = pred[valid].astype(bool), truth[valid].astype(bool)
-    tp = int(np.sum(p & t))
-    fp = int(np.sum(p & ~t))
-    fn = int(np.sum(~p & t))
-    tn = int(np.sum(~p & ~t))
-    n = tp + fp + fn + tn
+def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Acc, P, R, F1, IoU of the glacier class from confusion counts (NaN when undefined)."""
 
     def ratio(a: int, b: int) -> float:
         return a / b if b else float("nan")
 
-    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
     return {
-        "accuracy": ratio(tp + tn, n),
-        "precision": precision,
-        "recall": recall,
+        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
         "f1": ratio(2 * tp, 2 * tp + fp + fn),
         "iou": ratio(tp, tp + fp + fn),
         "tp": tp,
@@ -48,6 +37,18 @@ def confusion_metrics(
         "fn": fn,
         "tn": tn,
     }
+
+
+def confusion_metrics(
+    pred: NDArray[np.bool_], truth: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None
+) -> dict[str, float]:
+    """Acc, P, R, F1, IoU (and the confusion counts) of ``pred`` vs ``truth`` where ``valid``."""
+    if valid is None:
+        valid = np.ones(pred.shape, dtype=bool)
+    p, t = pred[valid].astype(bool), truth[valid].astype(bool)
+    return metrics_from_counts(
+        int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)), int(np.sum(~p & ~t))
+    )
 
 
 def evaluate_probability(

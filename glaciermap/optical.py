@@ -290,6 +290,7 @@ class _SceneReader:
                     src_nodata=scene.nodata,
                     threads=threads,
                     dtype="float32",
+                    mem_limit_mb=128,  # one VRT per band and scene: keep each small
                 )
             )
             for name in scene.bands
@@ -387,10 +388,11 @@ def build_optical_composite(
     """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
 
     Works block by block: memory is about ``scenes x 6 x block^2`` floats plus GDAL's warp
-    buffers, whatever the scene and region sizes. Bands: the common names all scenes have
-    (six for Sentinel-2 and Landsat) plus ``clear_count``. Tags: ``SENSOR``,
-    ``ACQUISITION_DATES``. Raises :class:`InputDataError` (and writes nothing) when less than
-    ``min_coverage`` of the region has a clear observation.
+    buffers and block cache (``GDAL_CACHEMAX``, 5 % of RAM by default: a small cache slows
+    pixel-interleaved multi-band files), whatever the scene and region sizes. Bands: the
+    common names all scenes have (six for Sentinel-2 and Landsat) plus ``clear_count``.
+    Tags: ``SENSOR``, ``ACQUISITION_DATES``. Raises :class:`InputDataError` (and writes
+    nothing) when less than ``min_coverage`` of the region has a clear observation.
     """
     grid = RegionGrid.load(grid_path)
     scenes = discover_scenes(files)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from glaciermap.features import VALID
 from glaciermap.grid import grid_of
 from glaciermap.io import PathLike, atomic_path, band_names, open_raster, read_json
 from glaciermap.models import build_cnn
+from glaciermap.reproject import block_windows
 from glaciermap.train import normalise, resolve_device
 
 log = logging.getLogger(__name__)
@@ -107,12 +107,6 @@ def _read_padded(
             data.astype(np.float32), np.nan
         )
     return out
-
-
-def _blocks(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
-    for r0 in range(0, height, block):
-        for c0 in range(0, width, block):
-            yield r0, c0, min(block, height - r0), min(block, width - c0)
 
 
 def _predict_block_cnn(
@@ -212,15 +206,16 @@ def sliding_window_predict(
             dst.set_band_description(1, "probability")
             dst.set_band_description(2, "uncertainty")
             dst.update_tags(MODEL=str(model_dir), ARCH=lm.arch, LAYERS=",".join(lm.layers))
-            for n, (r0, c0, h, w) in enumerate(_blocks(grid.height, grid.width, block), 1):
+            for n, win in enumerate(block_windows(grid, block), 1):
+                r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
                 if lm.arch == "rf":
                     p, u = _predict_block_rf(lm, src, bands, r0, c0, h, w)
                 else:
                     p, u = _predict_block_cnn(
                         lm, src, bands, r0, c0, h, w, window, overlap, batch_size
                     )
-                valid = src.read(vband, window=Window(c0, r0, w, h)) > 0
+                valid = src.read(vband, window=win) > 0
                 p[~valid] = np.nan
                 u[~valid] = np.nan
-                dst.write(np.stack([p, u]), window=Window(c0, r0, w, h))
+                dst.write(np.stack([p, u]), window=win)
                 log.info("predict: block %d/%d (%.0f s)", n, nblocks, time.time() - t0)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import rasterio
 import rasterio.warp
+import rasterio.windows
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -120,16 +121,37 @@ def reproject_file(
     resampling: Resampling = CONTINUOUS,
     threads: int = 1,
     block: int = 2048,
+    cache_mb: int = 256,
+    tolerance: float = 0.125,
 ) -> None:
     """Warp every band of ``path`` onto ``grid`` into a tiled GeoTIFF, block by block.
 
-    The data type and nodata of the source are kept. Peak memory is about one block of all
-    bands plus GDAL's warp buffers, independent of the scene and grid sizes.
+    Each output block is warped by GDAL's multi-threaded chunked warper (as ``gdalwarp
+    -multi``) from the source dataset, which reads only the source window it needs. The data
+    type and nodata of the source are kept. ``tolerance`` is the error (pixels) allowed to
+    GDAL's approximate coordinate transformer, as ``gdalwarp -et``; 0 transforms exactly.
+    Peak memory is one block of all bands, the warp buffers and GDAL's block cache
+    (``cache_mb``), independent of the scene and grid sizes.
     """
-    with warped(path, grid, resampling, threads=threads) as vrt:
-        profile = grid.profile(count=vrt.count, dtype=vrt.dtypes[0], nodata=vrt.nodata)
-        profile["predictor"] = 2 if np.issubdtype(np.dtype(vrt.dtypes[0]), np.integer) else 3
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb), open_raster(path) as src:
+        profile = grid.profile(count=src.count, dtype=src.dtypes[0], nodata=src.nodata)
+        profile["predictor"] = 2 if np.issubdtype(np.dtype(src.dtypes[0]), np.integer) else 3
         profile["num_threads"] = max(1, threads)  # GDAL compresses blocks in parallel too
+        bands = list(range(1, src.count + 1))
+        fill = src.nodata if src.nodata is not None else 0
         with atomic_path(dest) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             for win in block_windows(grid, block):
-                dst.write(vrt.read(window=win), window=win)
+                out = np.full((src.count, win.height, win.width), fill, dtype=src.dtypes[0])
+                rasterio.warp.reproject(
+                    source=rasterio.band(src, bands),
+                    destination=out,
+                    src_nodata=src.nodata,
+                    dst_nodata=src.nodata,
+                    dst_transform=rasterio.windows.transform(win, grid.transform),
+                    dst_crs=grid.rio_crs,
+                    resampling=resampling,
+                    num_threads=max(1, threads),
+                    warp_mem_limit=cache_mb,
+                    tolerance=tolerance,
+                )
+                dst.write(out, window=win)

@@ -82,3 +82,30 @@ def test_write_raster_shape_mismatch(tmp_path: Path, grid: RegionGrid) -> None:
     with pytest.raises(GridMismatchError):
         write_raster(tmp_path / "y.tif", np.zeros((3, 3), np.float32), grid, ["a"])
     assert not (tmp_path / "y.tif").exists()
+
+
+def test_reproject_file_matches_in_memory_warp(tmp_path: Path) -> None:
+    import rasterio
+
+    from glaciermap.reproject import reproject_file, reproject_to_grid
+
+    src_grid = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 403000, 4003000), 10)
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 5000, size=(3, *src_grid.shape)).astype(np.uint16)
+    src = tmp_path / "src.tif"
+    write_raster(src, data, src_grid, ["a", "b", "c"], nodata=0)
+    import rasterio.warp
+
+    left, bottom, right, top = rasterio.warp.transform_bounds(
+        "EPSG:32643", "EPSG:32644", 400500, 4000500, 402500, 4002500
+    )
+    target = RegionGrid.from_bounds("EPSG:32644", (left, bottom, right, top), 10)
+    expected = reproject_to_grid(src, target, dst_dtype="uint16", dst_nodata=0)
+    for block in (256, 4096):  # block size does not change the result
+        out = tmp_path / f"out{block}.tif"
+        reproject_file(src, target, out, block=block, threads=2)
+        with rasterio.open(out) as o:
+            got = o.read()
+            assert o.dtypes[0] == "uint16" and o.nodata == 0
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+        assert (got > 0).mean() > 0.5
