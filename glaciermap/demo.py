@@ -11,11 +11,14 @@ The world is deterministic from a seed and physically motivated:
   A later epoch with a higher ELA has retreated tongues. Tongues are widened in proportion
   to the square root of the flux (wider valleys carry more ice);
 * optical reflectance from end-member spectra (snow, firn, ice, rock, debris, vegetation,
-  water, cloud) modulated by illumination (sun elevation/azimuth, cosine of incidence);
+  water, cloud) modulated by illumination (sun elevation/azimuth, cosine of incidence),
+  with terrain cast shadows and cloud shadows (clouds at 2 km, shadows displaced away from
+  the sun; flagged in SCL class 3 and QA_PIXEL bit 4);
 * debris-covered tongues (``debris_below_ela_m`` below the ELA): optically like rock, but
   smooth in the DEM and incoherent in InSAR, so optical features alone miss them;
 * SAR backscatter from the local incidence angle per surface class, with gamma speckle,
-  and InSAR coherence that is low on moving ice and high on stable rock.
+  and InSAR coherence that is low on moving ice and high on stable rock, with per-pair noise
+  and spatially patchy decorrelation.
 
 Products written (paths from :func:`product_paths`):
 
@@ -100,7 +103,7 @@ SAR_DB = {
 }
 SAR_COHERENCE = {
     "rock": 0.75,
-    "debris": 0.3,  # the ice below moves and melts: coherence drops, unlike on rock
+    "debris": 0.4,  # the ice below moves and melts: coherence drops, unlike on rock
     "vegetation": 0.35,
     "snow": 0.35,
     "firn": 0.12,
@@ -500,19 +503,72 @@ def illumination(
     return np.clip(cos_i, 0.0, 1.0).astype(np.float32)
 
 
+def _shifted(a: NDArray[Any], dr: int, dc: int, fill: float) -> NDArray[Any]:
+    """``a`` moved so that out[r, c] = a[r + dr, c + dc]; ``fill`` outside."""
+    out = np.full_like(a, fill)
+    h, w = a.shape
+    rs, re_ = max(0, -dr), min(h, h - dr)
+    cs, ce = max(0, -dc), min(w, w - dc)
+    if rs < re_ and cs < ce:
+        out[rs:re_, cs:ce] = a[rs + dr : re_ + dr, cs + dc : ce + dc]
+    return out
+
+
+def sun_step(sun_azim_deg: float) -> tuple[float, float]:
+    """(row, col) unit step towards the sun (rows grow southwards)."""
+    az = np.radians(sun_azim_deg)
+    return -float(np.cos(az)), float(np.sin(az))
+
+
+def cast_shadow(
+    z: NDArray[Any],
+    res_m: float,
+    sun_elev_deg: float,
+    sun_azim_deg: float,
+    max_dist_m: float = 4000.0,
+    step_px: int = 2,
+) -> NDArray[np.bool_]:
+    """Pixels whose line of sight to the sun is blocked by terrain within ``max_dist_m``."""
+    dr, dc = sun_step(sun_azim_deg)
+    rise = np.tan(np.radians(sun_elev_deg)) * res_m
+    shadow = np.zeros(z.shape, dtype=bool)
+    for k in range(step_px, int(max_dist_m / res_m) + 1, step_px):
+        ahead = _shifted(z, round(k * dr), round(k * dc), -np.inf)
+        shadow |= ahead > z + k * rise
+    return shadow
+
+
+def cloud_shadow(
+    cloud: NDArray[np.float32],
+    res_m: float,
+    sun_elev_deg: float,
+    sun_azim_deg: float,
+    cloud_height_m: float = 2000.0,
+) -> NDArray[np.bool_]:
+    """Where thick cloud (> 0.5) casts its shadow: displaced away from the sun."""
+    dist_px = cloud_height_m / np.tan(np.radians(sun_elev_deg)) / res_m
+    dr, dc = sun_step(sun_azim_deg)
+    return np.asarray(_shifted(cloud > 0.5, round(dist_px * dr), round(dist_px * dc), False))
+
+
 def reflectance(
     classes: NDArray[np.uint8],
     cos_i: NDArray[Any],
     sun_elev_deg: float,
     rng: np.random.Generator,
+    shade: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float32]:
-    """Surface reflectance (6, rows, cols) from end-members, illumination and noise."""
+    """Surface reflectance (6, rows, cols) from end-members, illumination and noise.
+
+    ``shade`` (cast or cloud shadow) leaves only the diffuse part of the light.
+    """
     table = np.zeros((len(CLASS_CODES), 6), dtype=np.float32)
     for name, code in CLASS_CODES.items():
         table[code] = ENDMEMBERS[name]
     refl = table[classes].transpose(2, 0, 1)
     # Lambertian terrain effect with a diffuse (sky) part; 1 on flat ground.
-    light = 0.25 + 0.75 * cos_i / np.sin(np.radians(sun_elev_deg))
+    direct = cos_i if shade is None else np.where(shade, 0.0, cos_i)
+    light = 0.25 + 0.75 * direct / np.sin(np.radians(sun_elev_deg))
     refl = refl * light[None]
     refl += rng.normal(0.0, 0.008, refl.shape).astype(np.float32)
     return np.clip(refl, 0.0, 1.5).astype(np.float32)
@@ -631,6 +687,7 @@ def _write_sentinel2(
     refl: NDArray[np.float32],
     classes: NDArray[np.uint8],
     cloud: NDArray[np.float32],
+    c_shadow: NDArray[np.bool_],
     world: RegionGrid,
 ) -> None:
     """One L2A scene: uint16 DN = reflectance * 10000 + 1000 (baseline >= 04.00)."""
@@ -650,6 +707,7 @@ def _write_sentinel2(
                 np.asarray(classes),
                 [5, 4, 11, 11, 11, 6, 5],  # rock, debris: not vegetated; snow/firn/ice: snow
             ).astype(np.float32)
+            scl = np.where(c_shadow, 3, scl)  # cloud shadow
             scl = np.where(cloud > 0.5, 9, np.where(cloud > 0.2, 8, scl))
             data = _resample(
                 scl, world, world.rio_crs, transform, shp, rasterio.enums.Resampling.mode
@@ -670,6 +728,7 @@ def _write_landsat5(
     refl: NDArray[np.float32],
     classes: NDArray[np.uint8],
     cloud: NDArray[np.float32],
+    c_shadow: NDArray[np.bool_],
     world: RegionGrid,
 ) -> None:
     """Collection 2 L2: DN = (reflectance + 0.2) / 2.75e-5; QA_PIXEL bits (C2 definition)."""
@@ -683,6 +742,7 @@ def _write_landsat5(
             qa = np.where(
                 snowice, (1 << 5) | (1 << 6), np.where(water, (1 << 7) | (1 << 6), 1 << 6)
             )
+            qa = np.where(c_shadow, (1 << 4) | (1 << 10) | (1 << 11), qa)  # shadow, high conf.
             qa = np.where(cloud > 0.5, (1 << 3) | (1 << 8) | (1 << 9), qa)
             qa = np.where((cloud > 0.2) & (cloud <= 0.5), (1 << 1), qa)
             data = _resample(
@@ -740,7 +800,11 @@ def _write_sar(
     coh_mean = np.choose(classes, [SAR_COHERENCE[n] for n in CLASS_CODES])
     for f in files:
         if f.name.endswith("_corr.tif"):
-            coh = coh_mean + rng.normal(0, 0.06, z.shape)
+            # Per-pair noise plus spatially coherent decorrelation (wind, moisture, snow).
+            patchy = fractal_surface(
+                z.shape, world.resolution, rng, beta=3.0, max_wavelength_m=3000
+            )
+            coh = coh_mean + 0.25 * (patchy - 0.5) + rng.normal(0, 0.1, z.shape)
             data = _resample(
                 np.clip(coh, 0, 1),
                 world,
@@ -898,16 +962,18 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
             sun_elev = 62.0 - 0.25 * abs(doy - 172)
             sun_az = 140.0 if ep.sensor == "sentinel-2" else 128.0
             cos_i = illumination(z, world.resolution, sun_elev, sun_az)
-            refl = reflectance(classes, cos_i, sun_elev, rng)
             cloud = cloud_field(z.shape, world.resolution, ep.cloud_fraction, rng)
+            c_shadow = cloud_shadow(cloud, world.resolution, sun_elev, sun_az) & (cloud <= 0.2)
+            shade = cast_shadow(z, world.resolution, sun_elev, sun_az) | c_shadow
+            refl = reflectance(classes, cos_i, sun_elev, rng, shade)
             if ep.sensor == "sentinel-2":
                 name = _s2_product(spec, date, idx)[0]
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]
-                _write_sentinel2(files, refl, classes, cloud, world)
+                _write_sentinel2(files, refl, classes, cloud, c_shadow, world)
             else:
                 name = _landsat_product(date)
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]
-                _write_landsat5(files, refl, classes, cloud, world)
+                _write_landsat5(files, refl, classes, cloud, c_shadow, world)
         _write_sar(paths[f"{ep.year}/sar"], spec, z, classes, world, rng)
         if ep.inventory:
             _write_inventory(

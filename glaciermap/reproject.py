@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import rasterio
 import rasterio.warp
-import rasterio.windows
+from affine import Affine
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -147,7 +147,7 @@ def reproject_file(
                     destination=out,
                     src_nodata=src.nodata,
                     dst_nodata=src.nodata,
-                    dst_transform=rasterio.windows.transform(win, grid.transform),
+                    dst_transform=grid.transform @ Affine.translation(win.col_off, win.row_off),
                     dst_crs=grid.rio_crs,
                     resampling=resampling,
                     num_threads=max(1, threads),

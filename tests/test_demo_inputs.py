@@ -149,3 +149,18 @@ def test_catalog_lists_metadata_and_sidecars(tmp_path: Path) -> None:
         (opt / n).write_text("")
     listed = {Path(p).name for p in InputCatalog(cfg).optical("r", 2021)}  # type: ignore[union-attr]
     assert listed == set(names[:3])
+
+
+def test_cast_and_cloud_shadows_fall_away_from_the_sun() -> None:
+    z = np.zeros((60, 60), np.float32)
+    z[28:32, :] = 500.0  # an east-west wall, 500 m high
+    # Sun in the south (azimuth 180), 30 degrees high: the wall shades its north side.
+    shadow = demo.cast_shadow(z, 10.0, 30.0, 180.0)
+    assert shadow[20:28, 30].all() and not shadow[33:, 30].any()
+    # 500 m / tan(30 deg) = 866 m of shadow: it ends within the 60 x 10 m array's top.
+    assert shadow[0, 30]
+    cloud = np.zeros((100, 100), np.float32)
+    cloud[45:55, 45:55] = 1.0
+    cs = demo.cloud_shadow(cloud, 10.0, 45.0, 180.0, cloud_height_m=200.0)
+    rows = np.flatnonzero(cs.any(axis=1))
+    assert rows.min() == 25 and rows.max() == 34  # 20 px north of the cloud
