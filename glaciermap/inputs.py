@@ -9,7 +9,9 @@ building a large DAG does not glob the same folder for every job. Demo regions (
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from glaciermap.sar import classify_sar_files
 from glaciermap.terrain import select_dem_tiles
 
 # Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
+_SLC_RE = re.compile(r"((?:19|20)\d{6})(?:T\d{6})?_SLC\.tiff?$", re.IGNORECASE)
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".xml", "_mtl.txt", ".bands.yaml")
 
 OPTICAL_HELP = (
@@ -119,6 +122,20 @@ class InputCatalog:
             for s in classify_sar_files(self.sar(region, year))
             if s.kind == "backscatter"
         ]
+
+    def slc(self, region: str, year: int) -> dict[str, str]:
+        """Co-registered single-look complex images ``..._YYYYMMDD_SLC.tif`` by date."""
+        out = {}
+        for f in self.sar(region, year):
+            m = _SLC_RE.search(os.path.basename(f))
+            if m:
+                out[m.group(1)] = f
+        return dict(sorted(out.items()))
+
+    def slc_pairs(self, region: str, year: int) -> list[tuple[str, str]]:
+        """Consecutive SLC dates, the pairs whose coherence the workflow estimates."""
+        dates = list(self.slc(region, year))
+        return list(itertools.pairwise(dates))
 
     def coherence(self, region: str, year: int) -> list[str]:
         return [

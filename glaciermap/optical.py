@@ -13,6 +13,7 @@ kept: it is what we map.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import warnings
@@ -355,11 +356,39 @@ def present_bands(scenes: Sequence[OpticalScene]) -> list[str]:
     return names
 
 
-def _median_block(
-    readers: Sequence[_SceneReader], win: Window, names: Sequence[str]
+COMPOSITE_METHODS = ("median", "best")
+
+
+def _day_of_year(date: str) -> int:
+    y, m, d = (int(v) for v in date.split("-"))
+    return dt.date(y, m, d).timetuple().tm_yday
+
+
+def _composite_block(
+    readers: Sequence[_SceneReader],
+    win: Window,
+    names: Sequence[str],
+    method: str = "median",
+    target_doy: int = 240,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Composite of one window and the count of clear observations.
+
+    ``median``: per-pixel median of the clear observations. ``best``: per pixel, the clear
+    observation acquired closest to ``target_doy`` (day of year; late in the ablation season
+    seasonal snow is least), keeping the bands of one acquisition together.
+    """
     arr = np.stack([r.reflectance(win, names) for r in readers])
-    count = np.isfinite(arr[:, 0]).sum(axis=0).astype(np.uint8)
+    clear = np.isfinite(arr).all(axis=1)
+    count = clear.sum(axis=0).astype(np.uint8)
+    if method == "best":
+        score = np.array([-abs(_day_of_year(r.scene.date) - target_doy) for r in readers])
+        ranked = np.where(clear, score[:, None, None], -np.inf)
+        pick = np.argmax(ranked, axis=0)
+        best = np.take_along_axis(arr, pick[None, None], axis=0)[0]
+        best[:, count == 0] = np.nan
+        return best.astype(np.float32), count
+    if method != "median":
+        raise InputDataError(f"composite method {method!r} unknown: use one of {COMPOSITE_METHODS}")
     with warnings.catch_warnings():  # all-NaN pixels (never clear) stay NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(arr, axis=0).astype(np.float32)
@@ -367,14 +396,18 @@ def _median_block(
 
 
 def composite(
-    scenes: Sequence[OpticalScene], grid: RegionGrid, threads: int = 1
+    scenes: Sequence[OpticalScene],
+    grid: RegionGrid,
+    threads: int = 1,
+    method: str = "median",
+    target_doy: int = 240,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
     """Per-pixel median of the clear observations, and their count (whole grid in memory)."""
     if not scenes:
         raise MissingInputError("no optical scenes given for the composite")
     with ExitStack() as stack:
         readers = [_SceneReader(sc, grid, stack, threads) for sc in scenes]
-        return _median_block(readers, _full(grid), present_bands(scenes))
+        return _composite_block(readers, _full(grid), present_bands(scenes), method, target_doy)
 
 
 def build_optical_composite(
@@ -384,8 +417,12 @@ def build_optical_composite(
     threads: int = 1,
     min_coverage: float = 0.5,
     block: int = 1024,
+    method: str = "median",
+    target_doy: int = 240,
 ) -> None:
     """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
+
+    ``method``: ``median`` or ``best`` (see :func:`_composite_block`).
 
     Works block by block: memory is about ``scenes x 6 x block^2`` floats plus GDAL's warp
     buffers and block cache (``GDAL_CACHEMAX``, 5 % of RAM by default: a small cache slows
@@ -415,9 +452,10 @@ def build_optical_composite(
         dst.update_tags(
             SENSOR=",".join(sorted({s.sensor for s in scenes})),
             ACQUISITION_DATES=",".join(s.date for s in scenes),
+            COMPOSITE=method,
         )
         for win in block_windows(grid, block):
-            med, count = _median_block(readers, win, names)
+            med, count = _composite_block(readers, win, names, method, target_doy)
             covered += int((count > 0).sum())
             dst.write(np.concatenate([med, count[None].astype(np.float32)]), window=win)
         coverage = covered / (grid.width * grid.height)

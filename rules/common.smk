@@ -75,7 +75,17 @@ def backscatter_files(wildcards):
 
 
 def coherence_files(wildcards):
-    return CATALOG.coherence(wildcards.region, int(wildcards.year))
+    """Delivered coherence files plus those estimated here from SLC pairs."""
+    r, y = wildcards.region, int(wildcards.year)
+    estimated = [
+        f"results/sar/{r}_{y}/slc/{a}_{b}_corr.tif" for a, b in CATALOG.slc_pairs(r, y)
+    ]
+    return CATALOG.coherence(r, y) + estimated
+
+
+def slc_pair(wildcards):
+    slc = CATALOG.slc(wildcards.region, int(wildcards.year))
+    return {"reference": slc[wildcards.d1], "secondary": slc[wildcards.d2]}
 
 
 def inventory_file(wildcards):
@@ -92,7 +102,7 @@ def feature_inputs(wildcards):
     }
     if CATALOG.backscatter(r, y):
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
-    if CATALOG.coherence(r, y):
+    if CATALOG.coherence(r, y) or CATALOG.slc_pairs(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     return ins
 
@@ -167,7 +177,7 @@ def quicklook_inputs(wildcards):
         "probability": default_probability(wildcards),
         "slope": f"results/terrain/{r}/slope.tif",
     }
-    if CATALOG.coherence(r, y):
+    if CATALOG.coherence(r, y) or CATALOG.slc_pairs(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     inv = CATALOG.inventory(r, y)
     if inv:

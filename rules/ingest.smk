@@ -20,7 +20,7 @@ rule region_grid:
 
 
 rule optical_composite:
-    """Cloud-masked median reflectance composite of an epoch's scenes on the grid."""
+    """Cloud-masked median (or best-pixel) reflectance composite of an epoch on the grid."""
     input:
         grid="results/grid/{region}.json",
         scenes=optical_scenes,
@@ -37,6 +37,7 @@ rule optical_composite:
         mem_mb=scaled(8000),
         runtime=scaled(60),
     params:
+        optical=config["optical"],
         version=VERSION,
     script:
         "../workflow_scripts/optical_composite.py"
@@ -116,3 +117,29 @@ rule sar_coherence:
         version=VERSION,
     script:
         "../workflow_scripts/sar_coherence.py"
+
+
+rule slc_coherence:
+    """Coherence of a co-registered SLC pair (boxcar estimator), for the coherence stack."""
+    input:
+        unpack(slc_pair),
+    output:
+        "results/sar/{region}_{year}/slc/{d1}_{d2}_corr.tif",
+    log:
+        "logs/slc_coherence/{region}_{year}/{d1}_{d2}.log",
+    benchmark:
+        "logs/benchmarks/slc_coherence/{region}_{year}/{d1}_{d2}.tsv"
+    wildcard_constraints:
+        d1=r"\d{8}",
+        d2=r"\d{8}",
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(8000),
+        runtime=scaled(30),
+    params:
+        window=config["sar"]["slc_window"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/slc_coherence.py"

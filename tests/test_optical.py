@@ -173,3 +173,19 @@ def test_landsat_level1_toa_from_mtl(tmp_path: Path) -> None:
     refl = scene_reflectance(scene, GRID)
     # (2e-5 * 10000 - 0.1) / sin(30 deg) = 0.2
     assert np.allclose(refl[np.isfinite(refl)], 0.2, atol=1e-5)
+
+
+def test_best_pixel_prefers_target_date_and_falls_back(tmp_path: Path) -> None:
+    scl_early = np.full((20, 20), 5)
+    scl_late = np.full((20, 20), 5)
+    scl_late[:10] = 9  # the late scene is cloudy in the north
+    early = _s2_scene(tmp_path, "20210801T054600", 0.3, scl_early, -1000)
+    late = _s2_scene(tmp_path, "20210830T054600", 0.5, scl_late, -1000)
+    scenes = discover_scenes(early + late)
+    best, count = composite(scenes, GRID, method="best", target_doy=242)  # 30 August
+    assert np.allclose(best[0, 10:], 0.5, atol=1e-4)  # the late scene where it is clear
+    assert np.allclose(best[0, :10], 0.3, atol=1e-4)  # the early one under the late clouds
+    assert np.allclose(best[5, 10:], 0.55, atol=1e-4)  # bands of one acquisition together
+    assert count[:10].max() == 1 and count[10:].min() == 2
+    with pytest.raises(InputDataError, match="composite method"):
+        composite(scenes, GRID, method="mean")

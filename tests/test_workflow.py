@@ -106,3 +106,55 @@ def test_report_has_maps_curves_and_table(done: Path) -> None:
     html = (done / "report.html").read_text(errors="replace")
     for name in ("false_colour.png", "probability.png", "history.png", "demo_benchmark.csv"):
         assert name in html, name
+
+
+def test_coherence_from_slc_pairs_through_the_workflow(tmp_path: Path) -> None:
+    """A real-data region whose sar/ folder holds co-registered SLCs: the workflow estimates
+    the coherence of each consecutive pair, then stacks them."""
+    import numpy as np
+    import yaml
+    from affine import Affine
+
+    sar = tmp_path / "data/slcr/2021/sar"
+    sar.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    base = (rng.standard_normal((120, 120)) + 1j * rng.standard_normal((120, 120))) / np.sqrt(2)
+    prof = {
+        "driver": "GTiff",
+        "width": 120,
+        "height": 120,
+        "count": 1,
+        "dtype": "complex64",
+        "crs": "EPSG:32643",
+        "transform": Affine(20, 0, 450000, 0, -20, 4020000),
+    }
+    for k, date in enumerate(("20210806", "20210818", "20210830")):
+        noise = (rng.standard_normal((120, 120)) + 1j * rng.standard_normal((120, 120))) / np.sqrt(
+            2
+        )
+        g = 0.9 - 0.2 * k  # coherence with the base image falls over time
+        with rasterio.open(sar / f"S1A_IW_{date}_SLC.tif", "w", **prof) as dst:
+            dst.write((g * base + np.sqrt(1 - g**2) * noise).astype(np.complex64), 1)
+    cfg = {
+        "data_dir": "data",
+        "targets": [],
+        "regions": {
+            "slcr": {
+                "crs": "EPSG:32643",
+                "bounds": [450400, 4018000, 452000, 4019600],
+                "resolution_m": 20,
+                "years": [2021],
+            }
+        },
+        "sar": {"slc_window": [7, 7]},
+    }
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(tmp_path, "results/sar/slcr_2021/coherence.tif")
+    assert jobs == {"region_grid": 1, "slc_coherence": 2, "sar_coherence": 1}
+    snakemake(tmp_path, "--cores", "2", "results/sar/slcr_2021/coherence.tif")
+    with rasterio.open(tmp_path / "results/sar/slcr_2021/slc/20210806_20210818_corr.tif") as src:
+        pair1 = np.nanmean(src.read(1))
+    with rasterio.open(tmp_path / "results/sar/slcr_2021/coherence.tif") as src:
+        stacked = np.nanmean(src.read(1))
+    assert 0.6 < pair1 < 0.95 and 0.3 < stacked < pair1

@@ -4,9 +4,13 @@ from glaciermap.logs import step_logging
 from glaciermap.optical import build_optical_composite
 
 with step_logging(snakemake.log[0]):
+    opt = snakemake.params.optical
     build_optical_composite(
         list(snakemake.input.scenes),
         snakemake.input.grid,
         snakemake.output[0],
         threads=snakemake.threads,
+        min_coverage=opt["min_coverage"],
+        method=opt["composite"],
+        target_doy=opt["target_doy"],
     )
