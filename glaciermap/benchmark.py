@@ -6,7 +6,7 @@ Sentinel-1/2 + Copernicus DEM, ground truth Paul et al. 2020).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -125,8 +125,3 @@ def benchmark_table(
     with atomic_path(dest_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return df
-
-
-def benchmark_models(archs: Sequence[str], featuresets: Sequence[str]) -> list[tuple[str, str]]:
-    """The (arch, featureset) pairs of a benchmark, in table order."""
-    return [(a, f) for a in archs for f in featuresets]

@@ -328,12 +328,6 @@ def _full(grid: RegionGrid) -> Window:
     return Window(0, 0, grid.width, grid.height)
 
 
-def clear_mask(scene: OpticalScene, grid: RegionGrid, threads: int = 1) -> NDArray[np.bool_]:
-    """True where the scene sees the ground (no cloud, shadow or fill), on the grid."""
-    with ExitStack() as stack:
-        return _SceneReader(scene, grid, stack, threads).clear(_full(grid))
-
-
 def scene_reflectance(
     scene: OpticalScene, grid: RegionGrid, threads: int = 1
 ) -> NDArray[np.float32]:

@@ -57,10 +57,6 @@ def classify_sar_files(files: Sequence[PathLike]) -> list[SarFile]:
     return out
 
 
-def is_coherence_file(path: PathLike) -> bool:
-    return any(s.kind == "coherence" for s in classify_sar_files([path]))
-
-
 def to_db(power: NDArray[np.floating], floor: float = 1e-6) -> NDArray[np.float32]:
     """Linear power to decibels; values below ``floor`` are clipped (no -inf)."""
     with np.errstate(invalid="ignore"):

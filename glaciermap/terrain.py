@@ -222,15 +222,3 @@ def build_terrain(
     write_raster(dem_dest, dem, grid, ["elevation"], nodata=np.nan, tags={"UNITS": "m"})
     write_raster(slope_dest, slope, grid, ["slope"], nodata=np.nan, tags={"UNITS": "degree"})
     write_raster(aspect_dest, aspect, grid, ["aspect"], nodata=np.nan, tags={"UNITS": "degree"})
-
-
-def grid_bounds_lonlat(
-    grid: RegionGrid, pad_deg: float = 0.01
-) -> tuple[float, float, float, float]:
-    """Geographic bounds of a grid, padded (for DEM tile selection)."""
-    import rasterio.warp
-
-    w, s, e, n = rasterio.warp.transform_bounds(
-        grid.rio_crs, "EPSG:4326", *grid.bounds, densify_pts=21
-    )
-    return (w - pad_deg, s - pad_deg, e + pad_deg, n + pad_deg)
