@@ -17,6 +17,7 @@ The world is deterministic from a seed and physically motivated:
 * debris-covered tongues (``debris_below_ela_m`` below the ELA): optically like rock, but
   smooth in the DEM and incoherent in InSAR, so optical features alone miss them;
 * SAR backscatter from the local incidence angle per surface class, with gamma speckle,
+  layover (bright, incoherent) and radar shadow (noise floor) from the viewing geometry,
   and InSAR coherence that is low on moving ice and high on stable rock, with per-pair noise
   and spatially patchy decorrelation.
 
@@ -783,6 +784,18 @@ def local_incidence(
     return np.degrees(np.arccos(np.clip(cos_l, -1.0, 1.0)))
 
 
+def layover_shadow(
+    z: NDArray[Any], res_m: float, look_azimuth_deg: float = 100.0, incidence_deg: float = 38.0
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Radar layover (slope facing the sensor steeper than the incidence angle) and radar
+    shadow (slope facing away steeper than the grazing angle, 90 - incidence)."""
+    dzdx, dzdy = horn_gradient(z, res_m)
+    az = np.radians(look_azimuth_deg)  # horizontal look direction, sensor -> ground
+    rise = dzdx * np.sin(az) + dzdy * np.cos(az)  # terrain rise along the look direction
+    alpha = np.degrees(np.arctan(rise))
+    return alpha > incidence_deg, -alpha > 90.0 - incidence_deg
+
+
 def _write_sar(
     files: list[Path],
     spec: WorldSpec,
@@ -797,7 +810,11 @@ def _write_sar(
     shape_db = 10 * np.log10(
         np.clip(np.cos(np.radians(theta)), 0.05, 1.0) ** 2 / np.cos(np.radians(35)) ** 2
     )
+    layover, radar_shadow = layover_shadow(z, world.resolution)
+    # Layover sums several slopes into one bright pixel; shadow returns only noise (-25 dB).
+    shape_db = np.where(layover, shape_db + 5.0, shape_db)
     coh_mean = np.choose(classes, [SAR_COHERENCE[n] for n in CLASS_CODES])
+    coh_mean = np.where(layover, 0.35, np.where(radar_shadow, 0.1, coh_mean))
     for f in files:
         if f.name.endswith("_corr.tif"):
             # Per-pair noise plus spatially coherent decorrelation (wind, moisture, snow).
@@ -818,7 +835,7 @@ def _write_sar(
         pol = f.stem.split("_")[-1]
         k = 0 if pol in ("VV", "HH") else 1
         base_db = np.choose(classes, [SAR_DB[n][k] for n in CLASS_CODES])
-        power = 10 ** ((base_db + shape_db) / 10)
+        power = np.where(radar_shadow, 10 ** (-25 / 10), 10 ** ((base_db + shape_db) / 10))
         looks = 4.0
         speckle = rng.gamma(looks, 1.0 / looks, z.shape)
         data = _resample(

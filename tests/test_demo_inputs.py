@@ -164,3 +164,18 @@ def test_cast_and_cloud_shadows_fall_away_from_the_sun() -> None:
     cs = demo.cloud_shadow(cloud, 10.0, 45.0, 180.0, cloud_height_m=200.0)
     rows = np.flatnonzero(cs.any(axis=1))
     assert rows.min() == 25 and rows.max() == 34  # 20 px north of the cloud
+
+
+def test_layover_and_radar_shadow_geometry() -> None:
+    # A ridge running north-south; the sensor looks east (azimuth 90, incidence 38 degrees).
+    x = np.arange(100) * 10.0
+    steep = np.where(x < 500, x * 1.5, (1000 - x) * 1.5)  # 56 degree flanks
+    z = np.tile(steep, (40, 1)).astype(np.float32)
+    layover, shadow = demo.layover_shadow(z, 10.0, look_azimuth_deg=90.0, incidence_deg=38.0)
+    # The west flank rises towards the east, facing the sensor: layover (56 > 38).
+    assert layover[20, 10:45].all() and not shadow[20, 10:45].any()
+    # The east flank falls away at 56 degrees > 90 - 38 = 52: radar shadow.
+    assert shadow[20, 55:90].all() and not layover[20, 55:90].any()
+    gentle = (z / 3).astype(np.float32)  # 26 degree flanks: neither
+    lo, sh = demo.layover_shadow(gentle, 10.0, 90.0, 38.0)
+    assert not lo[:, 2:-2].any() and not sh[:, 2:-2].any()
