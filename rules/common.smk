@@ -176,9 +176,12 @@ def quicklook_inputs(wildcards):
         "outlines": f"outlines/{r}_{y}.gpkg",
         "probability": default_probability(wildcards),
         "slope": f"results/terrain/{r}/slope.tif",
+        "dem": f"results/terrain/{r}/dem.tif",
     }
     if CATALOG.coherence(r, y) or CATALOG.slc_pairs(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
+    if CATALOG.backscatter(r, y):
+        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
     inv = CATALOG.inventory(r, y)
     if inv:
         ins["inventory"] = inv

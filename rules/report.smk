@@ -27,6 +27,18 @@ rule quicklooks:
             category="Maps",
             subcategory="{region} {year}",
         ),
+        backscatter=report(
+            "results/quicklooks/{region}_{year}/backscatter.png",
+            caption="../report/backscatter.rst",
+            category="Maps",
+            subcategory="{region} {year}",
+        ),
+        elevation=report(
+            "results/quicklooks/{region}_{year}/elevation.png",
+            caption="../report/elevation.rst",
+            category="Maps",
+            subcategory="{region} {year}",
+        ),
     log:
         "logs/quicklooks/{region}_{year}.log",
     benchmark:

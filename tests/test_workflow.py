@@ -104,7 +104,14 @@ def test_report_has_maps_curves_and_table(done: Path) -> None:
     assert "| U-Net | Opt+DEM+SAR |" in table and "| RF | Opt+DEM+SAR |" in table
     snakemake(done, "--report", "report.html")
     html = (done / "report.html").read_text(errors="replace")
-    for name in ("false_colour.png", "probability.png", "history.png", "demo_benchmark.csv"):
+    for name in (
+        "false_colour.png",
+        "probability.png",
+        "backscatter.png",
+        "elevation.png",
+        "history.png",
+        "demo_benchmark.csv",
+    ):
         assert name in html, name
 
 

@@ -28,3 +28,14 @@ with step_logging(snakemake.log[0]):
         1,
         f"{name}: InSAR coherence",
     )
+    layer_map(
+        inp.get("backscatter"),
+        "sar_copol_db",
+        out.backscatter,
+        "gray",
+        "co-pol backscatter (dB)",
+        -25,
+        0,
+        f"{name}: SAR backscatter",
+    )
+    layer_map(inp.dem, "elevation", out.elevation, "terrain", "elevation (m)", title=f"{name}: DEM")
