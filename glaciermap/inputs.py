@@ -25,8 +25,8 @@ from glaciermap.grid import RegionGrid
 from glaciermap.sar import classify_sar_files
 from glaciermap.terrain import select_dem_tiles
 
-# Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
 _SLC_RE = re.compile(r"((?:19|20)\d{6})(?:T\d{6})?_SLC\.tiff?$", re.IGNORECASE)
+# Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".xml", "_mtl.txt", ".bands.yaml")
 
 OPTICAL_HELP = (
@@ -136,6 +136,10 @@ class InputCatalog:
         """Consecutive SLC dates, the pairs whose coherence the workflow estimates."""
         dates = list(self.slc(region, year))
         return list(itertools.pairwise(dates))
+
+    def has_coherence(self, region: str, year: int) -> bool:
+        """Coherence is delivered (``..._corr.tif``) or can be estimated from SLC pairs."""
+        return bool(self.coherence(region, year) or self.slc_pairs(region, year))
 
     def coherence(self, region: str, year: int) -> list[str]:
         return [

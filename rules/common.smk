@@ -102,7 +102,7 @@ def feature_inputs(wildcards):
     }
     if CATALOG.backscatter(r, y):
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
-    if CATALOG.coherence(r, y) or CATALOG.slc_pairs(r, y):
+    if CATALOG.has_coherence(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     return ins
 
@@ -178,7 +178,7 @@ def quicklook_inputs(wildcards):
         "slope": f"results/terrain/{r}/slope.tif",
         "dem": f"results/terrain/{r}/dem.tif",
     }
-    if CATALOG.coherence(r, y) or CATALOG.slc_pairs(r, y):
+    if CATALOG.has_coherence(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     if CATALOG.backscatter(r, y):
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
