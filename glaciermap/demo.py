@@ -1,49 +1,37 @@
-"""A synthetic demo world, written in the formats real products ship in.
+"""The synthetic demo world, written in the formats real products ship in.
 
-The world is deterministic from a seed and physically motivated:
-
-* terrain: fractal (spectral synthesis, power spectrum ~ f^-beta) with the low ground
-  flattened into valley floors, elevations in metres;
-* glaciers: a balance-flux model. The surface mass balance is linear in elevation around the
-  equilibrium-line altitude (ELA), ``b = gradient * (z - ELA)``, capped in the accumulation
-  zone; ice flux is routed downhill (D8) from high to low ground and a cell is glacierised
-  while the accumulated flux stays positive, so tongues extend down valleys below the ELA.
-  A later epoch with a higher ELA has retreated tongues. Tongues are widened in proportion
-  to the square root of the flux (wider valleys carry more ice);
-* optical reflectance from end-member spectra (snow, firn, ice, rock, debris, vegetation,
-  water, cloud) modulated by illumination (sun elevation/azimuth, cosine of incidence),
-  with terrain cast shadows and cloud shadows (clouds at 2 km, shadows displaced away from
-  the sun; flagged in SCL class 3 and QA_PIXEL bit 4);
-* debris-covered tongues (``debris_below_ela_m`` below the ELA): optically like rock, but
-  smooth in the DEM and incoherent in InSAR, so optical features alone miss them;
-* SAR backscatter from the local incidence angle per surface class, with gamma speckle,
-  layover (bright, incoherent) and radar shadow (noise floor) from the viewing geometry,
-  and InSAR coherence that is low on moving ice and high on stable rock, with per-pair noise
-  and spatially patchy decorrelation.
+The world itself (terrain, glaciers, lakes, surfaces, illumination, clouds, SAR geometry) is
+:mod:`glaciermap.world`; this module names and writes its products, block by block, so a
+world of the size of a full Sentinel-2 tile generates in bounded memory.
 
 Products written (paths from :func:`product_paths`):
 
 * Sentinel-2 L2A-style scene folders with 10 m and 20 m band GeoTIFFs (uint16 with the
   processing-baseline >= 04.00 offset ``BOA_ADD_OFFSET=-1000``, quantification 10000), a scene
-  classification layer (SCL, 20 m) and an ``MTD_MSIL2A.xml`` carrying offset and
-  quantification value;
+  classification layer (SCL, 20 m: vegetation 4, bare 5, water 6, cloud shadow 3, cloud 8/9,
+  snow/ice 11) and an ``MTD_MSIL2A.xml`` carrying offset and quantification value; 20 m bands
+  are the mean of the 10 m samples they cover;
 * a Landsat 5 TM Collection 2 Level-2-style scene (30 m, ``SR_B1..B5, SR_B7`` with scale
-  2.75e-5 and offset -0.2, ``QA_PIXEL`` bit flags);
-* Sentinel-1-style RTC backscatter (linear gamma0 power, EPSG:4326) per date and
-  polarisation, and InSAR coherence per pair, on their own geographic grid;
+  2.75e-5 and offset -0.2, ``QA_PIXEL`` bit flags), each pixel the mean of 3 x 3 samples;
+* Sentinel-1 RTC-style backscatter (linear gamma0 power, EPSG:4326, ~20 m) per date and
+  polarisation with a layover/shadow map per date (``..._ls_map.tif``: 0 neither,
+  1 layover, 2 radar shadow), and InSAR coherence per consecutive pair, as ASF HyP3 names them;
 * Copernicus-DEM-style 1-degree tiles (``Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif``,
   1 arc-second, EPSG:4326, pixel-centre registration). Unlike real tiles, only the part
   covering the world holds values; the rest is nodata (-32767);
-* glacier inventories per epoch (GeoPackage, EPSG:4326, RGI 6-like columns).
+* glacier inventories per epoch (GeoPackage, EPSG:4326, RGI 6-like columns): the polygons of
+  exactly the glacier cover rendered into the images.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,64 +41,33 @@ import numpy as np
 import rasterio
 import rasterio.features
 import rasterio.warp
+import shapely
 from affine import Affine
 from numpy.typing import NDArray
+from pyproj import Transformer
 from rasterio.crs import CRS
+from rasterio.io import DatasetWriter
+from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.grid import RegionGrid
 from glaciermap.io import atomic_path
-from glaciermap.terrain import horn_gradient
+from glaciermap.world import (
+    CLASS_CODES,
+    MAX_PHYS_CELLS,
+    OPTICAL_BANDS,
+    WORLD_RES_M,
+    World,
+    build_world,
+    render_backscatter,
+    render_coherence,
+    render_optical,
+    sar_geometry,
+    scene,
+)
 
 log = logging.getLogger(__name__)
-
-WORLD_RES_M = 10.0
-"""Resolution of the synthetic world (that of Sentinel-2's finest bands)."""
-
-OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
-
-# Reflectance end-members (blue, green, red, nir, swir1, swir2), rounded from USGS/ASTER
-# spectral library values for the broad bands of Sentinel-2 / Landsat.
-ENDMEMBERS: dict[str, tuple[float, ...]] = {
-    "snow": (0.95, 0.93, 0.90, 0.80, 0.10, 0.07),
-    "firn": (0.78, 0.76, 0.73, 0.62, 0.07, 0.05),
-    "ice": (0.55, 0.50, 0.45, 0.30, 0.04, 0.03),
-    "rock": (0.11, 0.14, 0.17, 0.24, 0.30, 0.24),
-    "debris": (0.10, 0.12, 0.15, 0.21, 0.26, 0.21),  # supraglacial debris: rock-like
-    "vegetation": (0.04, 0.08, 0.05, 0.38, 0.20, 0.10),
-    "water": (0.08, 0.07, 0.05, 0.02, 0.01, 0.005),
-    "cloud": (0.72, 0.72, 0.72, 0.72, 0.55, 0.45),
-}
-CLASS_CODES = {
-    "rock": 0,
-    "vegetation": 1,
-    "snow": 2,
-    "firn": 3,
-    "ice": 4,
-    "water": 5,
-    "debris": 6,
-}
-
-# Sentinel-1 C-band: mean gamma0 (dB) at 35 degrees local incidence, VV and VH.
-SAR_DB = {
-    "rock": (-8.0, -15.0),
-    "debris": (-10.0, -17.0),  # rough, like rock, a little darker (wet ice beneath)
-    "vegetation": (-10.0, -16.0),
-    "snow": (-11.0, -19.0),  # seasonal snow on land
-    "firn": (-9.0, -17.0),  # dry firn/snow in the accumulation area (volume scattering)
-    "ice": (-17.0, -25.0),  # wet, smooth glacier surface in late summer
-    "water": (-22.0, -28.0),
-}
-SAR_COHERENCE = {
-    "rock": 0.75,
-    "debris": 0.4,  # the ice below moves and melts: coherence drops, unlike on rock
-    "vegetation": 0.35,
-    "snow": 0.35,
-    "firn": 0.12,
-    "ice": 0.12,
-    "water": 0.05,
-}
 
 S2_BANDS = {  # band id -> (common name, resolution m)
     "B02": ("blue", 10),
@@ -157,6 +114,8 @@ class WorldSpec:
     relief_m: tuple[float, float] = (3200.0, 6400.0)
     mass_balance_gradient: float = 0.007  # m w.e. per m elevation per year
     debris_below_ela_m: float = 100.0  # tongues this far below the ELA are debris-covered
+    max_phys_cells: int = MAX_PHYS_CELLS  # size of the physics grid (bounds memory)
+    block_px: int = 512  # output blocks rendered at a time (bounds memory)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -289,10 +248,9 @@ def product_paths(spec: WorldSpec, out_dir: Path | str) -> dict[str, list[Path]]
         sar_dir = out / spec.region / str(ep.year) / "sar"
         sar: list[Path] = []
         for date in ep.sar_dates:
-            for pol in ep.sar_pols:
-                sar.append(
-                    sar_dir / f"S1A_IW_{_compact(date)}T011520_DVP_RTC20_G_gpuned_5A3C_{pol}.tif"
-                )
+            stem = f"S1A_IW_{_compact(date)}T011520_DVP_RTC20_G_gpuned_5A3C"
+            sar.extend(sar_dir / f"{stem}_{pol}.tif" for pol in ep.sar_pols)
+            sar.append(sar_dir / f"{stem}_ls_map.tif")
         if ep.coherence:
             for d1, d2 in zip(ep.sar_dates, ep.sar_dates[1:], strict=False):
                 sar.append(
@@ -315,335 +273,72 @@ def all_product_paths(specs: list[WorldSpec], out_dir: Path | str) -> list[Path]
     return sorted(seen)
 
 
-# --------------------------------------------------------------------------- terrain + ice
+# --------------------------------------------------------------------------- block writing
 
 
-def fractal_surface(
-    shape: tuple[int, int],
-    res_m: float,
-    rng: np.random.Generator,
-    beta: float = 3.2,
-    max_wavelength_m: float = 12000.0,
-) -> NDArray[np.float64]:
-    """Gaussian random field with power spectrum ~ f^-beta, scaled to [0, 1]."""
-    ny, nx = shape
-    fy = np.fft.fftfreq(ny, d=res_m)[:, None]
-    fx = np.fft.rfftfreq(nx, d=res_m)[None, :]
-    f = np.hypot(fx, fy)
-    f_min = 1.0 / max_wavelength_m
-    amp = np.where(f > 0, np.maximum(f, f_min) ** (-beta / 2.0), 0.0)
-    noise = rng.standard_normal((ny, nx // 2 + 1)) + 1j * rng.standard_normal((ny, nx // 2 + 1))
-    field = np.fft.irfft2(noise * amp, s=shape)
-    lo, hi = np.percentile(field, [0.5, 99.5])
-    return np.asarray(np.clip((field - lo) / (hi - lo), 0.0, 1.0))
-
-
-def _flow_accumulation(z: NDArray[Any]) -> NDArray[np.float64]:
-    """Number of cells draining through each cell (D8, pits keep their water)."""
-    recv = _d8_receivers(z)
-    order = np.argsort(-z, axis=None, kind="stable")
-    acc = np.ones(z.size)
-    for i in order.tolist():  # high to low: donors are done before their receivers
-        r = recv[i]
-        if r != i:
-            acc[r] += acc[i]
-    return acc.reshape(z.shape)
-
-
-def carve_valleys(
-    h: NDArray[Any], res_m: float, depth: float = 0.6, passes: int = 4, cell_m: float = 100.0
-) -> NDArray[np.float64]:
-    """Incise a dendritic valley network: stream-power-like erosion ~ sqrt(drainage area).
-
-    Works on a ``cell_m`` grid (fast D8 loop), the incision is interpolated back to ``h``.
-    """
-    factor = max(1, round(cell_m / res_m))
-    zc = ndimage.zoom(h, 1 / factor, order=1)
-    total = np.zeros_like(zc)
-    for _ in range(passes):
-        acc = _flow_accumulation(zc)
-        inc = ndimage.gaussian_filter(depth / passes * np.sqrt(acc / acc.max()), 1.0)
-        zc = zc - inc
-        total += inc
-    up = ndimage.zoom(total, (h.shape[0] / zc.shape[0], h.shape[1] / zc.shape[1]), order=1)
-    return np.asarray(h - up[: h.shape[0], : h.shape[1]])
-
-
-def synth_terrain(spec: WorldSpec, grid: RegionGrid) -> NDArray[np.float32]:
-    """Elevation (m) on ``grid``: fractal massif with an incised valley network."""
-    rng = np.random.default_rng(spec.seed)
-    h = fractal_surface(grid.shape, grid.resolution, rng, beta=4.0, max_wavelength_m=20000.0)
-    detail = fractal_surface(grid.shape, grid.resolution, rng, beta=2.0, max_wavelength_m=500.0)
-    h = carve_valleys(h, grid.resolution)
-    h = (h - h.min()) / (h.max() - h.min())
-    lo, hi = spec.relief_m
-    z = lo + (hi - lo) * h**1.4 + 15.0 * (detail - 0.5)
-    return z.astype(np.float32)
-
-
-def _d8_receivers(z: NDArray[Any]) -> NDArray[np.int64]:
-    """Flat index of the steepest-descent neighbour of every cell (itself for pits)."""
-    ny, nx = z.shape
-    p = np.pad(z, 1, mode="constant", constant_values=np.inf)
-    idx = np.arange(ny * nx).reshape(ny, nx)
-    best_drop = np.zeros((ny, nx))
-    recv = idx.copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            nb = p[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
-            drop = (z - nb) / math.hypot(dy, dx)
-            better = drop > best_drop
-            best_drop = np.where(better, drop, best_drop)
-            shifted = np.clip(idx + dy * nx + dx, 0, ny * nx - 1)
-            recv = np.where(better, shifted, recv)
-    return recv.ravel()
-
-
-def glacier_mask(
-    z: NDArray[Any],
-    res_m: float,
-    ela_m: float,
-    gradient: float = 0.007,
-    max_cells: int = 250_000,
-) -> NDArray[np.bool_]:
-    """Glacierised cells from the balance-flux model (see module docstring).
-
-    Computed on a coarsened grid (at most ``max_cells`` cells), returned at ``z``'s shape.
-    """
-    factor = max(1, math.ceil(math.sqrt(z.size / max_cells)))
-    zc = z[: z.shape[0] // factor * factor, : z.shape[1] // factor * factor]
-    zc = zc.reshape(zc.shape[0] // factor, factor, zc.shape[1] // factor, factor).mean(axis=(1, 3))
-    cres = res_m * factor
-    dzdx, dzdy = horn_gradient(zc, cres)
-    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
-    balance = np.minimum(gradient * (zc - ela_m), 2.0)  # m w.e./yr, capped accumulation
-    balance = np.where(slope > 50.0, np.minimum(balance, 0.0), balance)  # steep walls shed snow
-    cell_area = cres * cres
-    recv = _d8_receivers(zc)
-    order = np.argsort(-zc, axis=None, kind="stable")
-    flux = (balance * cell_area).ravel().astype(np.float64)
-    ice = np.zeros(zc.size, dtype=bool)
-    for i in order.tolist():  # as in _flow_accumulation, but only positive flux moves on
-        q = flux[i]
-        if q > 0.0:
-            ice[i] = True
-            r = recv[i]
-            if r != i:
-                flux[r] += q
-    ice2 = ice.reshape(zc.shape)
-    # Widen tongues: width ~ sqrt(flux); dilate by radius classes.
-    q = np.where(ice2, flux.reshape(zc.shape), 0.0)
-    width_m = 0.6 * np.sqrt(np.maximum(q, 0.0))  # ~400 m wide at 5e5 m3/yr
-    mask = ice2 & (balance > 0)
-    for radius in range(1, 6):
-        sel = ice2 & (width_m / 2 >= radius * cres)
-        if not sel.any():
-            break
-        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-        disk = (yy**2 + xx**2) <= radius**2
-        mask |= ndimage.binary_dilation(sel, structure=disk)
-    mask |= ice2
-    mask = ndimage.binary_closing(mask, iterations=1)
-    mask = ndimage.binary_fill_holes(mask)
-    # Back to the full grid with smooth edges.
-    up = ndimage.zoom(mask.astype(np.float32), factor, order=1)
-    full = np.zeros(z.shape, dtype=np.float32)
-    hh, ww = min(up.shape[0], z.shape[0]), min(up.shape[1], z.shape[1])
-    full[:hh, :ww] = up[:hh, :ww]
-    full = ndimage.gaussian_filter(full, sigma=max(1.0, factor / 2))
-    out = full > 0.5
-    labels, n = ndimage.label(out)
-    if n:
-        sizes = ndimage.sum(out, labels, index=np.arange(1, n + 1))
-        small = np.isin(labels, np.flatnonzero(sizes * res_m * res_m < 0.02e6) + 1)
-        out &= ~small  # drop patches under 0.02 km2 (below inventory minimum size)
-    return np.asarray(out)
-
-
-# --------------------------------------------------------------------------- surfaces
-
-
-def surface_classes(
-    z: NDArray[Any],
-    slope_deg: NDArray[Any],
-    glacier: NDArray[np.bool_],
-    ela_m: float,
-    rng: np.random.Generator,
-    res_m: float,
-    debris_below_ela_m: float = 100.0,
-) -> NDArray[np.uint8]:
-    """Per-pixel surface class codes (:data:`CLASS_CODES`) for one epoch."""
-    wobble = 120.0 * (fractal_surface(z.shape, res_m, rng, beta=2.5, max_wavelength_m=3000) - 0.5)
-    cls = np.full(z.shape, CLASS_CODES["rock"], dtype=np.uint8)
-    cls[(z + wobble < ela_m - 1300) & (slope_deg < 30)] = CLASS_CODES["vegetation"]
-    seasonal = (z + 3 * wobble > ela_m + 350) & (slope_deg < 35) & ~glacier
-    cls[seasonal] = CLASS_CODES["snow"]
-    cls[glacier & (z + wobble >= ela_m + 150)] = CLASS_CODES["snow"]
-    cls[glacier & (z + wobble >= ela_m) & (z + wobble < ela_m + 150)] = CLASS_CODES["firn"]
-    cls[glacier & (z + wobble < ela_m)] = CLASS_CODES["ice"]
-    # Debris-covered tongues: optically rock, but smooth (DEM) and incoherent (SAR).
-    cls[glacier & (z + wobble < ela_m - debris_below_ela_m)] = CLASS_CODES["debris"]
-    # Lakes: flat depressions of the valley floors.
-    flat = (slope_deg < 2.0) & ~glacier & (z < ela_m - 600)
-    flat = ndimage.binary_opening(flat, iterations=2)
-    cls[flat] = CLASS_CODES["water"]
-    return cls
-
-
-def illumination(
-    z: NDArray[Any], res_m: float, sun_elev_deg: float, sun_azim_deg: float
-) -> NDArray[np.float32]:
-    """Cosine of the solar incidence angle on the slope, clipped at 0."""
-    dzdx, dzdy = horn_gradient(z, res_m)
-    el, az = np.radians(sun_elev_deg), np.radians(sun_azim_deg)
-    sx, sy, sz = np.cos(el) * np.sin(az), np.cos(el) * np.cos(az), np.sin(el)
-    norm = np.sqrt(1 + dzdx**2 + dzdy**2)
-    cos_i = (-dzdx * sx - dzdy * sy + sz) / norm
-    return np.clip(cos_i, 0.0, 1.0).astype(np.float32)
-
-
-def _shifted(a: NDArray[Any], dr: int, dc: int, fill: float) -> NDArray[Any]:
-    """``a`` moved so that out[r, c] = a[r + dr, c + dc]; ``fill`` outside."""
-    out = np.full_like(a, fill)
-    h, w = a.shape
-    rs, re_ = max(0, -dr), min(h, h - dr)
-    cs, ce = max(0, -dc), min(w, w - dc)
-    if rs < re_ and cs < ce:
-        out[rs:re_, cs:ce] = a[rs + dr : re_ + dr, cs + dc : ce + dc]
-    return out
-
-
-def sun_step(sun_azim_deg: float) -> tuple[float, float]:
-    """(row, col) unit step towards the sun (rows grow southwards)."""
-    az = np.radians(sun_azim_deg)
-    return -float(np.cos(az)), float(np.sin(az))
-
-
-def cast_shadow(
-    z: NDArray[Any],
-    res_m: float,
-    sun_elev_deg: float,
-    sun_azim_deg: float,
-    max_dist_m: float = 4000.0,
-    step_px: int = 2,
-) -> NDArray[np.bool_]:
-    """Pixels whose line of sight to the sun is blocked by terrain within ``max_dist_m``."""
-    dr, dc = sun_step(sun_azim_deg)
-    rise = np.tan(np.radians(sun_elev_deg)) * res_m
-    shadow = np.zeros(z.shape, dtype=bool)
-    for k in range(step_px, int(max_dist_m / res_m) + 1, step_px):
-        ahead = _shifted(z, round(k * dr), round(k * dc), -np.inf)
-        shadow |= ahead > z + k * rise
-    return shadow
-
-
-def cloud_shadow(
-    cloud: NDArray[np.float32],
-    res_m: float,
-    sun_elev_deg: float,
-    sun_azim_deg: float,
-    cloud_height_m: float = 2000.0,
-) -> NDArray[np.bool_]:
-    """Where thick cloud (> 0.5) casts its shadow: displaced away from the sun."""
-    dist_px = cloud_height_m / np.tan(np.radians(sun_elev_deg)) / res_m
-    dr, dc = sun_step(sun_azim_deg)
-    return np.asarray(_shifted(cloud > 0.5, round(dist_px * dr), round(dist_px * dc), False))
-
-
-def reflectance(
-    classes: NDArray[np.uint8],
-    cos_i: NDArray[Any],
-    sun_elev_deg: float,
-    rng: np.random.Generator,
-    shade: NDArray[np.bool_] | None = None,
-) -> NDArray[np.float32]:
-    """Surface reflectance (6, rows, cols) from end-members, illumination and noise.
-
-    ``shade`` (cast or cloud shadow) leaves only the diffuse part of the light.
-    """
-    table = np.zeros((len(CLASS_CODES), 6), dtype=np.float32)
-    for name, code in CLASS_CODES.items():
-        table[code] = ENDMEMBERS[name]
-    refl = table[classes].transpose(2, 0, 1)
-    # Lambertian terrain effect with a diffuse (sky) part; 1 on flat ground.
-    direct = cos_i if shade is None else np.where(shade, 0.0, cos_i)
-    light = 0.25 + 0.75 * direct / np.sin(np.radians(sun_elev_deg))
-    refl = refl * light[None]
-    refl += rng.normal(0.0, 0.008, refl.shape).astype(np.float32)
-    return np.clip(refl, 0.0, 1.5).astype(np.float32)
-
-
-def cloud_field(
-    shape: tuple[int, int], res_m: float, fraction: float, rng: np.random.Generator
-) -> NDArray[np.float32]:
-    """Cloud optical-thickness proxy in [0, 1]; ``fraction`` of the scene exceeds 0.5."""
-    if fraction <= 0:
-        return np.zeros(shape, dtype=np.float32)
-    f = fractal_surface(shape, res_m, rng, beta=3.0, max_wavelength_m=4000)
-    thr = np.quantile(f, 1 - fraction)
-    return np.clip((f - thr) / 0.1 + 0.5, 0.0, 1.0).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- writers
-
-
-def _resample(
-    arr: NDArray[Any],
-    src: RegionGrid,
-    dst_crs: CRS | str,
-    dst_transform: Affine,
-    dst_shape: tuple[int, int],
-    method: rasterio.enums.Resampling,
-    nodata: float = np.nan,
-) -> NDArray[np.float32]:
-    out = np.full(dst_shape, nodata, dtype=np.float32)
-    rasterio.warp.reproject(
-        arr.astype(np.float32),
-        out,
-        src_transform=src.transform,
-        src_crs=src.rio_crs,
-        dst_transform=dst_transform,
-        dst_crs=dst_crs,
-        resampling=method,
-        src_nodata=np.nan,
-        dst_nodata=nodata,
-    )
-    return out
-
-
-def _write_tif(
-    path: Path,
-    data: NDArray[Any],
-    crs: CRS | str,
-    transform: Affine,
-    nodata: float | None,
-    descriptions: list[str] | None = None,
-    tags: dict[str, str] | None = None,
-) -> None:
-    if data.ndim == 2:
-        data = data[None]
+def _profile(
+    crs: CRS | str, transform: Affine, shape: tuple[int, int], dtype: str, nodata: float | None
+) -> dict[str, Any]:
     prof: dict[str, Any] = {
         "driver": "GTiff",
-        "width": data.shape[2],
-        "height": data.shape[1],
-        "count": data.shape[0],
-        "dtype": str(data.dtype),
+        "width": shape[1],
+        "height": shape[0],
+        "count": 1,
+        "dtype": dtype,
         "crs": crs,
         "transform": transform,
         "nodata": nodata,
         "compress": "deflate",
     }
-    if data.shape[1] >= 256 and data.shape[2] >= 256:
+    if shape[0] >= 256 and shape[1] >= 256:
         prof.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **prof) as dst:
-            dst.write(data)
-            for i, d in enumerate(descriptions or [], start=1):
-                dst.set_band_description(i, d)
-            if tags:
-                dst.update_tags(**tags)
+    return prof
+
+
+@contextlib.contextmanager
+def _writers(
+    outputs: list[tuple[Path, dict[str, Any]]],
+) -> Iterator[list[DatasetWriter]]:
+    """Open several GeoTIFFs for writing under temporary names; renamed when all are done."""
+    with contextlib.ExitStack() as stack:
+        dsts = []
+        for path, prof in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(atomic_path(path))
+            dsts.append(stack.enter_context(rasterio.open(tmp, "w", **prof)))
+        yield dsts
+
+
+def _blocks(shape: tuple[int, int], block: int) -> Iterator[Window]:
+    for r0 in range(0, shape[0], block):
+        for c0 in range(0, shape[1], block):
+            yield Window(c0, r0, min(block, shape[1] - c0), min(block, shape[0] - r0))
+
+
+def _out_block(block: int, supersample: int) -> int:
+    """Output pixels a side of a block rendered with ``supersample``^2 samples per pixel:
+    about ``block`` samples a side, a multiple of the 256 px GeoTIFF tiles where possible."""
+    n = max(8, block // supersample)
+    return n // 256 * 256 if n >= 256 else (256 if block >= 512 else n)
+
+
+def _centres(
+    transform: Affine, win: Window, supersample: int = 1
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """x and y of the sample centres of ``win``: ``supersample`` x ``supersample`` per pixel."""
+    px = transform.a
+    sub = px / supersample
+    x = transform.c + win.col_off * px + (np.arange(win.width * supersample) + 0.5) * sub
+    y = transform.f - win.row_off * px - (np.arange(win.height * supersample) + 0.5) * sub
+    return x, y
+
+
+def _block_mean(a: NDArray[Any], s: int) -> NDArray[np.float64]:
+    """Mean over ``s`` x ``s`` samples of the last two axes."""
+    if s == 1:
+        return np.asarray(a, dtype=np.float64)
+    *lead, h, w = a.shape
+    return np.asarray(a.reshape(*lead, h // s, s, w // s, s).mean(axis=(-3, -1)))
 
 
 def _sub_grid(world: RegionGrid, res: float, offset: float = 0.0) -> tuple[Affine, tuple[int, int]]:
@@ -654,6 +349,72 @@ def _sub_grid(world: RegionGrid, res: float, offset: float = 0.0) -> tuple[Affin
     nx = int((right - x0) // res)
     ny = int((y0 - bottom) // res)
     return Affine(res, 0, x0, 0, -res, y0), (ny, nx)
+
+
+@functools.lru_cache(maxsize=8)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
+@dataclass(frozen=True)
+class _Resampler:
+    """Samples of the 10 m world at the pixels of a block of another grid (e.g. geographic).
+
+    ``x``/``y`` are the world samples to render; a rendered layer is interpolated at the exact
+    projected positions of ``supersample`` x ``supersample`` points per output pixel and
+    averaged (multi-looking), so a block's values do not depend on the block layout.
+    """
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    rows: NDArray[np.float64]
+    cols: NDArray[np.float64]
+    inside: NDArray[np.bool_]
+    supersample: int
+
+    @classmethod
+    def for_block(
+        cls, wgrid: RegionGrid, crs: str, transform: Affine, win: Window, supersample: int = 1
+    ) -> _Resampler | None:
+        xs, ys = _centres(transform, win, supersample)
+        lon, lat = np.meshgrid(xs, ys)
+        px, py = _transformer(crs, wgrid.crs).transform(lon, lat)
+        wl, wb, wr, wt = wgrid.bounds
+        r = WORLD_RES_M
+        inside = (px >= wl + r) & (px <= wr - r) & (py >= wb + r) & (py <= wt - r)
+        if not inside.any():
+            return None
+        x0 = wl + math.floor((px[inside].min() - wl) / r - 2) * r
+        x1 = wl + math.ceil((px[inside].max() - wl) / r + 2) * r
+        y1 = wt - math.floor((wt - py[inside].max()) / r - 2) * r
+        y0 = wt - math.ceil((wt - py[inside].min()) / r + 2) * r
+        x = x0 + (np.arange(round((x1 - x0) / r)) + 0.5) * r
+        y = y1 - (np.arange(round((y1 - y0) / r)) + 0.5) * r
+        rows, cols = (y1 - py) / r - 0.5, (px - x0) / r - 0.5
+        return cls(x, y, rows, cols, inside, supersample)
+
+    def __call__(self, data: NDArray[Any], order: int, nodata: float) -> NDArray[np.float32]:
+        """``data`` (rendered at ``x`` by ``y``) at the block's pixels: bilinear (``order``
+        1) or nearest (0) at each sample, then the mean of each pixel's samples."""
+        v = ndimage.map_coordinates(
+            np.asarray(data, dtype=np.float64), [self.rows, self.cols], order=order, mode="nearest"
+        )
+        v = _block_mean(np.where(self.inside, v, np.nan), self.supersample)
+        return np.where(np.isnan(v), nodata, v).astype(np.float32)
+
+    def pick(self, data: NDArray[Any], nodata: float) -> NDArray[np.float32]:
+        """``data`` (a class layer) at the sample nearest each pixel's centre (``supersample``
+        // 2 along each axis), by nearest neighbour."""
+        c, s = self.supersample // 2, self.supersample
+        rows, cols = np.rint(self.rows[c::s, c::s]), np.rint(self.cols[c::s, c::s])
+        h, w = data.shape
+        ok = self.inside[c::s, c::s] & (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        v = np.full(rows.shape, nodata, dtype=np.float32)
+        v[ok] = data[rows[ok].astype(np.int64), cols[ok].astype(np.int64)]
+        return v
+
+
+# --------------------------------------------------------------------------- optical
 
 
 def _mtd_xml(offset: int, quantification: int) -> str:
@@ -676,92 +437,99 @@ def _mtd_xml(offset: int, quantification: int) -> str:
 """
 
 
-def _with_clouds(refl: NDArray[np.float32], cloud: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Blend the cloud end-member over the surface by cloud optical-thickness proxy."""
-    cl = cloud[None]
-    cloud_refl = np.asarray(ENDMEMBERS["cloud"], np.float32)[:, None, None]
-    return np.asarray(refl * (1 - cl) + cloud_refl * cl, dtype=np.float32)
+SCL_OF_CLASS = (5, 4, 11, 11, 11, 6, 5)  # rock, vegetation, snow, firn, ice, water, debris
 
 
 def _write_sentinel2(
-    files: list[Path],
-    refl: NDArray[np.float32],
-    classes: NDArray[np.uint8],
-    cloud: NDArray[np.float32],
-    c_shadow: NDArray[np.bool_],
-    world: RegionGrid,
+    files: list[Path], world: World, year: int, sc: Any, wgrid: RegionGrid, block: int
 ) -> None:
     """One L2A scene: uint16 DN = reflectance * 10000 + 1000 (baseline >= 04.00)."""
     mtd = next(f for f in files if f.name == "MTD_MSIL2A.xml")
     mtd.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(mtd) as tmp:
         tmp.write_text(_mtd_xml(-1000, 10000))
-    cloudy = _with_clouds(refl, cloud)
-    for f in files:
-        parts = f.stem.split("_")
-        if len(parts) < 4:
+    rasters = [f for f in files if f.suffix == ".tif"]
+    for res in (10, 20):
+        group = [f for f in rasters if f.stem.endswith(f"_{res}m")]
+        if not group:
             continue
-        band, res = parts[-2], float(parts[-1].rstrip("m"))
-        transform, shp = _sub_grid(world, res)
-        if band == "SCL":
-            scl = np.choose(
-                np.asarray(classes),
-                [5, 4, 11, 11, 11, 6, 5],  # rock, debris: not vegetated; snow/firn/ice: snow
-            ).astype(np.float32)
-            scl = np.where(c_shadow, 3, scl)  # cloud shadow
-            scl = np.where(cloud > 0.5, 9, np.where(cloud > 0.2, 8, scl))
-            data = _resample(
-                scl, world, world.rio_crs, transform, shp, rasterio.enums.Resampling.mode
+        s = res // int(WORLD_RES_M)
+        transform, shp = _sub_grid(wgrid, float(res))
+        outputs = [
+            (
+                f,
+                _profile(
+                    wgrid.rio_crs, transform, shp, "uint8" if "_SCL_" in f.name else "uint16", 0
+                ),
             )
-            _write_tif(f, data.astype(np.uint8), world.rio_crs, transform, 0)
-            continue
-        common = S2_BANDS[band][0]
-        b = OPTICAL_BANDS.index(common)
-        data = _resample(
-            cloudy[b], world, world.rio_crs, transform, shp, rasterio.enums.Resampling.average
-        )
-        dn = np.clip(np.round(data * 10000 + 1000), 1, 65535).astype(np.uint16)
-        _write_tif(f, dn, world.rio_crs, transform, 0)
+            for f in group
+        ]
+        with _writers(outputs) as dsts:
+            for win in _blocks(shp, _out_block(block, s)):
+                ob = render_optical(world, year, sc, *_centres(transform, win, s))
+                refl = _block_mean(ob.refl, s)
+                c = s // 2
+                for f, dst in zip(group, dsts, strict=True):
+                    band = f.stem.split("_")[-2]
+                    if band == "SCL":
+                        scl = np.choose(ob.classes[c::s, c::s], SCL_OF_CLASS)
+                        scl = np.where(ob.cloud_shadow[c::s, c::s], 3, scl)
+                        cl = ob.cloud[c::s, c::s]
+                        scl = np.where(cl > 0.5, 9, np.where(cl > 0.2, 8, scl))
+                        dst.write(scl.astype(np.uint8), 1, window=win)
+                        continue
+                    b = OPTICAL_BANDS.index(S2_BANDS[band][0])
+                    dn = np.clip(np.round(refl[b] * 10000 + 1000), 1, 65535)
+                    dst.write(dn.astype(np.uint16), 1, window=win)
+
+
+def _landsat_qa(ob: Any, c: int, s: int) -> NDArray[np.uint16]:
+    """QA_PIXEL bits of Collection 2: clear 6, water 7, snow 5, cloud 3 (+ confidence 8-9),
+    dilated/thin cloud 1, cloud shadow 4 (+ confidence 10-11)."""
+    classes, cloud, cshadow = (
+        ob.classes[c::s, c::s],
+        ob.cloud[c::s, c::s],
+        ob.cloud_shadow[c::s, c::s],
+    )
+    snowice = np.isin(classes, [CLASS_CODES["snow"], CLASS_CODES["firn"], CLASS_CODES["ice"]])
+    water = classes == CLASS_CODES["water"]
+    qa = np.where(snowice, (1 << 5) | (1 << 6), np.where(water, (1 << 7) | (1 << 6), 1 << 6))
+    qa = np.where(cshadow, (1 << 4) | (1 << 10) | (1 << 11), qa)
+    qa = np.where(cloud > 0.5, (1 << 3) | (1 << 8) | (1 << 9), qa)
+    qa = np.where((cloud > 0.2) & (cloud <= 0.5), 1 << 1, qa)
+    return qa.astype(np.uint16)
 
 
 def _write_landsat5(
-    files: list[Path],
-    refl: NDArray[np.float32],
-    classes: NDArray[np.uint8],
-    cloud: NDArray[np.float32],
-    c_shadow: NDArray[np.bool_],
-    world: RegionGrid,
+    files: list[Path], world: World, year: int, sc: Any, wgrid: RegionGrid, block: int
 ) -> None:
     """Collection 2 L2: DN = (reflectance + 0.2) / 2.75e-5; QA_PIXEL bits (C2 definition)."""
-    transform, shp = _sub_grid(world, 30.0, offset=15.0)
-    cloudy = _with_clouds(refl, cloud)
-    for f in files:
-        key = f.stem.split("_T1_")[-1]
-        if key == "QA_PIXEL":
-            snowice = np.isin(classes, [2, 3, 4])
-            water = classes == CLASS_CODES["water"]
-            qa = np.where(
-                snowice, (1 << 5) | (1 << 6), np.where(water, (1 << 7) | (1 << 6), 1 << 6)
-            )
-            qa = np.where(c_shadow, (1 << 4) | (1 << 10) | (1 << 11), qa)  # shadow, high conf.
-            qa = np.where(cloud > 0.5, (1 << 3) | (1 << 8) | (1 << 9), qa)
-            qa = np.where((cloud > 0.2) & (cloud <= 0.5), (1 << 1), qa)
-            data = _resample(
-                qa.astype(np.float32),
-                world,
-                world.rio_crs,
-                transform,
-                shp,
-                rasterio.enums.Resampling.nearest,
-            )
-            _write_tif(f, data.astype(np.uint16), world.rio_crs, transform, 1)
-            continue
-        b = OPTICAL_BANDS.index(TM_BANDS[key])
-        data = _resample(
-            cloudy[b], world, world.rio_crs, transform, shp, rasterio.enums.Resampling.average
+    s = 3
+    transform, shp = _sub_grid(wgrid, 30.0, offset=15.0)
+    outputs = [
+        (
+            f,
+            _profile(
+                wgrid.rio_crs, transform, shp, "uint16", 1 if f.stem.endswith("QA_PIXEL") else 0
+            ),
         )
-        dn = np.clip(np.round((data + 0.2) / 2.75e-5), 1, 65535).astype(np.uint16)
-        _write_tif(f, dn, world.rio_crs, transform, 0)
+        for f in files
+    ]
+    with _writers(outputs) as dsts:
+        for win in _blocks(shp, _out_block(block, s)):
+            ob = render_optical(world, year, sc, *_centres(transform, win, s))
+            refl = _block_mean(ob.refl, s)
+            for f, dst in zip(files, dsts, strict=True):
+                key = f.stem.split("_T1_")[-1]
+                if key == "QA_PIXEL":
+                    dst.write(_landsat_qa(ob, s // 2, s), 1, window=win)
+                    continue
+                b = OPTICAL_BANDS.index(TM_BANDS[key])
+                dn = np.clip(np.round((refl[b] + 0.2) / 2.75e-5), 1, 65535)
+                dst.write(dn.astype(np.uint16), 1, window=win)
+
+
+# --------------------------------------------------------------------------- SAR
 
 
 def _sar_grid(spec: WorldSpec) -> tuple[Affine, tuple[int, int]]:
@@ -771,93 +539,76 @@ def _sar_grid(spec: WorldSpec) -> tuple[Affine, tuple[int, int]]:
     return Affine(res, 0, w, 0, -res, n), (ny, nx)
 
 
-def local_incidence(
-    z: NDArray[Any], res_m: float, look_azimuth_deg: float = 100.0, incidence_deg: float = 38.0
-) -> NDArray[np.float64]:
-    """Local incidence angle (degrees) of a sensor looking towards ``look_azimuth_deg``."""
-    dzdx, dzdy = horn_gradient(z, res_m)
-    inc, az = np.radians(incidence_deg), np.radians(look_azimuth_deg)
-    # Unit vector from the ground to the sensor.
-    sx, sy, sz = -np.sin(inc) * np.sin(az), -np.sin(inc) * np.cos(az), np.cos(inc)
-    norm = np.sqrt(1 + dzdx**2 + dzdy**2)
-    cos_l = (-dzdx * sx - dzdy * sy + sz) / norm
-    return np.degrees(np.arccos(np.clip(cos_l, -1.0, 1.0)))
-
-
-def layover_shadow(
-    z: NDArray[Any], res_m: float, look_azimuth_deg: float = 100.0, incidence_deg: float = 38.0
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """Radar layover (slope facing the sensor steeper than the incidence angle) and radar
-    shadow (slope facing away steeper than the grazing angle, 90 - incidence)."""
-    dzdx, dzdy = horn_gradient(z, res_m)
-    az = np.radians(look_azimuth_deg)  # horizontal look direction, sensor -> ground
-    rise = dzdx * np.sin(az) + dzdy * np.cos(az)  # terrain rise along the look direction
-    alpha = np.degrees(np.arctan(rise))
-    return alpha > incidence_deg, -alpha > 90.0 - incidence_deg
-
-
 def _write_sar(
     files: list[Path],
     spec: WorldSpec,
-    z: NDArray[Any],
-    classes: NDArray[np.uint8],
-    world: RegionGrid,
-    rng: np.random.Generator,
+    world: World,
+    year: int,
+    wgrid: RegionGrid,
+    epoch_key: int,
 ) -> None:
+    """Backscatter per date and polarisation (+ layover/shadow map), coherence per pair, on
+    a geographic grid; each block rendered at 10 m in the world CRS and warped (backscatter
+    averaged: multi-looking)."""
     transform, shp = _sar_grid(spec)
-    theta = local_incidence(z, world.resolution)
-    # Backscatter falls with local incidence (cosine law), foreshortened slopes are bright.
-    shape_db = 10 * np.log10(
-        np.clip(np.cos(np.radians(theta)), 0.05, 1.0) ** 2 / np.cos(np.radians(35)) ** 2
-    )
-    layover, radar_shadow = layover_shadow(z, world.resolution)
-    # Layover sums several slopes into one bright pixel; shadow returns only noise (-25 dB).
-    shape_db = np.where(layover, shape_db + 5.0, shape_db)
-    coh_mean = np.choose(classes, [SAR_COHERENCE[n] for n in CLASS_CODES])
-    coh_mean = np.where(layover, 0.35, np.where(radar_shadow, 0.1, coh_mean))
+    shadow = sar_geometry(world)
+    geo = "EPSG:4326"
+    stems: dict[str, list[Path]] = {}
     for f in files:
         if f.name.endswith("_corr.tif"):
-            # Per-pair noise plus spatially coherent decorrelation (wind, moisture, snow).
-            patchy = fractal_surface(
-                z.shape, world.resolution, rng, beta=3.0, max_wavelength_m=3000
+            stems.setdefault(f.name, []).append(f)
+        else:
+            stems.setdefault(f.name.split("_5A3C_")[0], []).append(f)
+    for i, (_, group) in enumerate(sorted(stems.items())):
+        key = epoch_key + i
+        outputs = [
+            (
+                f,
+                _profile(
+                    geo,
+                    transform,
+                    shp,
+                    *(("uint8", 255) if "_ls_map" in f.name else ("float32", np.nan)),
+                ),
             )
-            coh = coh_mean + 0.25 * (patchy - 0.5) + rng.normal(0, 0.1, z.shape)
-            data = _resample(
-                np.clip(coh, 0, 1),
-                world,
-                "EPSG:4326",
-                transform,
-                shp,
-                rasterio.enums.Resampling.bilinear,
-            )
-            _write_tif(f, np.clip(data, 0, 1).astype(np.float32), "EPSG:4326", transform, np.nan)
-            continue
-        pol = f.stem.split("_")[-1]
-        k = 0 if pol in ("VV", "HH") else 1
-        base_db = np.choose(classes, [SAR_DB[n][k] for n in CLASS_CODES])
-        power = np.where(radar_shadow, 10 ** (-25 / 10), 10 ** ((base_db + shape_db) / 10))
-        looks = 4.0
-        speckle = rng.gamma(looks, 1.0 / looks, z.shape)
-        data = _resample(
-            power * speckle, world, "EPSG:4326", transform, shp, rasterio.enums.Resampling.average
-        )
-        _write_tif(
-            f,
-            data.astype(np.float32),
-            "EPSG:4326",
-            transform,
-            np.nan,
-            tags={"UNITS": "gamma0 linear power", "POLARIZATION": pol},
-        )
+            for f in group
+        ]
+        with _writers(outputs) as dsts:
+            for d, f in zip(dsts, group, strict=True):
+                if "_ls_map" in f.name:
+                    d.update_tags(VALUES="0 neither, 1 layover, 2 radar shadow")
+                elif not f.name.endswith("_corr.tif"):
+                    pol = f.stem.split("_")[-1]
+                    d.update_tags(UNITS="gamma0 linear power", POLARIZATION=pol)
+            for win in _blocks(shp, _out_block(spec.block_px, 2)):
+                coherence = group[0].name.endswith("_corr.tif")
+                rs = _Resampler.for_block(wgrid, geo, transform, win, 1 if coherence else 2)
+                if rs is None:
+                    continue
+                if coherence:
+                    coh = render_coherence(world, year, shadow, rs.x, rs.y, key)
+                    dsts[0].write(np.clip(rs(coh, 1, np.nan), 0, 1), 1, window=win)
+                    continue
+                pols = tuple(f.stem.split("_")[-1] for f in group if "_ls_map" not in f.name)
+                power, ls = render_backscatter(world, year, shadow, rs.x, rs.y, key, pols)
+                for f, dst in zip(group, dsts, strict=True):
+                    if "_ls_map" in f.name:  # the class of one sample near the centre
+                        dst.write(rs.pick(ls, 255).astype(np.uint8), 1, window=win)
+                    else:  # multi-looked: mean of 2 x 2 samples per pixel
+                        dst.write(rs(power[f.stem.split("_")[-1]], 1, np.nan), 1, window=win)
 
 
-def _write_dem_tiles(files: list[Path], z: NDArray[Any], world: RegionGrid) -> None:
+# --------------------------------------------------------------------------- DEM
+
+
+def _write_dem_tiles(files: list[Path], world: World, wgrid: RegionGrid, block: int) -> None:
     """1 arc-second tiles, pixel-centre registered, filled only where the world lies.
 
     A tile that exists already (shared with another world of the same demo) is updated:
     this world's pixels are written into a copy, which then replaces it.
     """
-    w, s, e, n = rasterio.warp.transform_bounds(world.rio_crs, "EPSG:4326", *world.bounds)
+    w, s, e, n = rasterio.warp.transform_bounds(wgrid.rio_crs, "EPSG:4326", *wgrid.bounds)
+    nodata = -32767.0
     for f in files:
         stem = f.stem.split("_")
         lat = int(stem[4][1:]) * (1 if stem[4][0] == "N" else -1)
@@ -870,144 +621,151 @@ def _write_dem_tiles(files: list[Path], z: NDArray[Any], world: RegionGrid) -> N
         c1 = min(size, math.ceil((e - tile_tr.c) / px))
         r0 = max(0, math.floor((tile_tr.f - n) / px))
         r1 = min(size, math.ceil((tile_tr.f - s) / px))
-        win_tr = tile_tr @ Affine.translation(c0, r0)
-        part = _resample(
-            z,
-            world,
-            "EPSG:4326",
-            win_tr,
-            (r1 - r0, c1 - c0),
-            rasterio.enums.Resampling.bilinear,
-            nodata=-32767.0,
-        )
-        prof = {
-            "driver": "GTiff",
-            "width": size,
-            "height": size,
-            "count": 1,
-            "dtype": "float32",
-            "crs": "EPSG:4326",
-            "transform": tile_tr,
-            "nodata": -32767.0,
-            "compress": "deflate",
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-        }
-        win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+        prof = _profile("EPSG:4326", tile_tr, (size, size), "float32", nodata)
+        prof.update(blockxsize=512, blockysize=512)
+        f.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(f) as tmp:
             if f.exists():
                 shutil.copyfile(f, tmp)
-                with rasterio.open(tmp, "r+") as dst:
+            with rasterio.open(
+                tmp, "r+" if f.exists() else "w+", **({} if f.exists() else prof)
+            ) as dst:
+                for sub in _blocks((r1 - r0, c1 - c0), _out_block(block, 3)):
+                    win = Window(c0 + sub.col_off, r0 + sub.row_off, sub.width, sub.height)
+                    rs = _Resampler.for_block(wgrid, "EPSG:4326", tile_tr, win)
+                    if rs is None:
+                        continue
+                    part = rs(world.elevation(rs.x, rs.y), 1, nodata)
                     old = dst.read(1, window=win)
-                    dst.write(np.where(part == -32767.0, old, part), 1, window=win)
-            else:
-                with rasterio.open(tmp, "w", **prof) as dst:
-                    dst.write(part, 1, window=win)
+                    dst.write(np.where(part == nodata, old, part), 1, window=win)
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+def glacier_polygons(
+    world: World, year: int, wgrid: RegionGrid, block: int = 1024
+) -> gpd.GeoSeries:
+    """The glacier cover of ``year`` on the 10 m world grid as polygons, one per glacier,
+    polygonized block by block and merged across block edges."""
+    parts: list[Any] = []
+    for win in _blocks(wgrid.shape, block):
+        mask = world.glacier(year, *_centres(wgrid.transform, win))
+        if not mask.any():
+            continue
+        tr = rasterio.windows.transform(win, wgrid.transform)
+        parts.extend(
+            shape(g)
+            for g, _ in rasterio.features.shapes(mask.astype(np.uint8), mask=mask, transform=tr)
+        )
+    if not parts:
+        return gpd.GeoSeries([], crs=wgrid.rio_crs)
+    merged = shapely.unary_union(parts)
+    return (
+        gpd.GeoSeries([merged], crs=wgrid.rio_crs).explode(index_parts=False).reset_index(drop=True)
+    )
 
 
 def _write_inventory(
-    path: Path,
-    mask: NDArray[np.bool_],
-    z: NDArray[Any],
-    world: RegionGrid,
-    spec: WorldSpec,
-    year: int,
-    date: str,
-) -> None:
-    labels, _ = ndimage.label(mask)
-    geoms, ids = [], []
-    for geom, value in rasterio.features.shapes(
-        labels.astype(np.int32), mask=mask, transform=world.transform
-    ):
-        geoms.append(shape(geom))
-        ids.append(int(value))
-    gdf = gpd.GeoDataFrame({"label": ids}, geometry=geoms, crs=world.rio_crs)
-    gdf = gdf.dissolve(by="label", as_index=False)
-    zmin = ndimage.minimum(z, labels, gdf["label"].to_numpy())
-    zmax = ndimage.maximum(z, labels, gdf["label"].to_numpy())
-    zmed = ndimage.median(z, labels, gdf["label"].to_numpy())
-    area_km2 = gdf.geometry.area / 1e6
-    cent = gdf.geometry.centroid.to_crs("EPSG:4326")
+    path: Path, world: World, wgrid: RegionGrid, spec: WorldSpec, year: int, date: str
+) -> float:
+    """The epoch's glacier outlines as an RGI 6-like GeoPackage; returns the area (km2)."""
+    geoms = glacier_polygons(world, year, wgrid, 2 * spec.block_px)
+    # Elevation statistics from the physics grid (every glacier touches at least one cell).
+    idx = np.arange(1, len(geoms) + 1)
+    zmin = zmax = zmed = np.zeros(0)
+    if len(geoms):
+        labels = rasterio.features.rasterize(
+            [(g, i) for i, g in zip(idx.tolist(), geoms, strict=True)],
+            out_shape=world.grid.shape,
+            transform=world.grid.transform,
+            all_touched=True,
+            dtype="int32",
+        )
+        zmin, zmax, zmed = (
+            np.asarray(f(world.z, labels, idx), dtype=float)
+            for f in (ndimage.minimum, ndimage.maximum, ndimage.median)
+        )
+    area_km2 = geoms.area / 1e6
+    cent = geoms.centroid.to_crs("EPSG:4326")
     out = gpd.GeoDataFrame(
         {
-            "RGIId": [f"RGI60-99.{spec.seed % 100:02d}{i:03d}" for i in range(len(gdf))],
+            "RGIId": [f"RGI60-99.{spec.seed % 100:02d}{i:03d}" for i in range(len(geoms))],
             "GLIMSId": [f"G{c.x * 1000:06.0f}E{c.y * 1000:05.0f}N" for c in cent],
-            "BgnDate": [_compact(date)] * len(gdf),
-            "EndDate": ["-9999999"] * len(gdf),
+            "BgnDate": [_compact(date)] * len(geoms),
+            "EndDate": ["-9999999"] * len(geoms),
             "CenLon": cent.x.to_numpy(),
             "CenLat": cent.y.to_numpy(),
-            "O1Region": ["99"] * len(gdf),
+            "O1Region": ["99"] * len(geoms),
             "Area": area_km2.to_numpy(),
-            "Zmin": np.asarray(zmin, dtype=float).round(),
-            "Zmax": np.asarray(zmax, dtype=float).round(),
-            "Zmed": np.asarray(zmed, dtype=float).round(),
-            "Name": [f"{spec.region} glacier {i + 1}" for i in range(len(gdf))],
+            "Zmin": zmin.round(),
+            "Zmax": zmax.round(),
+            "Zmed": zmed.round(),
+            "Name": [f"{spec.region} glacier {i + 1}" for i in range(len(geoms))],
         },
-        geometry=gdf.geometry.to_crs("EPSG:4326"),
+        geometry=geoms.to_crs("EPSG:4326"),
         crs="EPSG:4326",
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         out.to_file(tmp, driver="GPKG", layer=path.stem)
+    return float(area_km2.sum())
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def make_world(spec: WorldSpec) -> World:
+    """The physics of a demo world (see :mod:`glaciermap.world`)."""
+    return build_world(
+        world_grid(spec),
+        spec.seed,
+        {ep.year: ep.ela_m for ep in spec.epochs},
+        relief_m=spec.relief_m,
+        mass_balance_gradient=spec.mass_balance_gradient,
+        debris_below_ela_m=spec.debris_below_ela_m,
+        max_phys_cells=spec.max_phys_cells,
+    )
 
 
 def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
     """Write every product of one demo world; returns the files written."""
     out_dir = Path(out_dir)
     paths = product_paths(spec, out_dir)
-    world = world_grid(spec)
-    log.info("demo %s: world grid %s x %s at %.0f m", spec.region, *world.shape, world.resolution)
-    z = synth_terrain(spec, world)
-    dzdx, dzdy = horn_gradient(z, world.resolution)
-    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
-    masks = {
-        ep.year: glacier_mask(z, world.resolution, ep.ela_m, spec.mass_balance_gradient)
-        for ep in spec.epochs
-    }
-    # Glacier surfaces are smoother than rock: smooth the DEM under the largest extent.
-    union = np.logical_or.reduce(list(masks.values()))
-    w = ndimage.gaussian_filter(union.astype(np.float32), 3)
-    z_dem = (1 - w) * z + w * ndimage.gaussian_filter(z, 4)
-    _write_dem_tiles(paths["dem"], z_dem, world)
+    wgrid = world_grid(spec)
+    world = make_world(spec)
+    log.info(
+        "demo %s: world %d x %d at %.0f m, physics grid %d x %d at %.0f m",
+        spec.region,
+        *wgrid.shape,
+        wgrid.resolution,
+        *world.grid.shape,
+        world.grid.resolution,
+    )
+    _write_dem_tiles(paths["dem"], world, wgrid, spec.block_px)
     for k, ep in enumerate(spec.epochs):
-        rng = np.random.default_rng(spec.seed * 100 + k)
-        classes = surface_classes(
-            z, slope, masks[ep.year], ep.ela_m, rng, world.resolution, spec.debris_below_ela_m
-        )
         for idx, date in enumerate(ep.optical_dates):
             doy = dt.date.fromisoformat(date).timetuple().tm_yday
             sun_elev = 62.0 - 0.25 * abs(doy - 172)
             sun_az = 140.0 if ep.sensor == "sentinel-2" else 128.0
-            cos_i = illumination(z, world.resolution, sun_elev, sun_az)
-            cloud = cloud_field(z.shape, world.resolution, ep.cloud_fraction, rng)
-            c_shadow = cloud_shadow(cloud, world.resolution, sun_elev, sun_az) & (cloud <= 0.2)
-            shade = cast_shadow(z, world.resolution, sun_elev, sun_az) | c_shadow
-            refl = reflectance(classes, cos_i, sun_elev, rng, shade)
+            sc = scene(world, 100 * k + idx, sun_elev, sun_az, ep.cloud_fraction)
             if ep.sensor == "sentinel-2":
                 name = _s2_product(spec, date, idx)[0]
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]
-                _write_sentinel2(files, refl, classes, cloud, c_shadow, world)
+                _write_sentinel2(files, world, ep.year, sc, wgrid, spec.block_px)
             else:
                 name = _landsat_product(date)
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]
-                _write_landsat5(files, refl, classes, cloud, c_shadow, world)
-        _write_sar(paths[f"{ep.year}/sar"], spec, z, classes, world, rng)
+                _write_landsat5(files, world, ep.year, sc, wgrid, spec.block_px)
+            log.info("demo %s %s: optical scene %s written", spec.region, date, name)
+        _write_sar(paths[f"{ep.year}/sar"], spec, world, ep.year, wgrid, 1000 * (k + 1))
+        area = float("nan")
         if ep.inventory:
-            _write_inventory(
-                paths[f"{ep.year}/inventory"][0],
-                masks[ep.year],
-                z,
-                world,
-                spec,
-                ep.year,
-                ep.optical_dates[0],
+            area = _write_inventory(
+                paths[f"{ep.year}/inventory"][0], world, wgrid, spec, ep.year, ep.optical_dates[0]
             )
         log.info(
-            "demo %s %d: ELA %.0f m, glacier area %.1f km2",
-            spec.region,
-            ep.year,
-            ep.ela_m,
-            masks[ep.year].sum() * world.resolution**2 / 1e6,
+            "demo %s %d: ELA %.0f m, glacier area %.1f km2", spec.region, ep.year, ep.ela_m, area
         )
     return [p for files in paths.values() for p in files]
 

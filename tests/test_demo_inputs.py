@@ -9,6 +9,7 @@ import rasterio
 import yaml
 
 from glaciermap import demo
+from glaciermap import world as synth
 from glaciermap.inputs import InputCatalog, Missing
 from glaciermap.optical import discover_scenes
 from glaciermap.terrain import copernicus_tile_bounds
@@ -90,12 +91,12 @@ def test_later_epoch_has_retreated(world: tuple[Path, list[Path]]) -> None:
 
 def test_glacier_mask_follows_ela() -> None:
     rng = np.random.default_rng(0)
-    z = 3000 + 3000 * demo.fractal_surface((200, 200), 50.0, rng)
-    low = demo.glacier_mask(z, 50.0, 4300).mean()
-    high = demo.glacier_mask(z, 50.0, 5000).mean()
+    z = 3000 + 3000 * synth.fractal_surface((200, 200), 50.0, rng)
+    low = synth.glacier_mask(z, 50.0, 4300).mean()
+    high = synth.glacier_mask(z, 50.0, 5000).mean()
     assert 0 < high < low < 1
     # Tongues extend below the ELA: some glacier pixels lie lower than it.
-    m = demo.glacier_mask(z, 50.0, 4500)
+    m = synth.glacier_mask(z, 50.0, 4500)
     assert (z[m] < 4500).any()
 
 
@@ -155,13 +156,13 @@ def test_cast_and_cloud_shadows_fall_away_from_the_sun() -> None:
     z = np.zeros((60, 60), np.float32)
     z[28:32, :] = 500.0  # an east-west wall, 500 m high
     # Sun in the south (azimuth 180), 30 degrees high: the wall shades its north side.
-    shadow = demo.cast_shadow(z, 10.0, 30.0, 180.0)
+    shadow = synth.cast_shadow(z, 10.0, 30.0, 180.0)
     assert shadow[20:28, 30].all() and not shadow[33:, 30].any()
     # 500 m / tan(30 deg) = 866 m of shadow: it ends within the 60 x 10 m array's top.
     assert shadow[0, 30]
     cloud = np.zeros((100, 100), np.float32)
     cloud[45:55, 45:55] = 1.0
-    cs = demo.cloud_shadow(cloud, 10.0, 45.0, 180.0, cloud_height_m=200.0)
+    cs = synth.cloud_shadow(cloud, 10.0, 45.0, 180.0, cloud_height_m=200.0)
     rows = np.flatnonzero(cs.any(axis=1))
     assert rows.min() == 25 and rows.max() == 34  # 20 px north of the cloud
 
@@ -171,11 +172,146 @@ def test_layover_and_radar_shadow_geometry() -> None:
     x = np.arange(100) * 10.0
     steep = np.where(x < 500, x * 1.5, (1000 - x) * 1.5)  # 56 degree flanks
     z = np.tile(steep, (40, 1)).astype(np.float32)
-    layover, shadow = demo.layover_shadow(z, 10.0, look_azimuth_deg=90.0, incidence_deg=38.0)
+    layover, shadow = synth.layover_shadow(z, 10.0, look_azimuth_deg=90.0, incidence_deg=38.0)
     # The west flank rises towards the east, facing the sensor: layover (56 > 38).
     assert layover[20, 10:45].all() and not shadow[20, 10:45].any()
     # The east flank falls away at 56 degrees > 90 - 38 = 52: radar shadow.
     assert shadow[20, 55:90].all() and not layover[20, 55:90].any()
     gentle = (z / 3).astype(np.float32)  # 26 degree flanks: neither
-    lo, sh = demo.layover_shadow(gentle, 10.0, 90.0, 38.0)
+    lo, sh = synth.layover_shadow(gentle, 10.0, 90.0, 38.0)
     assert not lo[:, 2:-2].any() and not sh[:, 2:-2].any()
+
+
+def _tiny_spec(tiny_config: dict, **changes: object) -> demo.WorldSpec:  # type: ignore[type-arg]
+    import dataclasses
+
+    (spec,) = demo.world_specs(tiny_config)
+    return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+
+def test_products_do_not_depend_on_the_block_layout(
+    tiny_config: dict,
+    world: tuple[Path, list[Path]],
+    tmp_path: Path,  # type: ignore[type-arg]
+) -> None:
+    out, files = world
+    spec = _tiny_spec(tiny_config, block_px=96)  # the fixture used 512: one block
+    again = demo.generate_world(spec, tmp_path)
+    for suffix in (
+        "_B03_10m.tif",
+        "_SCL_20m.tif",
+        "_SR_B5.TIF",
+        "_VV.tif",
+        "_ls_map.tif",
+        "_DEM.tif",
+    ):
+        a = next(f for f in files if f.name.endswith(suffix))
+        b = next(f for f in again if f.name.endswith(suffix))
+        with rasterio.open(a) as x, rasterio.open(b) as y:
+            xa, ya = x.read(1), y.read(1)
+        if suffix in ("_VV.tif", "_DEM.tif"):  # warped from world samples: float rounding
+            np.testing.assert_allclose(xa, ya, rtol=1e-5, atol=1e-5)
+        else:
+            diff = xa.astype(np.int64) - ya.astype(np.int64)
+            assert (diff != 0).mean() < 1e-3 and np.abs(diff).max() <= 1, (suffix, diff)
+    inv_a = gpd.read_file(out / "inventory/demo_2021.gpkg").to_crs(32643)
+    inv_b = gpd.read_file(tmp_path / "inventory/demo_2021.gpkg").to_crs(32643)
+    assert inv_a.area.sum() == pytest.approx(inv_b.area.sum(), rel=1e-9)
+    assert len(inv_a) == len(inv_b)
+
+
+def test_inventory_is_the_rendered_glacier_cover(
+    tiny_config: dict,
+    world: tuple[Path, list[Path]],  # type: ignore[type-arg]
+) -> None:
+    """The 20 m SCL says snow/ice (11) or cloud wherever the inventory has ice, and the
+    outlines cover the snow/ice pixels below the seasonal-snow line."""
+    out, files = world
+    inv = gpd.read_file(out / "inventory/demo_2021.gpkg").to_crs(32643)
+    scl_path = next(f for f in files if f.name.endswith("_SCL_20m.tif"))
+    with rasterio.open(scl_path) as src:
+        scl = src.read(1)
+        inside = rasterio.features.geometry_mask(
+            inv.geometry, scl.shape, src.transform, invert=True
+        )
+    assert inside.any()
+    on_ice = scl[inside]
+    assert np.isin(on_ice, [11, 8, 9, 3, 4, 5]).mean() > 0.98  # debris tongues are bare (5)
+    assert (on_ice == 11).mean() > 0.5
+
+
+def test_world_generation_memory_is_bounded(tiny_config: dict) -> None:  # type: ignore[type-arg]
+    """Peak memory (tracemalloc: numpy buffers included) hardly grows with the world area."""
+    import tracemalloc
+
+    from glaciermap.grid import RegionGrid
+
+    def peak(size_m: float, tmp: Path) -> int:
+        grid = RegionGrid.from_bounds(
+            "EPSG:32643", (455000, 4020000, 455000 + size_m, 4020000 + size_m), 10
+        )
+        ep = demo.EpochSpec(
+            2021, "sentinel-2", 5000.0, ("2021-08-18",), ("2021-08-06",), coherence=False
+        )
+        spec = demo.WorldSpec(
+            "m", grid, 3, (ep,), margin_m=200.0, max_phys_cells=10_000, block_px=128
+        )
+        tracemalloc.start()
+        demo.generate_world(spec, tmp)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        small = peak(2000.0, Path(a))
+        large = peak(6000.0, Path(b))  # 6.8 x the small world's area (with margins)
+    assert large < 1.5 * small, (small, large)
+
+
+def test_radar_shadow_extends_behind_steep_terrain() -> None:
+    # A 600 m wall; the sensor looks east (azimuth 90) at 38 degrees incidence from the west.
+    z = np.zeros((20, 200), np.float32)
+    z[:, 50:55] = 600.0
+    shadow = synth.radar_shadow(z, 10.0, look_azimuth_deg=90.0, incidence_deg=38.0)
+    # Hidden ground east of the wall: 600 m * tan(38 deg) = 469 m, about 47 pixels.
+    assert shadow[10, 56:95].all() and not shadow[10, 110:].any() and not shadow[10, :50].any()
+
+
+def test_sar_products_carry_a_layover_shadow_map(
+    tiny_config: dict,
+    world: tuple[Path, list[Path]],  # type: ignore[type-arg]
+) -> None:
+    from glaciermap.sar import classify_sar_files
+
+    _, files = world
+    ls = [f for f in files if f.name.endswith("_ls_map.tif")]
+    (spec,) = demo.world_specs(tiny_config)
+    assert len(ls) == sum(len(ep.sar_dates) for ep in spec.epochs)  # one per date
+    with rasterio.open(ls[0]) as src:
+        values = set(np.unique(src.read(1)).tolist())
+    assert values <= {0, 1, 2, 255} and 0 in values
+    assert not any("_ls_map" in s.path.name for s in classify_sar_files(files))
+
+
+def test_lakes_grow_in_the_forefield_as_glaciers_retreat(tiny_config: dict) -> None:  # type: ignore[type-arg]
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    (spec,) = [s for s in demo.world_specs(cfg) if s.region == "demo"]
+    w = demo.make_world(spec)
+    lake = {y: float((ep.lake > 0.5).sum()) for y, ep in w.epochs.items()}
+    ice = {y: float((ep.glacier > 0.5).sum()) for y, ep in w.epochs.items()}
+    assert ice[2021] < ice[2005] and 0 < lake[2005] < lake[2021]
+
+
+def test_hashed_noise_is_standard_and_reproducible() -> None:
+    rows, cols = np.arange(300)[:, None], np.arange(300)[None, :]
+    n = synth.hash_normal(5, 1, rows, cols)
+    assert abs(n.mean()) < 0.02 and abs(n.std() - 1) < 0.02
+    assert np.array_equal(n[100:200, 50:60], synth.hash_normal(5, 1, rows[100:200], cols[:, 50:60]))
+    g = synth.hash_gamma(5, 4, rows, cols)
+    assert abs(g.mean() - 1) < 0.01 and abs(g.var() - 0.25) < 0.02
+    x = np.arange(0, 3000, 10.0) + 5
+    whole = synth.value_noise(x, x[::-1], 400.0, 3)
+    part = synth.value_noise(x[100:], x[::-1][:50], 400.0, 3)
+    assert np.allclose(whole[:50, 100:], part)
