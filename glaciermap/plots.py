@@ -121,3 +121,37 @@ def training_curves(history: PathLike, dest: PathLike, title: str = "") -> None:
         ax.set_ylim(0, 1)
     ax.set_title(title or str(Path(history).parent.name))
     _save(fig, dest)
+
+
+def change_map(changes: PathLike, dest: PathLike, title: str = "") -> None:
+    """Glacier complexes coloured by area change (% of the first epoch), with lost ground in
+    red and gained ground in blue (layers of a :mod:`glaciermap.changes` GeoPackage)."""
+    glaciers = gpd.read_file(changes, layer="glaciers")
+    lost = gpd.read_file(changes, layer="lost")
+    gained = gpd.read_file(changes, layer="gained")
+    fig, ax = plt.subplots(figsize=(8, 8))
+    if len(glaciers):
+        glaciers.plot(
+            ax=ax,
+            column=glaciers["change_pct"].fillna(100.0).clip(-100, 100),
+            cmap="RdBu",
+            vmin=-100,
+            vmax=100,
+            alpha=0.45,
+            legend=True,
+            legend_kwds={"label": "area change (% of the first epoch)", "shrink": 0.7},
+        )
+        glaciers.boundary.plot(ax=ax, color="black", linewidth=0.4)
+    if len(lost):
+        lost.plot(ax=ax, color="#c0392b")
+    if len(gained):
+        gained.plot(ax=ax, color="#2e86c1")
+    handles = [
+        Line2D([], [], color="#c0392b", lw=6, label="ice lost"),
+        Line2D([], [], color="#2e86c1", lw=6, label="ice gained"),
+    ]
+    ax.legend(handles=handles, loc="lower right")
+    ax.set_title(title or "Glacier area change")
+    ax.set_xlabel(f"easting ({glaciers.crs})")
+    ax.set_ylabel("northing")
+    _save(fig, dest)

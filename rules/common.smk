@@ -18,6 +18,8 @@ FEATURESETS = ["rgbn", "optical", "optical_dem", "optical_dem_sar"]
 wildcard_constraints:
     region="[a-z][a-z0-9-]*",
     year=r"\d{4}",
+    year1=r"\d{4}",
+    year2=r"\d{4}",
     dataset="[a-z][a-z0-9-]*",
     arch="rf|" + "|".join(CNN_ARCHS),
     cnn="|".join(CNN_ARCHS),
@@ -50,6 +52,8 @@ def all_targets():
         region, year = split_ry(ry)
         if CATALOG.inventory(region, year) is not None:
             out.append(f"results/eval/{ry}/outlines.json")
+    for pair in config["changes"]["pairs"]:
+        out.append(f"changes/{pair}.gpkg")
     return out + report_targets()
 
 
@@ -221,6 +225,9 @@ def report_targets():
     """Figures and tables that `snakemake --report` shows."""
     out = [
         f"results/quicklooks/{ry}/false_colour.png" for ry in config.get("targets", [])
+    ]
+    out += [
+        f"results/quicklooks/changes/{pair}.png" for pair in config["changes"]["pairs"]
     ]
     m = config.get("model", {})
     dataset = m.get("dataset", "demo")

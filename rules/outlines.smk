@@ -95,3 +95,33 @@ rule evaluate_model:
         version=VERSION,
     script:
         "../workflow_scripts/evaluate_model.py"
+
+
+rule changes:
+    """Per-glacier area change between two epochs of outlines, and its map."""
+    input:
+        first="outlines/{region}_{year1}.gpkg",
+        second="outlines/{region}_{year2}.gpkg",
+    output:
+        gpkg="changes/{region}_{year1}_{year2}.gpkg",
+        map=report(
+            "results/quicklooks/changes/{region}_{year1}_{year2}.png",
+            caption="../report/changes.rst",
+            category="Maps",
+            subcategory="changes",
+        ),
+    log:
+        "logs/changes/{region}_{year1}_{year2}.log",
+    benchmark:
+        "logs/benchmarks/changes/{region}_{year1}_{year2}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    params:
+        changes=config["changes"]["options"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/changes.py"

@@ -41,6 +41,17 @@ def test_outputs_are_sound(done: Path) -> None:
         assert (done / log).stat().st_size > 0
 
 
+def test_glacier_change_between_epochs(done: Path) -> None:
+    """2005 (Landsat 5, lower ELA) to 2021: the workflow's own outlines show retreat."""
+    changes = done / "changes/demo_2005_2021.gpkg"
+    glaciers = gpd.read_file(changes, layer="glaciers")
+    lost = gpd.read_file(changes, layer="lost")
+    total = glaciers[["area_2005_km2", "area_2021_km2"]].sum()
+    assert total["area_2021_km2"] < total["area_2005_km2"]
+    assert lost["area_km2"].sum() > 0
+    assert (done / "results/quicklooks/changes/demo_2005_2021.png").stat().st_size > 10_000
+
+
 def test_nothing_changed_nothing_reruns(done: Path) -> None:
     assert planned_jobs(done) == {}
 
@@ -70,8 +81,9 @@ def test_polygonize_parameter_reruns_outlines_and_evaluation_only(done: Path) ->
         jobs = planned_jobs(done)
     finally:
         cfg.write_text(original)
-    # Polygonization and what comes after it: its evaluation and the map that shows outlines.
-    assert jobs == {"outlines": 1, "evaluate_outlines": 1, "quicklooks": 1}
+    # Polygonization (both epochs) and what comes after it: the evaluation, the change
+    # between the epochs and the map that shows outlines.
+    assert jobs == {"outlines": 2, "changes": 1, "evaluate_outlines": 1, "quicklooks": 1}
 
 
 def test_missing_region_gives_clear_message(done: Path) -> None:

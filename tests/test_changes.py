@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import box
+
+from glaciermap.changes import LAYERS, glacier_changes, write_changes
+from glaciermap.errors import InputDataError
+
+CRS = "EPSG:32643"
+
+
+def _outlines(boxes: list[tuple[float, float, float, float]], ids: list[str]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"glacier_id": ids}, geometry=[box(*b) for b in boxes], crs=CRS)
+
+
+def test_retreat_split_new_and_vanished_glaciers() -> None:
+    km = 1000.0
+    first = _outlines(
+        [(0, 0, 2 * km, 1 * km), (5 * km, 0, 6 * km, 1 * km)],  # 2 km2 and 1 km2
+        ["a", "b"],
+    )
+    second = _outlines(
+        [
+            (0, 0, 0.5 * km, 1 * km),  # glacier a retreats and splits in two
+            (1.0 * km, 0, 1.5 * km, 1 * km),
+            (10 * km, 0, 10.5 * km, 0.5 * km),  # a new 0.25 km2 patch; b vanished
+        ],
+        ["1", "2", "3"],
+    )
+    layers, summary = glacier_changes(first, second, 2005, 2021)
+    g = layers["glaciers"].set_index("complex_id")
+    assert len(g) == 3
+    a = g[g["glacier_ids_2005"] == "a"].iloc[0]
+    assert a["area_2005_km2"] == pytest.approx(2.0)
+    assert a["area_2021_km2"] == pytest.approx(1.0)
+    assert a["change_pct"] == pytest.approx(-50.0)
+    assert a["rate_pct_per_yr"] == pytest.approx(-50.0 / 16)
+    assert a["status"] == "retreat" and a["glacier_ids_2021"] == "1,2"
+    assert set(g["status"]) == {"retreat", "vanished", "new"}
+    assert layers["lost"]["area_km2"].sum() == pytest.approx(2.0)  # 1 km2 of a + all of b
+    assert layers["gained"]["area_km2"].sum() == pytest.approx(0.25)
+    assert summary.change_km2 == pytest.approx(1.25 - 3.0)
+    assert "-58.3 %" in summary.line()
+
+
+def test_written_geopackage_has_all_layers_and_geographic_input_is_projected(
+    tmp_path: Path,
+) -> None:
+    x, y = 500000, 4000000  # on the zone's central meridian
+    first = _outlines([(x, y, x + 1000, y + 1000)], ["a"]).to_crs("EPSG:4326")
+    second = _outlines([(x, y, x + 1000, y + 800)], ["x"])
+    p1, p2 = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    first.to_file(p1)
+    second.to_file(p2)
+    out = tmp_path / "changes" / "r_2005_2021.gpkg"
+    summary = write_changes(p1, p2, out, 2005, 2021)
+    assert summary.area1_km2 == pytest.approx(1.0, rel=1e-3)
+    assert summary.change_pct == pytest.approx(-20.0, abs=0.1)
+    import pyogrio
+
+    assert {name for name, _ in pyogrio.list_layers(out)} == set(LAYERS)
+
+
+def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.gpkg"
+    _outlines([(0, 0, 10, 10)], ["a"]).to_file(ok)
+    bad = tmp_path / "broken.gpkg"
+    bad.write_text("not a geopackage")
+    dest = tmp_path / "out.gpkg"
+    with pytest.raises(InputDataError, match=r"broken\.gpkg: cannot read outlines"):
+        write_changes(ok, bad, dest, 2005, 2021)
+    with pytest.raises(InputDataError, match="second year must be later"):
+        write_changes(ok, ok, dest, 2021, 2005)
+    assert not dest.exists()
