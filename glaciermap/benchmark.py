@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "precision", "recall", "f1", "iou")
 HEADERS = {"accuracy": "Acc", "precision": "P", "recall": "R", "f1": "F1", "iou": "IoU"}
-ARCH_NAMES = {"rf": "RF", "unet": "U-Net"}
+ARCH_NAMES = {"rf": "RF", "unet": "U-Net", "segnet": "SegNet", "deeplabv3plus": "DeepLabV3+"}
 FEATURESET_NAMES = {
     "rgbn": "RGB+NIR",
     "optical": "Optical",

@@ -11,7 +11,7 @@ CATALOG = InputCatalog(config)
 # The package is code too: its version is a param of every step, so releasing a new
 # glaciermap version reruns what it computes (Snakemake's code trigger sees scripts only).
 VERSION = glaciermap.__version__
-CNN_ARCHS = ["unet"]
+CNN_ARCHS = ["unet", "segnet", "deeplabv3plus"]  # glaciermap.models.CNN_ARCHS
 FEATURESETS = ["rgbn", "optical", "optical_dem", "optical_dem_sar"]
 
 

@@ -45,23 +45,24 @@ def test_ramp_weight_positive_and_symmetric() -> None:
     assert np.allclose(w, w[::-1, ::-1]) and np.allclose(w, w.T)
 
 
-def _model_dir(tmp_path: Path, n_layers: int) -> Path:
+def _model_dir(tmp_path: Path, n_layers: int, arch: str = "unet") -> Path:
     d = tmp_path / "model"
     d.mkdir()
     torch.manual_seed(0)
-    net = build_cnn("unet", n_layers, base=4, depth=2)
+    net = build_cnn(arch, n_layers, base=4, depth=2)
     torch.save(net.state_dict(), d / "weights.pt")
     layers = [f"l{i}" for i in range(n_layers)]
     (d / "norm.json").write_text(
         json.dumps({"layers": layers, "mean": [0.0] * n_layers, "std": [1.0] * n_layers})
     )
     (d / "config.json").write_text(
-        json.dumps({"arch": "unet", "params": {"base_channels": 4, "depth": 2}})
+        json.dumps({"arch": arch, "params": {"base_channels": 4, "depth": 2}})
     )
     return d
 
 
-def test_prediction_independent_of_block_size(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", ["unet", "segnet", "deeplabv3plus"])
+def test_prediction_independent_of_block_size(tmp_path: Path, arch: str) -> None:
     """The window lattice is fixed to the grid: a different block partition, same result."""
     g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 600 * 10, 520 * 10), 10)
     rng = np.random.default_rng(0)
@@ -70,7 +71,7 @@ def test_prediction_independent_of_block_size(tmp_path: Path) -> None:
     valid[0, :10, :10] = 0
     f = tmp_path / "f.tif"
     write_raster(f, np.concatenate([feats, valid]), g, ["l0", "l1", "l2", VALID], nodata=np.nan)
-    model = _model_dir(tmp_path, 3)
+    model = _model_dir(tmp_path, 3, arch)
     outs = []
     for block in (256, 512):
         dest = tmp_path / f"p{block}.tif"

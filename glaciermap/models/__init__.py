@@ -7,9 +7,15 @@ from typing import Any
 from torch import nn
 
 from glaciermap.errors import ConfigError
+from glaciermap.models.deeplab import DeepLabV3Plus
+from glaciermap.models.segnet import SegNet
 from glaciermap.models.unet import UNet
 
-CNN_ARCHS: dict[str, type[nn.Module]] = {"unet": UNet}
+CNN_ARCHS: dict[str, type[nn.Module]] = {
+    "unet": UNet,
+    "segnet": SegNet,
+    "deeplabv3plus": DeepLabV3Plus,
+}
 ARCHS = ("rf", *CNN_ARCHS)
 
 
