@@ -5,6 +5,11 @@ HyP3 RTC products are), holding linear power (gamma0/sigma0) unless told otherwi
 from the first ``YYYYMMDD`` in the name. Coherence files are named ``..._corr.tif`` (HyP3
 InSAR) or contain ``coh``; values 0..1. Co-pol is VV or HH, cross-pol VH or HV.
 Averaging is done in linear power, then converted: ``dB = 10 log10(power)``.
+
+Stacks are reduced window by window of the region grid (:func:`reduced_blocks`): each file is
+warped onto one window at a time, reading only the part of the scene under it, so memory is
+about ``dates x block^2`` floats whatever the size of the scenes (a Sentinel-1 frame is
+250 km wide), and the ``build_*`` functions write the result block by block.
 """
 
 from __future__ import annotations
@@ -13,17 +18,20 @@ import datetime as dt
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from numpy.typing import NDArray
+from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.io import PathLike
-from glaciermap.reproject import CONTINUOUS, reproject_to_grid
+from glaciermap.grid import RegionGrid
+from glaciermap.io import PathLike, atomic_path, open_raster
+from glaciermap.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 
 log = logging.getLogger(__name__)
 
@@ -71,42 +79,110 @@ def _to_power(a: NDArray[np.float32], scale: str) -> NDArray[np.float32]:
     return a
 
 
+# Window size (pixels) of the block-by-block temporal reduction: the mean keeps one window,
+# medians and percentiles stack a window of every date (4 bytes x dates x BLOCK^2 each).
+BLOCK_MEAN, BLOCK = 1024, 512
+# GDAL's block cache (MB) while reducing: left at its default (5 % of RAM) it keeps the tiles
+# under the region of every open file, dates x region; source tiles are re-read instead.
+CACHE_MB = 64
+
+
+def _check_reducer(reducer: str) -> None:
+    if reducer != "mean" and reducer != "median" and not re.fullmatch(r"p\d{1,2}", reducer):
+        raise InputDataError(f"SAR reducer {reducer!r} unknown: use mean, median or pNN")
+
+
+def _nanpercentile_sorting(stack: NDArray[np.float32], q: float) -> NDArray[np.float32]:
+    """``np.nanpercentile(stack, q, axis=0)`` as float32, bit for bit, but vectorised; sorts
+    ``stack`` along axis 0 in place.
+
+    numpy computes a NaN-aware percentile along an axis pixel by pixel in Python (minutes
+    for a region); here pixels are grouped by their number of valid dates and each group
+    goes through ``np.percentile``, which is what ``nanpercentile`` applies to every pixel.
+    """
+    stack.sort(axis=0)  # NaN last
+    valid = (~np.isnan(stack)).sum(axis=0)
+    out = np.full(stack.shape[1:], np.nan, dtype=np.float32)
+    for k in range(1, stack.shape[0] + 1):
+        sel = valid == k
+        if sel.any():
+            out[sel] = np.percentile(stack[:k, sel], q, axis=0, overwrite_input=True)
+    return out
+
+
+def reduced_blocks(
+    paths: Sequence[Path],
+    grid: RegionGrid,
+    threads: int = 1,
+    scale: str = "power",
+    reducer: str = "mean",
+    block: int | None = None,
+) -> Iterator[tuple[Window, NDArray[np.float32]]]:
+    """Per-pixel ``mean``, ``median`` or percentile (``p10`` ... ``p90``) over files on the
+    grid, in the power domain, one window (:func:`~glaciermap.reproject.block_windows`) at a
+    time; an error after the last window if no file overlaps the grid.
+
+    Each file is warped onto the window alone, reading only the source blocks under it. The
+    mean streams (one window in memory; ``block`` 1024 by default); median and percentiles
+    stack the dates of a window (``block`` 512 by default).
+    All files stay open: bound GDAL's block cache (``rasterio.Env(GDAL_CACHEMAX=...)``, as
+    :func:`temporal_reduce` and the ``build_*`` functions do) or it holds the source tiles
+    under the region of every date.
+    """
+    _check_reducer(reducer)
+    if block is None:
+        block = BLOCK_MEAN if reducer == "mean" else BLOCK
+    covered = False
+    with ExitStack() as stack:
+        srcs = [stack.enter_context(open_raster(p)) for p in paths]
+        opts = [warp_options(src, grid) for src in srcs]
+        for win in block_windows(grid, block):
+            shape = (int(win.height), int(win.width))
+            n = np.zeros(shape, dtype=np.int32)
+            if reducer == "mean":
+                acc = np.zeros(shape, dtype=np.float64)
+            else:
+                dates = np.empty((len(srcs), *shape), dtype=np.float32)
+            for i, (src, opt) in enumerate(zip(srcs, opts, strict=True)):
+                a = warp_window(src, grid, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
+                a = _to_power(a, scale)
+                ok = np.isfinite(a)
+                n[ok] += 1
+                if reducer == "mean":
+                    acc[ok] += a[ok]
+                else:
+                    dates[i] = a
+            covered = covered or bool(n.any())
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+                if reducer == "mean":
+                    out = np.where(n > 0, acc / n, np.nan).astype(np.float32)
+                else:
+                    q = 50.0 if reducer == "median" else float(reducer[1:])
+                    out = _nanpercentile_sorting(dates, q)
+            yield win, out
+    if not covered:
+        raise InputDataError(
+            f"SAR files {[p.name for p in paths]} do not overlap the region grid {grid.bounds} "
+            f"({grid.crs}); check their footprint and CRS"
+        )
+
+
 def temporal_reduce(
     paths: Sequence[Path],
     grid: RegionGrid,
     threads: int = 1,
     scale: str = "power",
     reducer: str = "mean",
+    block: int | None = None,
+    cache_mb: int = CACHE_MB,
 ) -> NDArray[np.float32]:
-    """Per-pixel ``mean``, ``median`` or percentile (``p10`` ... ``p90``) over files on the
-    grid, in the power domain; an error if none overlaps the grid.
-
-    The mean streams (one layer in memory); median and percentiles stack all dates.
-    """
-    if reducer != "mean" and reducer != "median" and not re.fullmatch(r"p\d{1,2}", reducer):
-        raise InputDataError(f"SAR reducer {reducer!r} unknown: use mean, median or pNN")
-    acc = np.zeros(grid.shape, dtype=np.float64)
-    n = np.zeros(grid.shape, dtype=np.int32)
-    layers = []
-    for p in paths:
-        a = _to_power(reproject_to_grid(p, grid, CONTINUOUS, bands=[1], threads=threads)[0], scale)
-        ok = np.isfinite(a)
-        n[ok] += 1
-        if reducer == "mean":
-            acc[ok] += a[ok]
-        else:
-            layers.append(a)
-    if not n.any():
-        raise InputDataError(
-            f"SAR files {[p.name for p in paths]} do not overlap the region grid {grid.bounds} "
-            f"({grid.crs}); check their footprint and CRS"
-        )
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        if reducer == "mean":
-            return np.where(n > 0, acc / n, np.nan).astype(np.float32)
-        q = 50.0 if reducer == "median" else float(reducer[1:])
-        return np.nanpercentile(np.stack(layers), q, axis=0).astype(np.float32)
+    """The whole grid of :func:`reduced_blocks` as one array."""
+    out = np.full(grid.shape, np.nan, dtype=np.float32)
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+        for win, data in reduced_blocks(paths, grid, threads, scale, reducer, block):
+            out[win.toslices()] = data
+    return out
 
 
 def select_pairs(
@@ -130,6 +206,25 @@ def select_pairs(
     return out
 
 
+def _backscatter_layers(files: Sequence[PathLike], reducer: str) -> list[tuple[str, list[Path]]]:
+    """(layer name, files) per available polarisation: co-pol (required), then cross-pol."""
+    _check_reducer(reducer)
+    sar = [s for s in classify_sar_files(files) if s.kind == "backscatter"]
+    layers = []
+    for pols, layer in ((COPOL, LAYER_COPOL_DB), (CROSSPOL, LAYER_CROSSPOL_DB)):
+        sel = [s.path for s in sar if s.pol in pols]
+        if sel:
+            layers.append((layer, sel))
+    if not layers or layers[0][0] != LAYER_COPOL_DB:
+        raise MissingInputError(
+            f"no co-polarised (VV/HH) backscatter file among {[Path(f).name for f in files]}; "
+            "name files ..._VV.tif or ..._HH.tif"
+        )
+    for layer, sel in layers:
+        log.info("backscatter %s: %d dates, temporal %s", layer, len(sel), reducer)
+    return layers
+
+
 def backscatter_stack(
     files: Sequence[PathLike],
     grid: RegionGrid,
@@ -138,32 +233,17 @@ def backscatter_stack(
     reducer: str = "mean",
 ) -> tuple[NDArray[np.float32], list[str]]:
     """Temporal backscatter (dB) per available polarisation: co-pol, then cross-pol."""
-    sar = [s for s in classify_sar_files(files) if s.kind == "backscatter"]
-    bands, names = [], []
-    for pols, layer in ((COPOL, LAYER_COPOL_DB), (CROSSPOL, LAYER_CROSSPOL_DB)):
-        sel = [s.path for s in sar if s.pol in pols]
-        if not sel:
-            continue
-        log.info("backscatter %s: %d dates, temporal %s", layer, len(sel), reducer)
-        bands.append(to_db(temporal_reduce(sel, grid, threads, scale, reducer)))
-        names.append(layer)
-    if not bands or names[0] != LAYER_COPOL_DB:
-        raise MissingInputError(
-            f"no co-polarised (VV/HH) backscatter file among {[Path(f).name for f in files]}; "
-            "name files ..._VV.tif or ..._HH.tif"
-        )
-    return np.stack(bands), names
+    layers = _backscatter_layers(files, reducer)
+    bands = [to_db(temporal_reduce(sel, grid, threads, scale, reducer)) for _, sel in layers]
+    return np.stack(bands), [name for name, _ in layers]
 
 
-def coherence_stack(
+def _coherence_files(
     files: Sequence[PathLike],
-    grid: RegionGrid,
-    threads: int = 1,
-    reducer: str = "mean",
-    max_baseline_days: int | None = None,
-    months: Sequence[int] | None = None,
-) -> NDArray[np.float32]:
-    """Co-pol coherence (0..1) over the selected pairs (see :func:`select_pairs`)."""
+    max_baseline_days: int | None,
+    months: Sequence[int] | None,
+    reducer: str,
+) -> list[Path]:
     pairs = [s for s in classify_sar_files(files) if s.kind == "coherence"]
     if not pairs:
         raise MissingInputError(f"no coherence file (..._corr.tif) among {list(map(str, files))}")
@@ -175,14 +255,64 @@ def coherence_stack(
             "or sar.months"
         )
     log.info("coherence: %d of %d pairs, temporal %s", len(chosen), len(pairs), reducer)
-    sel = [p.path for p in chosen]
-    coh = temporal_reduce(sel, grid, threads, "power", reducer)
-    if np.nanmax(coh) > 1.0 + 1e-3 or np.nanmin(coh) < -1e-3:
+    return [p.path for p in chosen]
+
+
+def _check_coherence_range(sel: Sequence[Path], lo: float, hi: float) -> None:
+    if hi > 1.0 + 1e-3 or lo < -1e-3:
         raise InputDataError(
             f"coherence files {[p.name for p in sel]} hold values outside 0..1 "
-            f"({np.nanmin(coh):.2f}..{np.nanmax(coh):.2f}); pass coherence magnitude, not phase"
+            f"({lo:.2f}..{hi:.2f}); pass coherence magnitude, not phase"
         )
+
+
+def coherence_stack(
+    files: Sequence[PathLike],
+    grid: RegionGrid,
+    threads: int = 1,
+    reducer: str = "mean",
+    max_baseline_days: int | None = None,
+    months: Sequence[int] | None = None,
+) -> NDArray[np.float32]:
+    """Co-pol coherence (0..1) over the selected pairs (see :func:`select_pairs`)."""
+    sel = _coherence_files(files, max_baseline_days, months, reducer)
+    coh = temporal_reduce(sel, grid, threads, "power", reducer)
+    _check_coherence_range(sel, float(np.nanmin(coh)), float(np.nanmax(coh)))
     return coh
+
+
+def _write_blocks(
+    dest: PathLike,
+    grid: RegionGrid,
+    layers: Sequence[tuple[str, Iterator[tuple[Window, NDArray[np.float32]]]]],
+    tags: dict[str, str],
+    check: Callable[[float, float], None] | None = None,
+    cache_mb: int = CACHE_MB,
+) -> None:
+    """Write float32 layers given block by block into ``dest``, atomically, with GDAL's block
+    cache bounded to ``cache_mb``. ``check`` gets the range of the values written (min, max;
+    NaN when all are NaN) before ``dest`` appears and may raise to discard it."""
+    lo, hi = np.inf, -np.inf
+    profile = grid.profile(count=len(layers), dtype="float32", nodata=np.nan)
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb), atomic_path(dest) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, (name, blocks) in enumerate(layers, start=1):
+                dst.set_band_description(i, name)
+                for win, data in blocks:
+                    if np.isfinite(data).any():
+                        lo = min(lo, float(np.nanmin(data)))
+                        hi = max(hi, float(np.nanmax(data)))
+                    dst.write(data, i, window=win)
+            dst.update_tags(**tags)
+        if check is not None:
+            check(*((lo, hi) if lo <= hi else (np.nan, np.nan)))
+
+
+def _db_blocks(
+    blocks: Iterator[tuple[Window, NDArray[np.float32]]],
+) -> Iterator[tuple[Window, NDArray[np.float32]]]:
+    for win, power in blocks:
+        yield win, to_db(power)
 
 
 def build_backscatter(
@@ -192,10 +322,16 @@ def build_backscatter(
     threads: int = 1,
     scale: str = "power",
     reducer: str = "mean",
+    block: int | None = None,
+    cache_mb: int = CACHE_MB,
 ) -> None:
+    """Temporal backscatter (dB) per polarisation into ``dest``, written block by block."""
     grid = RegionGrid.load(grid_path)
-    data, names = backscatter_stack(files, grid, threads, scale, reducer)
-    write_raster(dest, data, grid, names, nodata=np.nan, tags={"UNITS": "dB", "REDUCER": reducer})
+    layers = [
+        (name, _db_blocks(reduced_blocks(sel, grid, threads, scale, reducer, block)))
+        for name, sel in _backscatter_layers(files, reducer)
+    ]
+    _write_blocks(dest, grid, layers, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
 
 
 def build_coherence(
@@ -206,7 +342,20 @@ def build_coherence(
     reducer: str = "mean",
     max_baseline_days: int | None = None,
     months: Sequence[int] | None = None,
+    block: int | None = None,
+    cache_mb: int = CACHE_MB,
 ) -> None:
+    """Temporal coherence into ``dest``, written block by block; an error (and no ``dest``)
+    when the files hold values outside 0..1."""
     grid = RegionGrid.load(grid_path)
-    coh = coherence_stack(files, grid, threads, reducer, max_baseline_days, months)
-    write_raster(dest, coh, grid, [LAYER_COHERENCE], nodata=np.nan, tags={"REDUCER": reducer})
+    _check_reducer(reducer)
+    sel = _coherence_files(files, max_baseline_days, months, reducer)
+    blocks = reduced_blocks(sel, grid, threads, "power", reducer, block)
+    _write_blocks(
+        dest,
+        grid,
+        [(LAYER_COHERENCE, blocks)],
+        {"REDUCER": reducer},
+        check=lambda lo, hi: _check_coherence_range(sel, lo, hi),
+        cache_mb=cache_mb,
+    )

@@ -14,6 +14,7 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from rasterio.windows import Window
 from glaciermap.errors import InputDataError, MissingInputError
 from glaciermap.grid import RegionGrid, write_raster
 from glaciermap.io import PathLike, atomic_path, open_raster
-from glaciermap.reproject import CONTINUOUS, reproject_to_grid
+from glaciermap.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,33 @@ def select_dem_tiles(
 
 
 def mosaic_to_grid(
-    files: Sequence[PathLike], grid: RegionGrid, threads: int = 1
+    files: Sequence[PathLike],
+    grid: RegionGrid,
+    threads: int = 1,
+    block: int = 1024,
+    cache_mb: int = 64,
 ) -> NDArray[np.float32]:
-    """Elevation (m) on the grid from several DEM files; first file wins where they overlap."""
+    """Elevation (m) on the grid from several DEM files; first file wins where they overlap.
+
+    Filled window by window (``block`` pixels): each file is warped onto one window at a
+    time, reading only the part of the tile under it, so memory is the grid's elevation array
+    plus one window and GDAL's block cache, bounded to ``cache_mb``, whatever the size and
+    number of the tiles.
+    """
     if not files:
         raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
     dem = np.full(grid.shape, np.nan, dtype=np.float32)
-    for f in files:
-        part = reproject_to_grid(f, grid, CONTINUOUS, bands=[1], threads=threads)[0]
-        fill = np.isnan(dem) & np.isfinite(part)
-        dem[fill] = part[fill]
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb), ExitStack() as stack:
+        srcs = [stack.enter_context(open_raster(f)) for f in files]
+        opts = [warp_options(src, grid) for src in srcs]
+        for win in block_windows(grid, block):
+            part_of_dem = dem[win.toslices()]  # a view: filled in place
+            for src, opt in zip(srcs, opts, strict=True):
+                if not np.isnan(part_of_dem).any():
+                    break  # the window is full: later files would not win anywhere
+                part = warp_window(src, grid, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
+                fill = np.isnan(part_of_dem) & np.isfinite(part)
+                part_of_dem[fill] = part[fill]
     missing = float(np.isnan(dem).mean())
     if missing > 0.5:
         raise InputDataError(
