@@ -1,7 +1,8 @@
 # glaciermap: glacier outlines from satellite scenes.
 # Report: snakemake --report report.html (maps, training curves, benchmark table).
 # Stages: demo world -> grid -> optical / terrain / SAR -> features -> labels -> tiles
-#         -> training (RF, U-Net) -> sliding-window prediction -> outlines -> evaluation
+#         -> training (RF, U-Net, SegNet, DeepLabV3+) -> sliding-window prediction
+#         -> outlines -> evaluation, change between epochs
 from snakemake.utils import min_version
 
 min_version("9.0")
