@@ -62,6 +62,16 @@ class RfParams:
     min_samples_leaf: int = 5
     max_samples: int = 200_000
     seed: int = 0
+    # Tuning of max_depth x min_samples_leaf by spatially grouped cross-validation on the
+    # train split (groups: blocks of group_tiles x group_tiles chips); the chosen values
+    # replace max_depth and min_samples_leaf.
+    tune: bool = True
+    tune_max_depth: tuple[int | None, ...] = (10, 20, None)
+    tune_min_samples_leaf: tuple[int, ...] = (1, 5, 20)
+    tune_folds: int = 3
+    tune_n_estimators: int = 50
+    tune_max_samples: int = 50_000
+    group_tiles: int = 3
 
 
 def resolve_device(device: str) -> torch.device:
@@ -335,6 +345,89 @@ def train_cnn(
     return {"best_val_iou": best, "best_epoch": best_epoch}
 
 
+def spatial_groups(index: pd.DataFrame, group_tiles: int) -> NDArray[np.int64]:
+    """A group id per chip: chips of one region/year in one block of ``group_tiles`` x
+    ``group_tiles`` chips share it, so a cross-validation fold never splits a block."""
+    g = max(1, group_tiles)
+    keys = list(
+        zip(
+            index["region"].astype(str),
+            index["year"].astype(int),
+            index["row"].astype(int) // g,
+            index["col"].astype(int) // g,
+            strict=True,
+        )
+    )
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return np.asarray([ids[k] for k in keys], dtype=np.int64)
+
+
+def tune_rf(
+    x: NDArray[np.float32],
+    y: NDArray[np.uint8],
+    groups: NDArray[np.int64],
+    p: RfParams,
+    threads: int = 1,
+) -> tuple[int | None, int, list[dict[str, Any]]]:
+    """Choose ``max_depth`` and ``min_samples_leaf`` by grouped k-fold cross-validation:
+    mean IoU of the held-out folds (pixels of whole spatial blocks). Returns the best pair
+    and the table of all candidates. Too few groups for two folds: the configured values."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import GroupKFold
+
+    folds = min(p.tune_folds, len(np.unique(groups)))
+    if folds < 2:
+        log.warning(
+            "random forest: %d spatial group(s), too few to tune; keeping the config", folds
+        )
+        return p.max_depth, p.min_samples_leaf, []
+    rng = np.random.default_rng(p.seed + 1)
+    sub = rng.permutation(len(y))[: p.tune_max_samples]
+    x, y, groups = x[sub], y[sub], groups[sub]
+    table: list[dict[str, Any]] = []
+    for depth in p.tune_max_depth:
+        for leaf in p.tune_min_samples_leaf:
+            t0 = time.time()
+            tp = fp = fn = 0
+            for fit_idx, test_idx in GroupKFold(n_splits=folds).split(x, y, groups):
+                clf = RandomForestClassifier(
+                    n_estimators=p.tune_n_estimators,
+                    max_depth=depth,
+                    min_samples_leaf=leaf,
+                    class_weight="balanced",
+                    n_jobs=max(1, threads),
+                    random_state=p.seed,
+                ).fit(x[fit_idx], y[fit_idx])
+                pred, truth = clf.predict(x[test_idx]) == 1, y[test_idx] == 1
+                tp += int((pred & truth).sum())
+                fp += int((pred & ~truth).sum())
+                fn += int((~pred & truth).sum())
+            iou = tp / max(1, tp + fp + fn)
+            table.append(
+                {
+                    "max_depth": depth,
+                    "min_samples_leaf": leaf,
+                    "cv_iou": iou,
+                    "seconds": time.time() - t0,
+                }
+            )
+            log.info(
+                "random forest CV (%d grouped folds): max_depth %s, min_samples_leaf %d: IoU %.4f",
+                folds,
+                depth,
+                leaf,
+                iou,
+            )
+    best = max(table, key=lambda r: r["cv_iou"])
+    log.info(
+        "random forest: chose max_depth %s, min_samples_leaf %d (CV IoU %.4f)",
+        best["max_depth"],
+        best["min_samples_leaf"],
+        best["cv_iou"],
+    )
+    return best["max_depth"], int(best["min_samples_leaf"]), table
+
+
 def train_rf(
     tiles_dir: PathLike,
     featureset: str,
@@ -355,7 +448,10 @@ def train_rf(
     mean, std = normalisation_stats(ts.x[tr])
     rng = np.random.default_rng(p.seed)
 
-    def pixels(sel: NDArray[np.int64], limit: int) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    def pixels(
+        sel: NDArray[np.int64], limit: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.int64]]:
+        """A class-balanced pixel sample of the tiles ``sel``: features, labels, tile row."""
         x = np.moveaxis(ts.x[sel], 1, -1).reshape(-1, len(ts.layers))
         y = ts.y[sel].reshape(-1)
         ok = np.flatnonzero(y != IGNORE)
@@ -367,20 +463,35 @@ def train_rf(
                 rng.choice(neg, min(half, len(neg)), replace=False),
             ]
         )
-        return normalise(x[take], mean, std), y[take]
+        tile = sel[take // (ts.y.shape[1] * ts.y.shape[2])]
+        return normalise(x[take], mean, std), y[take], tile
 
-    xtr, ytr = pixels(tr, p.max_samples)
+    xtr, ytr, tile_tr = pixels(tr, p.max_samples)
+    max_depth, min_leaf = p.max_depth, p.min_samples_leaf
+    cv: list[dict[str, Any]] = []
+    if p.tune:
+        groups = spatial_groups(ts.index, p.group_tiles)[tile_tr]
+        max_depth, min_leaf, cv = tune_rf(xtr, ytr, groups, p, threads)
+        pd.DataFrame(cv).to_csv(out / "rf_cv.csv", index=False)
     clf = RandomForestClassifier(
         n_estimators=p.n_estimators,
-        max_depth=p.max_depth,
-        min_samples_leaf=p.min_samples_leaf,
+        max_depth=max_depth,
+        min_samples_leaf=min_leaf,
         class_weight="balanced",
         n_jobs=max(1, threads),
         random_state=p.seed,
     )
     t0 = time.time()
     clf.fit(xtr, ytr)
-    history: list[dict[str, Any]] = [{"n_train_pixels": len(ytr), "seconds": time.time() - t0}]
+    history: list[dict[str, Any]] = [
+        {
+            "n_train_pixels": len(ytr),
+            "seconds": time.time() - t0,
+            "max_depth": max_depth,
+            "min_samples_leaf": min_leaf,
+            "cv_iou": max((r["cv_iou"] for r in cv), default=float("nan")),
+        }
+    ]
     if len(va):
         xv = normalise(np.moveaxis(ts.x[va], 1, -1).reshape(-1, len(ts.layers)), mean, std)
         yv = ts.y[va].reshape(-1)

@@ -21,8 +21,10 @@ from glaciermap.train import (
     masked_loss,
     normalisation_stats,
     resolve_device,
+    spatial_groups,
     train_cnn,
     train_rf,
+    tune_rf,
 )
 
 
@@ -173,6 +175,47 @@ def test_train_rf(tmp_path: Path) -> None:
     res = train_rf(tiles, "optical", tmp_path / "rf", RfParams(n_estimators=10, max_samples=5000))
     assert res["val_iou"] > 0.6
     assert (tmp_path / "rf" / "model.joblib").exists()
+
+
+def test_spatial_groups_follow_blocks() -> None:
+    index = pd.DataFrame(
+        {"region": ["a"] * 4 + ["b"], "year": [2020] * 5, "row": [0, 1, 2, 3, 0], "col": [0] * 5}
+    )
+    g = spatial_groups(index, 2)
+    assert g[0] == g[1] != g[2] == g[3] and g[4] not in g[:4]
+
+
+def test_rf_tuning_picks_by_grouped_cv() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    groups = np.repeat(np.arange(8), n // 8)
+    y = (rng.random(n) < 0.5).astype(np.uint8)
+    clean = y + rng.normal(0, 0.3, n)  # informative everywhere
+    noise = rng.normal(0, 1, n)
+    x = np.stack([clean, noise], axis=1).astype(np.float32)
+    p = RfParams(tune_max_depth=(1, None), tune_min_samples_leaf=(1, 50), tune_n_estimators=20)
+    depth, leaf, table = tune_rf(x, y, groups, p)
+    assert [(r["max_depth"], r["min_samples_leaf"]) for r in table] == [
+        (1, 1),
+        (1, 50),
+        (None, 1),
+        (None, 50),
+    ]
+    assert all(0.8 < r["cv_iou"] < 1 for r in table)
+    best = max(table, key=lambda r: r["cv_iou"])
+    assert (depth, leaf) == (best["max_depth"], best["min_samples_leaf"])
+    # Too few groups to fold: the configured values come back untouched.
+    assert tune_rf(x, y, np.zeros(n, np.int64), p)[:2] == (p.max_depth, p.min_samples_leaf)
+
+
+def test_train_rf_writes_cv_table(tmp_path: Path) -> None:
+    tiles = _toy_dataset(tmp_path)
+    p = RfParams(n_estimators=10, max_samples=5000, tune_max_depth=(3, None), group_tiles=2)
+    res = train_rf(tiles, "optical", tmp_path / "rf", p)
+    cv = pd.read_csv(tmp_path / "rf" / "rf_cv.csv")
+    assert len(cv) == 2 * 3 and cv["cv_iou"].between(0, 1).all()
+    assert res["cv_iou"] == pytest.approx(cv["cv_iou"].max())
+    assert res["val_iou"] > 0.6
 
 
 def test_training_rejects_missing_layer(tmp_path: Path) -> None:
