@@ -8,19 +8,24 @@ The ids of both epochs' outlines inside it are listed. Lost and gained ground ar
 their own layers so a GIS can show them.
 
 Output GeoPackage layers: ``glaciers`` (complexes), ``lost`` (ice in the first epoch only),
-``gained`` (ice in the second epoch only). Areas are computed in the outlines' projected CRS
-(a geographic CRS is first projected to its UTM zone).
+``gained`` (ice in the second epoch only), in the outlines' projected CRS (geographic outlines
+are projected to their UTM zone). Areas are measured on a Lambert azimuthal equal-area
+projection centred on the outlines, so they do not depend on the map projection.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
+from pyproj import CRS
 
 from glaciermap.errors import InputDataError
 from glaciermap.io import PathLike, atomic_path
@@ -60,8 +65,26 @@ def _common_projected(frames: list[gpd.GeoDataFrame], sources: list[str]) -> lis
             raise InputDataError(f"{source}: outlines have no CRS; write them with one")
     crs = next((f.crs for f in frames if not f.crs.is_geographic), None)
     if crs is None:
-        crs = next((f for f in frames if len(f)), frames[0]).estimate_utm_crs()
+        nonempty = [f for f in frames if len(f)]
+        crs = nonempty[0].estimate_utm_crs() if nonempty else CRS.from_epsg(3857)
     return [f.to_crs(crs) for f in frames]
+
+
+def _area_km2(geoms: Sequence[shapely.Geometry], crs: CRS, area_crs: CRS | None) -> NDArray[Any]:
+    """Areas on the ellipsoid's equal-area projection ``area_crs`` (whatever the map CRS)."""
+    if not len(geoms):
+        return np.zeros(0)
+    series = gpd.GeoSeries(list(geoms), crs=crs)
+    return np.asarray((series.to_crs(area_crs) if area_crs else series).area) / 1e6
+
+
+def _equal_area_crs(geoms: Sequence[shapely.Geometry], crs: CRS) -> CRS | None:
+    """Lambert azimuthal equal-area centred on the outlines (None without outlines)."""
+    if not len(geoms):
+        return None
+    c = gpd.GeoSeries([shapely.union_all(list(geoms)).envelope.centroid], crs=crs).to_crs(4326)
+    lon, lat = float(c.x.iloc[0]), float(c.y.iloc[0])
+    return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
 
 
 def _parts(geom: shapely.Geometry | None, min_area_m2: float) -> list[shapely.Geometry]:
@@ -101,8 +124,9 @@ def glacier_changes(
     u2 = shapely.union_all(b.geometry.to_numpy()) if len(b) else shapely.Polygon()
     complexes = _parts(shapely.union(u1, u2), 0.0)
     geoms = np.asarray(complexes, dtype=object)
-    area1 = shapely.area(shapely.intersection(geoms, u1)) / 1e6 if len(geoms) else np.zeros(0)
-    area2 = shapely.area(shapely.intersection(geoms, u2)) / 1e6 if len(geoms) else np.zeros(0)
+    area_crs = _equal_area_crs(complexes, a.crs)
+    area1 = _area_km2(list(shapely.intersection(geoms, u1)), a.crs, area_crs)
+    area2 = _area_km2(list(shapely.intersection(geoms, u2)), a.crs, area_crs)
     change = area2 - area1
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(area1 > 0, 100.0 * change / area1, np.nan)
@@ -113,12 +137,13 @@ def glacier_changes(
     )
     ids1, ids2 = _ids(a, "glacier_id"), _ids(b, "glacier_id")
     tree1, tree2 = shapely.STRtree(a.geometry.to_numpy()), shapely.STRtree(b.geometry.to_numpy())
-    members1, members2 = [], []
-    for g in complexes:
-        i1 = tree1.query(g, predicate="intersects")
-        i2 = tree2.query(g, predicate="intersects")
-        members1.append(",".join(ids1.iloc[sorted(i1)]))
-        members2.append(",".join(ids2.iloc[sorted(i2)]))
+    members1: list[str] = []
+    members2: list[str] = []
+    for g in complexes:  # members share area with the complex (touching is not enough)
+        for tree, frame, ids, members in ((tree1, a, ids1, members1), (tree2, b, ids2, members2)):
+            hits = tree.query(g, predicate="intersects")
+            overlap = shapely.area(shapely.intersection(frame.geometry.to_numpy()[hits], g)) > 0
+            members.append(",".join(ids.iloc[sorted(hits[overlap])]))
     glaciers = gpd.GeoDataFrame(
         {
             "complex_id": np.arange(1, len(complexes) + 1),
@@ -137,7 +162,7 @@ def glacier_changes(
     lost = gpd.GeoDataFrame(geometry=_parts(shapely.difference(u1, u2), min_area_m2), crs=a.crs)
     gained = gpd.GeoDataFrame(geometry=_parts(shapely.difference(u2, u1), min_area_m2), crs=a.crs)
     for layer in (lost, gained):
-        layer["area_km2"] = layer.geometry.area / 1e6
+        layer["area_km2"] = _area_km2(list(layer.geometry), a.crs, area_crs)
     summary = ChangeSummary(year1, year2, float(area1.sum()), float(area2.sum()))
     return {"glaciers": glaciers, "lost": lost, "gained": gained}, summary
 

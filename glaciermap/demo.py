@@ -325,12 +325,15 @@ def _out_block(block: int, supersample: int) -> int:
 def _centres(
     transform: Affine, win: Window, supersample: int = 1
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """x and y of the sample centres of ``win``: ``supersample`` x ``supersample`` per pixel."""
-    px = transform.a
-    sub = px / supersample
-    x = transform.c + win.col_off * px + (np.arange(win.width * supersample) + 0.5) * sub
-    y = transform.f - win.row_off * px - (np.arange(win.height * supersample) + 0.5) * sub
-    return x, y
+    """x and y of the sample centres of ``win``: ``supersample`` x ``supersample`` per pixel.
+
+    Computed from the samples' indices in the whole grid, so a sample has the same
+    coordinates, to the last bit, whichever block it falls in."""
+    s = supersample
+    sub = transform.a / s
+    cols = win.col_off * s + np.arange(win.width * s)
+    rows = win.row_off * s + np.arange(win.height * s)
+    return transform.c + (cols + 0.5) * sub, transform.f - (rows + 0.5) * sub
 
 
 def _block_mean(a: NDArray[Any], s: int) -> NDArray[np.float64]:
@@ -748,7 +751,7 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
             doy = dt.date.fromisoformat(date).timetuple().tm_yday
             sun_elev = 62.0 - 0.25 * abs(doy - 172)
             sun_az = 140.0 if ep.sensor == "sentinel-2" else 128.0
-            sc = scene(world, 100 * k + idx, sun_elev, sun_az, ep.cloud_fraction)
+            sc = scene(world, 100_000 * k + idx, sun_elev, sun_az, ep.cloud_fraction)
             if ep.sensor == "sentinel-2":
                 name = _s2_product(spec, date, idx)[0]
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]

@@ -76,6 +76,20 @@ class InputCatalog:
             )
         return self.regions[region]
 
+    def change_pairs(self) -> list[tuple[str, int, int]]:
+        """(region, year1, year2) of ``changes: pairs:``, checked: known region, year1 < year2."""
+        out = []
+        for pair in (self.config.get("changes") or {}).get("pairs") or []:
+            region, y1, y2 = str(pair).rsplit("_", 2)
+            self.region(region)
+            if int(y1) >= int(y2):
+                raise ConfigError(
+                    f"changes: pairs: {pair!r}: the first year must be the earlier one; "
+                    f"write '{region}_{y2}_{y1}'"
+                )
+            out.append((region, int(y1), int(y2)))
+        return out
+
     def data_dir(self, region: str) -> str:
         return str(self.region(region).get("data_dir", self.config.get("data_dir", "data")))
 

@@ -244,15 +244,16 @@ def _coarsen(z: NDArray[Any], factor: int) -> NDArray[np.float64]:
     )
 
 
-def _refine(a: NDArray[Any], shape: tuple[int, int]) -> NDArray[np.float64]:
-    """Bilinear zoom of ``a`` onto ``shape`` (edge-padded where the zoom falls short)."""
-    up = ndimage.zoom(a.astype(np.float64), (shape[0] / a.shape[0], shape[1] / a.shape[1]), order=1)
-    out = np.pad(
-        up[: shape[0], : shape[1]],
-        ((0, max(0, shape[0] - up.shape[0])), (0, max(0, shape[1] - up.shape[1]))),
-        mode="edge",
+def _refine(a: NDArray[Any], shape: tuple[int, int], factor: int) -> NDArray[np.float64]:
+    """Bilinear interpolation of ``a`` (cells of ``factor`` x ``factor`` fine cells, as made by
+    :func:`_coarsen`) onto the fine grid ``shape``, cell centre on cell centre (fine cell j
+    sits at coarse index (j + 0.5) / factor - 0.5); edges held beyond the outer centres."""
+    rows = (np.arange(shape[0]) + 0.5) / factor - 0.5
+    cols = (np.arange(shape[1]) + 0.5) / factor - 0.5
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return np.asarray(
+        ndimage.map_coordinates(a.astype(np.float64), [rr, cc], order=1, mode="nearest")
     )
-    return np.asarray(out)
 
 
 def carve_valleys(
@@ -270,7 +271,7 @@ def carve_valleys(
         inc = ndimage.gaussian_filter(depth / passes * np.sqrt(acc / acc.max()), 1.0)
         zc = zc - inc
         total += inc
-    return np.asarray(h - _refine(total, h.shape))
+    return np.asarray(h - _refine(total, h.shape, factor))
 
 
 def glacier_fraction(
@@ -321,12 +322,14 @@ def glacier_fraction(
     mask = ndimage.binary_closing(mask, iterations=1)
     mask = ndimage.binary_fill_holes(mask)
     # Back to z's grid with smooth edges.
-    frac = ndimage.gaussian_filter(_refine(mask, z.shape), sigma=max(1.0, factor / 2))
-    labels, n = ndimage.label(frac > 0.5)
+    frac = ndimage.gaussian_filter(_refine(mask, z.shape, factor), sigma=max(1.0, factor / 2))
+    # Drop small patches with their whole fringe (down to 0.2), so that the margin noise of
+    # the rendering cannot lift a part of it over 0.5 again.
+    labels, n = ndimage.label(frac > 0.2)
     if n:
-        sizes = ndimage.sum(frac > 0.5, labels, index=np.arange(1, n + 1))
-        small = np.isin(labels, np.flatnonzero(sizes * res_m * res_m < min_area_m2) + 1)
-        frac[small] = np.minimum(frac[small], 0.0)
+        core = ndimage.sum(frac > 0.5, labels, index=np.arange(1, n + 1))
+        small = np.isin(labels, np.flatnonzero(core * res_m * res_m < min_area_m2) + 1)
+        frac[small] = 0.0
     return frac.astype(np.float32)
 
 

@@ -8,6 +8,7 @@ from glaciermap.inputs import InputCatalog, Missing
 validate(config, "../schemas/config.schema.yaml")
 
 CATALOG = InputCatalog(config)
+CHANGE_PAIRS = [f"{r}_{y1}_{y2}" for r, y1, y2 in CATALOG.change_pairs()]
 # The package is code too: its version is a param of every step, so releasing a new
 # glaciermap version reruns what it computes (Snakemake's code trigger sees scripts only).
 VERSION = glaciermap.__version__
@@ -52,7 +53,7 @@ def all_targets():
         region, year = split_ry(ry)
         if CATALOG.inventory(region, year) is not None:
             out.append(f"results/eval/{ry}/outlines.json")
-    for pair in config["changes"]["pairs"]:
+    for pair in CHANGE_PAIRS:
         out.append(f"changes/{pair}.gpkg")
     return out + report_targets()
 
@@ -226,9 +227,7 @@ def report_targets():
     out = [
         f"results/quicklooks/{ry}/false_colour.png" for ry in config.get("targets", [])
     ]
-    out += [
-        f"results/quicklooks/changes/{pair}.png" for pair in config["changes"]["pairs"]
-    ]
+    out += [f"results/quicklooks/changes/{pair}.png" for pair in CHANGE_PAIRS]
     m = config.get("model", {})
     dataset = m.get("dataset", "demo")
     out.append(

@@ -209,9 +209,13 @@ def test_products_do_not_depend_on_the_block_layout(
         b = next(f for f in again if f.name.endswith(suffix))
         with rasterio.open(a) as x, rasterio.open(b) as y:
             xa, ya = x.read(1), y.read(1)
-        if suffix in ("_VV.tif", "_DEM.tif"):  # warped from world samples: float rounding
+        if suffix in ("_VV.tif", "_DEM.tif"):  # interpolated from world samples: float noise
             np.testing.assert_allclose(xa, ya, rtol=1e-5, atol=1e-5)
+        elif suffix in ("_SCL_20m.tif", "_ls_map.tif"):  # classes: identical
+            assert np.array_equal(xa, ya), suffix
         else:
+            # numpy's SIMD sin/log/exp may differ in the last bit between the vector body and
+            # the tail of a loop, i.e. with the position in the block: a rare 1 DN rounding.
             diff = xa.astype(np.int64) - ya.astype(np.int64)
             assert (diff != 0).mean() < 1e-3 and np.abs(diff).max() <= 1, (suffix, diff)
     inv_a = gpd.read_file(out / "inventory/demo_2021.gpkg").to_crs(32643)
@@ -291,7 +295,7 @@ def test_sar_products_carry_a_layover_shadow_map(
     assert len(ls) == sum(len(ep.sar_dates) for ep in spec.epochs)  # one per date
     with rasterio.open(ls[0]) as src:
         values = set(np.unique(src.read(1)).tolist())
-    assert values <= {0, 1, 2, 255} and 0 in values
+    assert values <= {0, 1, 2, 255} and {0, 1, 2} <= values  # neither, layover, shadow
     assert not any("_ls_map" in s.path.name for s in classify_sar_files(files))
 
 
@@ -315,3 +319,19 @@ def test_hashed_noise_is_standard_and_reproducible() -> None:
     whole = synth.value_noise(x, x[::-1], 400.0, 3)
     part = synth.value_noise(x[100:], x[::-1][:50], 400.0, 3)
     assert np.allclose(whole[:50, 100:], part)
+
+
+def test_change_pairs_are_checked(tmp_path: Path) -> None:
+    from glaciermap.errors import ConfigError
+
+    cfg = {
+        "regions": {"r": {"crs": "EPSG:32643", "bounds": [0, 0, 10, 10], "resolution_m": 10}},
+        "changes": {"pairs": ["r_2000_2021"]},
+    }
+    assert InputCatalog(cfg).change_pairs() == [("r", 2000, 2021)]
+    cfg["changes"] = {"pairs": ["r_2021_2000"]}
+    with pytest.raises(ConfigError, match="write 'r_2000_2021'"):
+        InputCatalog(cfg).change_pairs()
+    cfg["changes"] = {"pairs": ["nowhere_2000_2021"]}
+    with pytest.raises(ConfigError, match="not in the config"):
+        InputCatalog(cfg).change_pairs()

@@ -72,12 +72,15 @@ class ASPP(nn.Module):
 class DeepLabV3Plus(nn.Module):
     """Input (N, C, H, W) with H, W divisible by 8; output (N, 1, H, W) logits.
 
-    ``base`` channels in the stem, doubling per stage; ``depth`` residual blocks per stage.
+    ``base`` channels in the stem, doubling per stage; ``depth`` residual blocks per stage
+    (for U-Net and SegNet the same setting counts poolings).
     """
 
     def __init__(self, in_channels: int, base: int = 16, depth: int = 2, dropout: float = 0.1):
         super().__init__()
-        n = max(1, depth - 1)  # blocks after the first of each stage
+        if depth < 1:
+            raise ValueError(f"DeepLabV3+ depth {depth}: needs at least one block per stage")
+        n = depth - 1  # blocks after the first of each stage
         c1, c2, c3, c4 = base, 2 * base, 4 * base, 8 * base
         self.stem = _conv_bn(in_channels, c1, 3, stride=2)  # stride 2
         self.stage1 = nn.Sequential(
