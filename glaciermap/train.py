@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from glaciermap import __version__
-from glaciermap.errors import InputDataError
+from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.evaluate import confusion_metrics
 from glaciermap.features import feature_indices
 from glaciermap.io import PathLike, atomic_path, read_json, write_json
@@ -236,6 +236,14 @@ def train_cnn(
     # Resume only from a checkpoint of the same settings *and* the same tiles.
     chash = _config_hash({**cfg, "tiles_fingerprint": tiles_fingerprint(tiles_dir)})
     model = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth).to(device)
+    tile, div = int(ts.x.shape[-1]), int(getattr(model, "divisor", 1))
+    min_tile = int(getattr(model, "min_tile", div))
+    if tile % div or tile < min_tile:
+        raise ConfigError(
+            f"{tiles_dir}: chips of {tile} px do not suit {arch} with depth {p.depth} (needs a "
+            f"multiple of {div}, at least {min_tile} px); change datasets: tile_size or "
+            "training: cnn: depth"
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, p.epochs))
     history: list[dict[str, Any]] = []

@@ -208,6 +208,15 @@ def test_rf_tuning_picks_by_grouped_cv() -> None:
     assert tune_rf(x, y, np.zeros(n, np.int64), p)[:2] == (p.max_depth, p.min_samples_leaf)
 
 
+def test_chips_too_small_for_the_network_are_refused(tmp_path: Path) -> None:
+    from glaciermap.errors import ConfigError
+
+    tiles = _toy_dataset(tmp_path)  # 32 px chips
+    p = CnnParams(epochs=1, base_channels=4, depth=6)  # U-Net with 6 poolings wants 64 px
+    with pytest.raises(ConfigError, match="chips of 32 px do not suit unet"):
+        train_cnn(tiles, "optical", "unet", tmp_path / "m", p)
+
+
 def test_train_rf_writes_cv_table(tmp_path: Path) -> None:
     tiles = _toy_dataset(tmp_path)
     p = RfParams(n_estimators=10, max_samples=5000, tune_max_depth=(3, None), group_tiles=2)

@@ -98,6 +98,8 @@ class DeepLabV3Plus(nn.Module):
         self.decoder = nn.Sequential(_conv_bn(c4 + low, c3), _conv_bn(c3, c3))
         self.head = nn.Conv2d(c3, 1, 1)
         self.divisor = 8
+        # Below 16 px the ASPP input is 1 x 1: batch norm cannot train on one value per channel.
+        self.min_tile = 16
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
