@@ -32,7 +32,7 @@ from torch import nn
 
 from glaciermap import __version__
 from glaciermap.errors import ConfigError, InputDataError
-from glaciermap.evaluate import confusion_metrics
+from glaciermap.evaluate import confusion_metrics, metrics_from_counts
 from glaciermap.features import feature_indices
 from glaciermap.io import PathLike, atomic_path, read_json, write_json
 from glaciermap.models import build_cnn
@@ -370,6 +370,22 @@ def spatial_groups(index: pd.DataFrame, group_tiles: int) -> NDArray[np.int64]:
     return np.asarray([ids[k] for k in keys], dtype=np.int64)
 
 
+def _forest(
+    n_estimators: int, max_depth: int | None, min_samples_leaf: int, seed: int, threads: int
+) -> Any:
+    """The random forest of :func:`train_rf` and :func:`tune_rf` (class-balanced weights)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        class_weight="balanced",
+        n_jobs=max(1, threads),
+        random_state=seed,
+    )
+
+
 def tune_rf(
     x: NDArray[np.float32],
     y: NDArray[np.uint8],
@@ -380,7 +396,6 @@ def tune_rf(
     """Choose ``max_depth`` and ``min_samples_leaf`` by grouped k-fold cross-validation:
     mean IoU of the held-out folds (pixels of whole spatial blocks). Returns the best pair
     and the table of all candidates. Too few groups for two folds: the configured values."""
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import GroupKFold
 
     folds = min(p.tune_folds, len(np.unique(groups)))
@@ -396,21 +411,15 @@ def tune_rf(
     for depth in p.tune_max_depth:
         for leaf in p.tune_min_samples_leaf:
             t0 = time.time()
-            tp = fp = fn = 0
+            counts = dict.fromkeys(("tp", "fp", "fn", "tn"), 0)
             for fit_idx, test_idx in GroupKFold(n_splits=folds).split(x, y, groups):
-                clf = RandomForestClassifier(
-                    n_estimators=p.tune_n_estimators,
-                    max_depth=depth,
-                    min_samples_leaf=leaf,
-                    class_weight="balanced",
-                    n_jobs=max(1, threads),
-                    random_state=p.seed,
-                ).fit(x[fit_idx], y[fit_idx])
-                pred, truth = clf.predict(x[test_idx]) == 1, y[test_idx] == 1
-                tp += int((pred & truth).sum())
-                fp += int((pred & ~truth).sum())
-                fn += int((~pred & truth).sum())
-            iou = tp / max(1, tp + fp + fn)
+                clf = _forest(p.tune_n_estimators, depth, leaf, p.seed, threads)
+                clf.fit(x[fit_idx], y[fit_idx])
+                truth = y[test_idx] == 1
+                m = confusion_metrics(clf.predict(x[test_idx]) == 1, truth)
+                for k in counts:
+                    counts[k] += int(m[k])
+            iou = float(np.nan_to_num(metrics_from_counts(**counts)["iou"]))  # no ice: 0
             table.append(
                 {
                     "max_depth": depth,
@@ -444,8 +453,6 @@ def train_rf(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Train a random forest on a balanced pixel sample; writes ``model.joblib``."""
-    from sklearn.ensemble import RandomForestClassifier
-
     p = params or RfParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -481,14 +488,7 @@ def train_rf(
         groups = spatial_groups(ts.index, p.group_tiles)[tile_tr]
         max_depth, min_leaf, cv = tune_rf(xtr, ytr, groups, p, threads)
         pd.DataFrame(cv).to_csv(out / "rf_cv.csv", index=False)
-    clf = RandomForestClassifier(
-        n_estimators=p.n_estimators,
-        max_depth=max_depth,
-        min_samples_leaf=min_leaf,
-        class_weight="balanced",
-        n_jobs=max(1, threads),
-        random_state=p.seed,
-    )
+    clf = _forest(p.n_estimators, max_depth, min_leaf, p.seed, threads)
     t0 = time.time()
     clf.fit(xtr, ytr)
     history: list[dict[str, Any]] = [
