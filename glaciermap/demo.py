@@ -53,6 +53,7 @@ from shapely.geometry import shape
 
 from glaciermap.grid import RegionGrid
 from glaciermap.io import atomic_path
+from glaciermap.reproject import shape_windows
 from glaciermap.world import (
     CLASS_CODES,
     MAX_PHYS_CELLS,
@@ -299,7 +300,8 @@ def _profile(
 def _writers(
     outputs: list[tuple[Path, dict[str, Any]]],
 ) -> Iterator[list[DatasetWriter]]:
-    """Open several GeoTIFFs for writing under temporary names; renamed when all are done."""
+    """Open several GeoTIFFs for writing under temporary names; each is renamed to its own
+    name when it is closed (on an error none of the unclosed ones appears)."""
     with contextlib.ExitStack() as stack:
         dsts = []
         for path, prof in outputs:
@@ -307,12 +309,6 @@ def _writers(
             tmp = stack.enter_context(atomic_path(path))
             dsts.append(stack.enter_context(rasterio.open(tmp, "w", **prof)))
         yield dsts
-
-
-def _blocks(shape: tuple[int, int], block: int) -> Iterator[Window]:
-    for r0 in range(0, shape[0], block):
-        for c0 in range(0, shape[1], block):
-            yield Window(c0, r0, min(block, shape[1] - c0), min(block, shape[0] - r0))
 
 
 def _out_block(block: int, supersample: int) -> int:
@@ -468,7 +464,7 @@ def _write_sentinel2(
             for f in group
         ]
         with _writers(outputs) as dsts:
-            for win in _blocks(shp, _out_block(block, s)):
+            for win in shape_windows(shp, _out_block(block, s)):
                 ob = render_optical(world, year, sc, *_centres(transform, win, s))
                 refl = _block_mean(ob.refl, s)
                 c = s // 2
@@ -519,7 +515,7 @@ def _write_landsat5(
         for f in files
     ]
     with _writers(outputs) as dsts:
-        for win in _blocks(shp, _out_block(block, s)):
+        for win in shape_windows(shp, _out_block(block, s)):
             ob = render_optical(world, year, sc, *_centres(transform, win, s))
             refl = _block_mean(ob.refl, s)
             for f, dst in zip(files, dsts, strict=True):
@@ -551,8 +547,8 @@ def _write_sar(
     epoch_key: int,
 ) -> None:
     """Backscatter per date and polarisation (+ layover/shadow map), coherence per pair, on
-    a geographic grid; each block rendered at 10 m in the world CRS and warped (backscatter
-    averaged: multi-looking)."""
+    a geographic grid; each block rendered at 10 m in the world CRS and sampled at the pixels'
+    projected positions (backscatter: mean of 2 x 2 samples, multi-looking)."""
     transform, shp = _sar_grid(spec)
     shadow = sar_geometry(world)
     geo = "EPSG:4326"
@@ -583,7 +579,7 @@ def _write_sar(
                 elif not f.name.endswith("_corr.tif"):
                     pol = f.stem.split("_")[-1]
                     d.update_tags(UNITS="gamma0 linear power", POLARIZATION=pol)
-            for win in _blocks(shp, _out_block(spec.block_px, 2)):
+            for win in shape_windows(shp, _out_block(spec.block_px, 2)):
                 coherence = group[0].name.endswith("_corr.tif")
                 rs = _Resampler.for_block(wgrid, geo, transform, win, 1 if coherence else 2)
                 if rs is None:
@@ -633,7 +629,7 @@ def _write_dem_tiles(files: list[Path], world: World, wgrid: RegionGrid, block: 
             with rasterio.open(
                 tmp, "r+" if f.exists() else "w+", **({} if f.exists() else prof)
             ) as dst:
-                for sub in _blocks((r1 - r0, c1 - c0), _out_block(block, 3)):
+                for sub in shape_windows((r1 - r0, c1 - c0), _out_block(block, 3)):
                     win = Window(c0 + sub.col_off, r0 + sub.row_off, sub.width, sub.height)
                     rs = _Resampler.for_block(wgrid, "EPSG:4326", tile_tr, win)
                     if rs is None:
@@ -652,7 +648,7 @@ def glacier_polygons(
     """The glacier cover of ``year`` on the 10 m world grid as polygons, one per glacier,
     polygonized block by block and merged across block edges."""
     parts: list[Any] = []
-    for win in _blocks(wgrid.shape, block):
+    for win in shape_windows(wgrid.shape, block):
         mask = world.glacier(year, *_centres(wgrid.transform, win))
         if not mask.any():
             continue

@@ -150,13 +150,22 @@ def reproject_to_grid(
         )
 
 
+def shape_windows(
+    shape: tuple[int, int], block: int = 1024, rows: int | None = None
+) -> Iterator[Window]:
+    """Windows of at most ``block`` columns by ``rows`` (default ``block``) rows covering an
+    array of ``shape`` (rows, cols), row by row."""
+    height, width = shape
+    rows = block if rows is None else rows
+    for r0 in range(0, height, rows):
+        for c0 in range(0, width, block):
+            yield Window(c0, r0, min(block, width - c0), min(rows, height - r0))
+
+
 def block_windows(grid: RegionGrid, block: int = 1024, rows: int | None = None) -> Iterator[Window]:
     """Windows of at most ``block`` columns by ``rows`` (default ``block``) rows covering the
     grid, row by row."""
-    rows = block if rows is None else rows
-    for r0 in range(0, grid.height, rows):
-        for c0 in range(0, grid.width, block):
-            yield Window(c0, r0, min(block, grid.width - c0), min(rows, grid.height - r0))
+    return shape_windows(grid.shape, block, rows)
 
 
 @contextlib.contextmanager
