@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores all outlines/$(DEMO).gpkg results/eval/$(DEMO)/outlines.json
+	$(BIN)/snakemake --configfile config/demo.yaml --cores all outlines/$(DEMO).gpkg results/eval/$(DEMO)/outlines.json
 	@$(BIN)/glaciermap summary $(DEMO)
 
 test: $(STAMP)

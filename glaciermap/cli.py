@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"glaciermap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="generate the synthetic demo world")
-    d.add_argument("--config", default="config/config.yaml")
+    d.add_argument("--config", default="config/demo.yaml")
     d.add_argument("--out", default=None, help="output folder (default: each region's data_dir)")
     d.set_defaults(func=cmd_demo)
     s = sub.add_parser("summary", help="print where outlines and metrics of REGION_YEAR are")

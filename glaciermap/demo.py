@@ -125,6 +125,10 @@ class WorldSpec:
         return epsg % 100
 
 
+# Where the workflow generates demo worlds, whatever a config's data_dir says.
+DEMO_DIR = "resources/demo"
+
+
 def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
     """Demo worlds described by a workflow configuration (``demo.worlds`` + ``regions``)."""
     demo = config.get("demo") or {}
@@ -772,10 +776,11 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
 def generate_demo(config: Mapping[str, Any], out_dir: Path | str | None = None) -> list[Path]:
     """Generate every demo world of a workflow configuration.
 
-    Each world goes to ``out_dir`` if given, else to its region's ``data_dir``.
+    Each world goes to ``out_dir`` if given, else to :data:`DEMO_DIR`, never to a user data
+    folder: the demo's files carry real product names (Copernicus DEM tiles, Sentinel-2 band
+    files), and a workflow output under a user folder could replace or delete real data.
     """
     written: list[Path] = []
     for spec in world_specs(config):
-        target = out_dir or config["regions"][spec.region].get("data_dir", "resources/demo")
-        written.extend(generate_world(spec, target))
+        written.extend(generate_world(spec, out_dir or DEMO_DIR))
     return sorted(set(written))

@@ -66,6 +66,7 @@ class InputCatalog:
         self.regions: Mapping[str, Any] = config.get("regions") or {}
         self._demo = {s.region: s for s in demo.world_specs(config)}
         self._demo_paths: dict[str, dict[str, list[Path]]] = {}
+        self._check_demo_dirs()
 
     # -- helpers ------------------------------------------------------------------------
     def region(self, region: str) -> Mapping[str, Any]:
@@ -91,7 +92,35 @@ class InputCatalog:
         return out
 
     def data_dir(self, region: str) -> str:
+        """The region's input root; demo regions always live under ``demo.DEMO_DIR``."""
+        if self.is_demo(region):
+            return demo.DEMO_DIR
         return str(self.region(region).get("data_dir", self.config.get("data_dir", "data")))
+
+    def _check_demo_dirs(self) -> None:
+        """Demo worlds are generated (workflow outputs) and real data folders are inputs only:
+        the two must never share a folder, or a failed demo job could delete real files."""
+        demo_root = Path(demo.DEMO_DIR).resolve()
+        for region in self._demo:
+            own = self.regions.get(region, {}).get("data_dir")
+            if own is not None and Path(own).resolve() != demo_root:
+                raise ConfigError(
+                    f"regions: {region}: data_dir {own!r}: demo regions are generated under "
+                    f"{demo.DEMO_DIR}/; remove data_dir from this region (or remove the region "
+                    "from demo: worlds: to use real data there)"
+                )
+        user_dirs = {str(self.config.get("data_dir", "data"))} | {
+            str(r["data_dir"])
+            for name, r in self.regions.items()
+            if name not in self._demo and r.get("data_dir") is not None
+        }
+        for d in sorted(user_dirs):
+            root = Path(d).resolve()
+            if self._demo and (root == demo_root or demo_root in root.parents):
+                raise ConfigError(
+                    f"data_dir {d!r} is or lies inside the generated demo folder {demo.DEMO_DIR}/; "
+                    "keep real data in a folder of its own (e.g. data/)"
+                )
 
     def grid(self, region: str) -> RegionGrid:
         r = self.region(region)

@@ -300,7 +300,7 @@ def test_sar_products_carry_a_layover_shadow_map(
 
 
 def test_lakes_grow_in_the_forefield_as_glaciers_retreat(tiny_config: dict) -> None:  # type: ignore[type-arg]
-    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg = yaml.safe_load((REPO / "config/demo.yaml").read_text())
     (spec,) = [s for s in demo.world_specs(cfg) if s.region == "demo"]
     w = demo.make_world(spec)
     lake = {y: float((ep.lake > 0.5).sum()) for y, ep in w.epochs.items()}
@@ -335,3 +335,40 @@ def test_change_pairs_are_checked(tmp_path: Path) -> None:
     cfg["changes"] = {"pairs": ["nowhere_2000_2021"]}
     with pytest.raises(ConfigError, match="not in the config"):
         InputCatalog(cfg).change_pairs()
+
+
+def test_demo_never_writes_into_user_data(tmp_path: Path) -> None:
+    """The deletion case: demo regions without data_dir once resolved to data/, so the demo
+    job declared real-named Copernicus tiles under data/dem/ as outputs and Snakemake deleted
+    a user's real tiles when the job failed. Demo outputs now live under resources/demo/ only,
+    and real files with the same names survive a demo run untouched."""
+    import hashlib
+
+    from workflow_helpers import make_workdir, snakemake
+
+    from glaciermap.demo import DEMO_DIR
+    from glaciermap.errors import ConfigError
+
+    work = make_workdir(tmp_path / "w")
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    assert "data_dir" not in cfg["regions"]["demo"]
+    cat = InputCatalog(cfg)
+    demo_files = [Path(p) for p in cat.all_demo_files()]
+    assert demo_files and all(p.parts[:2] == tuple(Path(DEMO_DIR).parts) for p in demo_files)
+    # Real tiles under the user's data/ carrying the demo tiles' (real Copernicus) names.
+    real = [work / "data/dem" / p.name for p in cat.demo_files("demo")["dem"]]
+    for k, p in enumerate(real):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(f"real tile {k}".encode() * 100)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in real}
+    snakemake(work, "--cores", "1", str(demo_files[0]))
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in real} == before
+    assert (work / demo_files[0]).exists()
+    # A demo region pointed at a user folder is refused before anything runs.
+    bad = {**cfg, "regions": {**cfg["regions"], "demo": {**cfg["regions"]["demo"]}}}
+    bad["regions"]["demo"]["data_dir"] = "data"
+    with pytest.raises(ConfigError, match="demo regions are generated under"):
+        InputCatalog(bad)
+    bad = {**cfg, "data_dir": DEMO_DIR}
+    with pytest.raises(ConfigError, match="inside the generated demo folder"):
+        InputCatalog(bad)

@@ -127,8 +127,9 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500
 SlurmdParameters=config_overrides
 ReturnToService=2
-# >= 120 s so that squeue still reports finished jobs to snakemake's status checks
-MinJobAge=300
+# finished jobs stay visible to squeue/scontrol for a day: snakemake's status checks and tests that
+# inspect jobs after a long run (MinJobAge=300 made such tests fail on slow machines)
+MinJobAge=86400
 KillWait=5
 InactiveLimit=0
 $GRES_TYPES
