@@ -3,4 +3,4 @@
 The package holds all the logic of the workflow; it never imports snakemake.
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"

@@ -12,15 +12,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from glaciermap.errors import InputDataError
 from glaciermap.evaluate import confusion_metrics, metrics_from_counts
 from glaciermap.features import VALID
 from glaciermap.grid import grid_of
-from glaciermap.io import PathLike, atomic_path, read_bands, read_json, write_json
+from glaciermap.io import PathLike, atomic_path, band_names, read_bands, read_json, write_json
 
 log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "precision", "recall", "f1", "iou")
 HEADERS = {"accuracy": "Acc", "precision": "P", "recall": "R", "f1": "F1", "iou": "IoU"}
+# Columns without a published value; "seeds mIoU sd" shares the seeds column in Markdown.
+EXTRA = {
+    "iou_background": "bg IoU",
+    "miou": "mIoU",
+    "seed_miou_mean": "seeds mIoU",
+    "seed_miou_sd": "seeds mIoU sd",
+    "all_glacier_miou": "all-glacier mIoU",
+}
 ARCH_NAMES = {"rf": "RF", "unet": "U-Net", "segnet": "SegNet", "deeplabv3plus": "DeepLabV3+"}
 FEATURESET_NAMES = {
     "rgbn": "RGB+NIR",
@@ -51,18 +60,22 @@ def evaluate_on_split(
     """Pixel metrics over the chips of one split.
 
     ``members`` maps ``region_year`` to (probability, labels, features) rasters; the chips'
-    row/col in ``index.csv`` locate them. Counts are summed over all members' chips.
+    row/col in ``index.csv`` locate them. Counts are summed over all members' chips. A
+    probability raster of a CNN ensemble also holds each seed's probability
+    (``probability_member_K``): each is scored too (``seeds``: a list of metric dicts), and
+    ``seed_miou_mean`` / ``seed_miou_sd`` summarise them.
     """
     index = pd.read_csv(index_csv)
     index = index[index["split"] == split]
-    totals = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
-    tile = None
+    keys = ("tp", "fp", "fn", "tn")
+    totals: dict[str, dict[str, int]] = {}
     for ry, (prob_path, lab_path, feat_path) in members.items():
         region, year = ry.rsplit("_", 1)
         rows = index[(index["region"] == region) & (index["year"] == int(year))]
         if rows.empty:
             continue
-        prob, _ = read_bands(prob_path, ["probability"])
+        names = [n for n in band_names(prob_path) if n.startswith("probability")]
+        prob, _ = read_bands(prob_path, names)
         lab, _ = read_bands(lab_path)
         valid, _ = read_bands(feat_path, [VALID])
         g = grid_of(prob_path)
@@ -71,16 +84,40 @@ def evaluate_on_split(
         for r, c in zip(rows["row"], rows["col"], strict=True):
             sel[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = True
         ok = sel & (valid[0] > 0) & np.isfinite(prob[0])
-        m = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
-        for k in totals:
-            totals[k] += int(m[k])
+        for name, band in zip(names, prob, strict=True):
+            m = confusion_metrics(band >= threshold, lab[0] > 0, ok)
+            t = totals.setdefault(name, dict.fromkeys(keys, 0))
+            for k in keys:
+                t[k] += int(m[k])
+    if "probability" not in totals:
+        raise InputDataError(
+            f"{index_csv}: no {split} chip in {sorted(members)}; enlarge the dataset's regions "
+            "or lower datasets: NAME: block_tiles"
+        )
     out: dict[str, Any] = {
-        **metrics_from_counts(totals["tp"], totals["fp"], totals["fn"], totals["tn"]),
+        **metrics_from_counts(**totals.pop("probability")),
         "split": split,
         "n_chips": len(index),
         **(extra or {}),
     }
+    if totals:
+        seeds = [metrics_from_counts(**totals[n]) for n in sorted(totals)]
+        mious = np.array([s["miou"] for s in seeds])
+        out.update(
+            seeds=seeds,
+            seed_miou_mean=float(mious.mean()),
+            seed_miou_sd=float(mious.std(ddof=1)) if len(mious) > 1 else 0.0,
+        )
     write_json(out, dest)
+    log.info(
+        "%s: %s IoU %.3f, background IoU %.3f, mIoU %.3f (all-glacier mIoU %.3f)",
+        dest,
+        split,
+        out["iou"],
+        out["iou_background"],
+        out["miou"],
+        out["all_glacier_miou"],
+    )
     return out
 
 
@@ -90,7 +127,9 @@ def benchmark_table(
     dest_csv: PathLike,
     title: str,
 ) -> pd.DataFrame:
-    """Markdown and CSV table of measured metrics beside the published Alps values."""
+    """Markdown and CSV table of measured metrics beside the published Alps values, with
+    background IoU, mIoU, the seeds' mIoU (mean and sd, for ensembles) and the all-glacier
+    predictor's mIoU on the same pixels."""
     rows = []
     for (arch, fs), path in results.items():
         m = read_json(path)
@@ -102,6 +141,8 @@ def benchmark_table(
         for i, k in enumerate(METRICS):
             row[HEADERS[k]] = float(m[k])
             row[f"{HEADERS[k]} (published)"] = pub[i] if pub else float("nan")
+        for k in EXTRA:
+            row[EXTRA[k]] = float(m.get(k, float("nan")))
         rows.append(row)
     df = pd.DataFrame(rows)
     with atomic_path(dest_csv) as tmp:
@@ -113,14 +154,26 @@ def benchmark_table(
     lines = [
         f"# {title}",
         "",
-        "Measured on the dataset's held-out test tiles; published values (Alps, reference "
-        "course) in parentheses.",
+        "Measured on the dataset's held-out test chips; published values (Alps, reference "
+        "course) in parentheses. IoU is the glacier class's; mIoU averages it with the "
+        "background IoU; seeds: mean (sd) of the ensemble members' mIoU; all-glacier: the "
+        "mIoU of predicting glacier everywhere on the same pixels.",
         "",
-        "| model | features | " + " | ".join(HEADERS[k] for k in METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        "| model | features | "
+        + " | ".join(HEADERS[k] for k in METRICS)
+        + " | "
+        + " | ".join(v for v in EXTRA.values() if v != "seeds mIoU sd")
+        + " |",
+        "|---|---|" + "---|" * (len(METRICS) + len(EXTRA) - 1),
     ]
     for r in rows:
         cells = [f"{fmt(r[HEADERS[k]])} ({fmt(r[HEADERS[k] + ' (published)'])})" for k in METRICS]
+        seeds = (
+            f"{fmt(r['seeds mIoU'])} ({fmt(r['seeds mIoU sd'])})"
+            if not np.isnan(r["seeds mIoU"])
+            else "–"
+        )
+        cells += [fmt(r["bg IoU"]), fmt(r["mIoU"]), seeds, fmt(r["all-glacier mIoU"])]
         lines.append(f"| {r['model']} | {r['features']} | " + " | ".join(cells) + " |")
     with atomic_path(dest_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

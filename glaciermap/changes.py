@@ -1,7 +1,8 @@
 """Glacier area change between two epochs of outlines.
 
 Glaciers split, merge, appear and vanish between epochs, so change is reported per *glacier
-complex*: a connected part of the union of both epochs' outlines. Each complex gets the area
+complex*: a connected part of the union of both epochs' outlines (read from the ``complexes``
+layer of the outlines GeoPackages, or their only layer). Each complex gets the area
 of each epoch inside it, the change (km2, percent of the first epoch, percent per year) and a
 status (``retreat``, ``advance``, ``stable`` within ``stable_km2``, ``new``, ``vanished``).
 The ids of both epochs' outlines inside it are listed. Lost and gained ground are written as
@@ -23,6 +24,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
 from numpy.typing import NDArray
 from pyproj import CRS
@@ -167,6 +169,16 @@ def glacier_changes(
     return {"glaciers": glaciers, "lost": lost, "gained": gained}, summary
 
 
+def read_complexes(path: PathLike) -> gpd.GeoDataFrame:
+    """The ``complexes`` layer of a :mod:`glaciermap.polygonize` GeoPackage, or the only
+    layer of any other outlines file."""
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        return gpd.read_file(path, layer="complexes" if "complexes" in layers else None)
+    except Exception as exc:  # pyogrio raises DataSourceError and friends
+        raise InputDataError(f"{path}: cannot read outlines ({exc}); regenerate it") from exc
+
+
 def write_changes(
     outlines1: PathLike,
     outlines2: PathLike,
@@ -178,12 +190,7 @@ def write_changes(
 ) -> ChangeSummary:
     """Read two outline files, compute :func:`glacier_changes`, write a GeoPackage with the
     layers :data:`LAYERS` (all or nothing)."""
-    frames = []
-    for p in (outlines1, outlines2):
-        try:
-            frames.append(gpd.read_file(p))
-        except Exception as exc:  # pyogrio raises DataSourceError and friends
-            raise InputDataError(f"{p}: cannot read outlines ({exc}); regenerate it") from exc
+    frames = [read_complexes(p) for p in (outlines1, outlines2)]
     layers, summary = glacier_changes(
         frames[0],
         frames[1],

@@ -1,7 +1,10 @@
 """Pixel metrics of a glacier map against reference labels.
 
-Accuracy, precision, recall, F1 and intersection-over-union of the glacier class, counted over
-valid pixels only (as in the reference course's benchmark table).
+Accuracy, precision, recall, F1 and intersection-over-union of the glacier class (as in the
+reference course's benchmark table), the IoU of the background class and their mean (mIoU),
+counted over valid pixels only. Glacier IoU alone flatters on glacier-rich scenes: predicting
+"everything is glacier" scores the glacier fraction. Every result therefore carries the scores
+of that trivial all-glacier predictor on the same pixels (``all_glacier_*``).
 """
 
 from __future__ import annotations
@@ -21,17 +24,28 @@ log = logging.getLogger(__name__)
 
 
 def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
-    """Acc, P, R, F1, IoU of the glacier class from confusion counts (NaN when undefined)."""
+    """Acc, P, R, F1, IoU of the glacier class, background IoU, mIoU and the all-glacier
+    predictor's scores from confusion counts (NaN when undefined)."""
 
     def ratio(a: int, b: int) -> float:
         return a / b if b else float("nan")
 
+    iou, iou_bg = ratio(tp, tp + fp + fn), ratio(tn, tn + fp + fn)
+    n, ice = tp + fp + fn + tn, tp + fn
     return {
-        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
+        "accuracy": ratio(tp + tn, n),
         "precision": ratio(tp, tp + fp),
         "recall": ratio(tp, tp + fn),
         "f1": ratio(2 * tp, 2 * tp + fp + fn),
-        "iou": ratio(tp, tp + fp + fn),
+        "iou": iou,
+        "iou_background": iou_bg,
+        "miou": (iou + iou_bg) / 2,
+        # "everything is glacier" on the same pixels: recall 1, background IoU 0
+        "all_glacier_accuracy": ratio(ice, n),
+        "all_glacier_f1": ratio(2 * ice, ice + n),
+        "all_glacier_iou": ratio(ice, n),
+        "all_glacier_miou": ratio(ice, n) / 2 if n else float("nan"),
+        "glacier_fraction": ratio(ice, n),
         "tp": tp,
         "fp": fp,
         "fn": fn,
@@ -67,7 +81,14 @@ def evaluate_probability(
     m: dict[str, Any] = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
     m.update({"threshold": threshold, "source": str(probability), **(extra or {})})
     write_json(m, dest)
-    log.info("metrics %s: IoU %.3f F1 %.3f", probability, m["iou"], m["f1"])
+    log.info(
+        "metrics %s: IoU %.3f, background IoU %.3f, mIoU %.3f (all-glacier mIoU %.3f)",
+        probability,
+        m["iou"],
+        m["iou_background"],
+        m["miou"],
+        m["all_glacier_miou"],
+    )
     return m
 
 
@@ -88,5 +109,12 @@ def evaluate_outlines(
     m: dict[str, Any] = confusion_metrics(pred, lab[0] > 0, valid[0] > 0)
     m.update({"source": str(outlines), **(extra or {})})
     write_json(m, dest)
-    log.info("outline metrics %s: IoU %.3f F1 %.3f", outlines, m["iou"], m["f1"])
+    log.info(
+        "outline metrics %s: IoU %.3f, background IoU %.3f, mIoU %.3f (all-glacier mIoU %.3f)",
+        outlines,
+        m["iou"],
+        m["iou_background"],
+        m["miou"],
+        m["all_glacier_miou"],
+    )
     return m

@@ -189,6 +189,7 @@ class InputCatalog:
             str(s.path) for s in classify_sar_files(self.sar(region, year)) if s.kind == "coherence"
         ]
 
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def dem(self, region: str) -> list[str] | Missing:
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region)["dem"]]
@@ -200,6 +201,29 @@ class InputCatalog:
         return sel or Missing(
             folder, DEM_HELP + f" covering lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}"
         )
+
+    def has_dem(self, region: str) -> bool:
+        """DEM tiles covering the region exist (demo regions always have them)."""
+        return not isinstance(self.dem(region), Missing)
+
+    def input_kinds(self, region: str, year: int) -> frozenset[str]:
+        """Which kinds of input a region/year has: optical, dem, backscatter, coherence."""
+        kinds = {"optical"}
+        if self.has_dem(region):
+            kinds.add("dem")
+        if self.backscatter(region, year):
+            kinds.add("backscatter")
+        if self.has_coherence(region, year):
+            kinds.add("coherence")
+        return frozenset(kinds)
+
+    def where(self, region: str, year: int, kind: str) -> str:
+        """The folder and what to put there for an input kind (for error messages)."""
+        if kind == "dem":
+            return f"{self.data_dir(region)}/dem/ ({DEM_HELP})"
+        if kind in ("backscatter", "coherence"):
+            return f"{self.data_dir(region)}/{region}/{year}/sar/ ({SAR_HELP})"
+        return f"{self.data_dir(region)}/{region}/{year}/optical/ ({OPTICAL_HELP})"
 
     def inventory(self, region: str, year: int) -> str | None:
         if self.is_demo(region):

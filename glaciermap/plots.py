@@ -7,8 +7,9 @@ any region size. Figures are written atomically as PNG.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import matplotlib
 
@@ -17,21 +18,34 @@ import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pyogrio
 from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
-from glaciermap.io import PathLike, atomic_path, open_raster
+from glaciermap.errors import InputDataError
+from glaciermap.io import PathLike, atomic_path, band_names, open_raster
 from glaciermap.labels import read_inventory
 
 log = logging.getLogger(__name__)
 
 
+# Colour composites of :func:`false_colour`, best first: the first whose bands are present.
+COMPOSITES: tuple[tuple[tuple[str, str, str], str], ...] = (
+    (("swir1", "nir", "green"), "false colour (SWIR1, NIR, green): snow and ice cyan"),
+    (("nir", "red", "green"), "colour infrared (NIR, red, green): snow and ice white"),
+    (("red", "green", "blue"), "natural colour (red, green, blue)"),
+)
+
+
 def read_decimated(
-    path: PathLike, bands: list[str], max_px: int = 1200
+    path: PathLike, bands: Sequence[str], max_px: int = 1200
 ) -> tuple[NDArray[np.float32], tuple[float, float, float, float], str]:
     """Named bands at reduced resolution, their extent (left, right, bottom, top) and CRS."""
     with open_raster(path) as src:
-        names = list(src.descriptions)
+        names = [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
+        missing = [b for b in bands if b not in names]
+        if missing:
+            raise InputDataError(f"{path}: has no band(s) {missing}; it has {names}")
         idx = [names.index(b) + 1 for b in bands]
         f = max(1, int(np.ceil(max(src.width, src.height) / max_px)))
         shape = (len(idx), max(1, src.height // f), max(1, src.width // f))
@@ -46,34 +60,81 @@ def _save(fig: Any, dest: PathLike) -> None:
     plt.close(fig)
 
 
+def placeholder(dest: PathLike, message: str, title: str = "") -> None:
+    """A small PNG saying what is absent (rule outputs are fixed, inputs are not)."""
+    log.info("%s: placeholder (%s)", dest, message)
+    fig, ax = plt.subplots(figsize=(5, 2.5))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    _save(fig, dest)
+
+
+def _exists(path: PathLike | None) -> TypeGuard[PathLike]:
+    if path is None:
+        return False
+    if not Path(path).exists():
+        log.warning("%s: not found, left out of the quicklook", path)
+        return False
+    return True
+
+
+def composite_bands(names: Sequence[str]) -> tuple[tuple[str, str, str], str] | None:
+    """The first of :data:`COMPOSITES` whose bands are all in ``names`` (None if none)."""
+    return next((c for c in COMPOSITES if set(c[0]) <= set(names)), None)
+
+
+def _outline_layer(path: PathLike) -> str | None:
+    """The ``glaciers`` layer of a multi-layer outlines file, else its only layer."""
+    layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    return "glaciers" if "glaciers" in layers else None
+
+
 def false_colour(
-    optical: PathLike,
+    optical: PathLike | None,
     dest: PathLike,
     outlines: PathLike | None = None,
     inventory: PathLike | None = None,
     title: str = "",
 ) -> None:
-    """SWIR1 / NIR / green composite (snow and ice cyan) with predicted (red) and inventory
-    (yellow) outlines."""
-    rgb, extent, crs = read_decimated(optical, ["swir1", "nir", "green"])
+    """Colour composite with predicted (red) and inventory (yellow) outlines.
+
+    SWIR1 / NIR / green where the scene has SWIR1 (snow and ice cyan), else colour infrared
+    NIR / red / green (four-band imagery: blue green red nir), else red / green / blue; the
+    title says which. A placeholder without optical bands for any of them.
+    """
+    if not _exists(optical):
+        placeholder(dest, "no optical image for this region/year", title)
+        return
+    names = band_names(optical)
+    choice = composite_bands(names)
+    if choice is None:
+        msg = f"no bands for a colour composite\n({Path(optical).name} has {names})"
+        placeholder(dest, msg, title)
+        return
+    bands, label = choice
+    rgb, extent, crs = read_decimated(optical, bands)
     img = np.clip(np.moveaxis(rgb, 0, -1) / 0.8, 0, 1)
     img = np.nan_to_num(img, nan=0.0)
     fig, ax = plt.subplots(figsize=(8, 8))
     ax.imshow(img, extent=extent)
     handles = []
-    if inventory is not None:
+    if _exists(inventory):
         inv = read_inventory(inventory, crs)
-        inv.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
+        if len(inv):
+            inv.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
         handles.append(Line2D([], [], color="yellow", label="inventory"))
-    if outlines is not None:
-        gdf = gpd.read_file(outlines).to_crs(crs)
-        gdf.boundary.plot(ax=ax, color="red", linewidth=0.8)
+    if _exists(outlines):
+        gdf = gpd.read_file(outlines, layer=_outline_layer(outlines)).to_crs(crs)
+        if len(gdf):
+            gdf.boundary.plot(ax=ax, color="red", linewidth=0.8)
         handles.append(Line2D([], [], color="red", label="predicted outlines"))
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     if handles:
         ax.legend(handles=handles, loc="lower right")
-    ax.set_title(title or "False colour (SWIR1, NIR, green)")
+    ax.set_title(f"{title}: {label}" if title else label[0].upper() + label[1:])
     ax.set_xlabel(f"easting ({crs})")
     ax.set_ylabel("northing")
     _save(fig, dest)
@@ -88,36 +149,51 @@ def layer_map(
     vmin: float | None = None,
     vmax: float | None = None,
     title: str = "",
+    missing: str = "",
 ) -> None:
-    """One layer as a colour map; a placeholder figure when the layer does not exist."""
+    """One layer as a colour map; a small placeholder PNG when the raster (None) or its band
+    does not exist, saying ``missing`` (default: "no {band} layer for this region/year")."""
+    what = missing or f"no {band} layer for this region/year"
+    if not _exists(raster):
+        placeholder(dest, what, title or band)
+        return
+    names = band_names(raster)
+    if band not in names:
+        placeholder(dest, f"{what}\n({Path(raster).name} has no {band!r} band)", title or band)
+        return
     fig, ax = plt.subplots(figsize=(8, 7))
-    if raster is None:
-        ax.text(0.5, 0.5, f"no {band} layer for this region/year", ha="center", va="center")
-        ax.set_axis_off()
-    else:
-        (arr,), extent, crs = read_decimated(raster, [band])
-        im = ax.imshow(arr, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
-        fig.colorbar(im, ax=ax, shrink=0.8, label=label or band)
-        ax.set_xlabel(f"easting ({crs})")
+    (arr,), extent, crs = read_decimated(raster, [band])
+    im = ax.imshow(arr, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=label or band)
+    ax.set_xlabel(f"easting ({crs})")
     ax.set_title(title or band)
     _save(fig, dest)
 
 
 def training_curves(history: PathLike, dest: PathLike, title: str = "") -> None:
-    """Training loss and validation IoU per epoch (a bar for single-fit models)."""
+    """Training loss and validation mIoU and glacier IoU per epoch, one colour per ensemble
+    member (bars of the validation scores for single-fit models such as the forest)."""
     h = pd.read_csv(history)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     if "epoch" in h.columns:
-        ax.plot(h["epoch"], h["train_loss"], "o-", label="train loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
+        if "member" not in h.columns:
+            h["member"] = 0
         ax2 = ax.twinx()
-        ax2.plot(h["epoch"], h["val_iou"], "s-", color="C1", label="validation IoU")
-        ax2.set_ylabel("validation IoU")
+        for k, (member, g) in enumerate(h.groupby("member")):
+            c = f"C{k % 10}"
+            ax.plot(g["epoch"], g["train_loss"], "-", color=c, alpha=0.5)
+            score = g["val_miou"] if "val_miou" in g else g["val_iou"]
+            ax2.plot(g["epoch"], score, "o-", color=c, label=f"seed {member}: validation mIoU")
+            if "val_miou" in g:
+                ax2.plot(g["epoch"], g["val_iou"], ":", color=c)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("train loss (thin lines)")
+        ax2.set_ylabel("validation mIoU (dots), glacier IoU (dotted)")
         ax2.set_ylim(0, 1)
-        fig.legend(loc="lower center", ncol=2)
+        ax2.legend(loc="lower right", fontsize="small")
     else:
-        ax.bar(["validation IoU"], [float(h.get("val_iou", pd.Series([np.nan]))[0])])
+        keys = [k for k in ("val_miou", "val_iou") if k in h.columns]
+        ax.bar([k.replace("val_", "validation ") for k in keys], [float(h[k][0]) for k in keys])
         ax.set_ylim(0, 1)
     ax.set_title(title or str(Path(history).parent.name))
     _save(fig, dest)

@@ -8,8 +8,10 @@ blended with a raised-cosine weight that ramps over ``overlap`` pixels. Output b
 * peak memory depends on ``window`` and ``block``, never on the region size, and
 * the result does not depend on ``block`` (the window lattice does not move with it).
 
-Bands written: ``probability`` (0..1) and ``uncertainty``: for CNNs the weighted standard
-deviation of the overlapping windows' predictions, for the random forest the standard
+Bands written: ``probability`` (0..1) and ``uncertainty``: for a CNN ensemble of k > 1 seeds
+the standard deviation of the members' probabilities (and each member's own probability as
+bands ``probability_member_0`` ... so each seed can be scored), for a single CNN the weighted
+standard deviation of the overlapping windows' predictions, for the random forest the standard
 deviation of the trees' votes, ``sqrt(p (1 - p))``. Invalid pixels are NaN.
 """
 
@@ -46,7 +48,7 @@ class LoadedModel:
     layers: list[str]
     mean: NDArray[np.float64]
     std: NDArray[np.float64]
-    net: torch.nn.Module | None = None
+    nets: list[torch.nn.Module] = field(default_factory=list)
     forest: Any = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -70,9 +72,11 @@ def load_model(model_dir: PathLike, device: str = "auto") -> LoadedModel:
     if not weights.exists():
         raise MissingInputError(f"{weights}: trained weights not found; rerun training")
     p = cfg["params"]
-    net = build_cnn(cfg["arch"], len(lm.layers), base=p["base_channels"], depth=p["depth"])
-    net.load_state_dict(torch.load(weights, map_location=lm.device, weights_only=True))
-    lm.net = net.to(lm.device).eval()
+    saved = torch.load(weights, map_location=lm.device, weights_only=True)
+    for state in saved["members"] if "members" in saved else [saved]:
+        net = build_cnn(cfg["arch"], len(lm.layers), base=p["base_channels"], depth=p["depth"])
+        net.load_state_dict(state)
+        lm.nets.append(net.to(lm.device).eval())
     return lm
 
 
@@ -120,33 +124,41 @@ def _predict_block_cnn(
     window: int,
     overlap: int,
     batch_size: int,
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    assert lm.net is not None
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """Blended probability, uncertainty and the members' probabilities (k, h, w) of a block."""
     rows = window_origins(r0, r0 + h, window, overlap)
     cols = window_origins(c0, c0 + w, window, overlap)
     pr0, pc0 = rows[0], cols[0]
     ph, pw = rows[-1] + window - pr0, cols[-1] + window - pc0
     x = normalise(_read_padded(src, bands, pr0, pc0, ph, pw)[None], lm.mean, lm.std)[0]
-    acc = np.zeros((3, ph, pw), dtype=np.float64)  # sum w, sum w p, sum w p^2
+    k = len(lm.nets)
+    sw = np.zeros((ph, pw), dtype=np.float64)
+    swp = np.zeros((k, ph, pw), dtype=np.float64)  # per member: sum w p
+    swp2 = np.zeros((ph, pw), dtype=np.float64)  # of the members' mean: sum w p^2
     weight = ramp_weight(window, overlap)
     origins = [(r, c) for r in rows for c in cols]
     with torch.no_grad():
         for i in range(0, len(origins), batch_size):
             chunk = origins[i : i + batch_size]
-            xb = np.stack(
-                [x[:, r - pr0 : r - pr0 + window, c - pc0 : c - pc0 + window] for r, c in chunk]
-            )
-            prob = torch.sigmoid(lm.net(torch.from_numpy(xb).to(lm.device)))[:, 0].cpu().numpy()
-            for (r, c), p in zip(chunk, prob, strict=True):
+            xb = torch.from_numpy(
+                np.stack(
+                    [x[:, r - pr0 : r - pr0 + window, c - pc0 : c - pc0 + window] for r, c in chunk]
+                )
+            ).to(lm.device)
+            prob = np.stack([torch.sigmoid(net(xb))[:, 0].cpu().numpy() for net in lm.nets])
+            for j, (r, c) in enumerate(chunk):
                 sl = np.s_[r - pr0 : r - pr0 + window, c - pc0 : c - pc0 + window]
-                acc[0][sl] += weight
-                acc[1][sl] += weight * p
-                acc[2][sl] += weight * p * p
-    crop = np.s_[:, r0 - pr0 : r0 - pr0 + h, c0 - pc0 : c0 - pc0 + w]
-    sw, swp, swp2 = acc[crop]
-    mean = swp / sw
-    std = np.sqrt(np.maximum(swp2 / sw - mean**2, 0.0))
-    return mean.astype(np.float32), std.astype(np.float32)
+                sw[sl] += weight
+                swp[(slice(None), *sl)] += weight * prob[:, j]
+                swp2[sl] += weight * prob[:, j].mean(axis=0) ** 2
+    crop = np.s_[r0 - pr0 : r0 - pr0 + h, c0 - pc0 : c0 - pc0 + w]
+    members = swp[(slice(None), *crop)] / sw[crop]
+    mean = members.mean(axis=0)
+    if k > 1:
+        std = members.std(axis=0)
+    else:
+        std = np.sqrt(np.maximum(swp2[crop] / sw[crop] - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32), members.astype(np.float32)
 
 
 def _predict_block_rf(
@@ -181,8 +193,8 @@ def sliding_window_predict(
     """Predict glacier probability over a feature stack, block by block, into ``dest``."""
     torch.set_num_threads(max(1, threads))
     lm = load_model(model_dir, device)
-    if lm.net is not None:
-        div = getattr(lm.net, "divisor", 1)
+    if lm.nets:
+        div = getattr(lm.nets[0], "divisor", 1)
         if window % div or not 0 <= overlap < window:
             raise ValueError(
                 f"window {window} must be divisible by {div} and overlap {overlap} in [0, window)"
@@ -198,24 +210,28 @@ def sliding_window_predict(
     vband = names.index(VALID) + 1
     grid = grid_of(features)
     block = max(256, block // 256 * 256)
-    prof = grid.profile(count=2, dtype="float32", nodata=np.nan)
+    n_members = len(lm.nets) if len(lm.nets) > 1 else 0
+    prof = grid.profile(count=2 + n_members, dtype="float32", nodata=np.nan)
     t0 = time.time()
     nblocks = math.ceil(grid.height / block) * math.ceil(grid.width / block)
     with open_raster(features) as src, atomic_path(dest) as tmp:
         with rasterio.open(tmp, "w", **prof) as dst:
             dst.set_band_description(1, "probability")
             dst.set_band_description(2, "uncertainty")
+            for m in range(n_members):
+                dst.set_band_description(3 + m, f"probability_member_{m}")
             dst.update_tags(MODEL=str(model_dir), ARCH=lm.arch, LAYERS=",".join(lm.layers))
             for n, win in enumerate(block_windows(grid, block), 1):
                 r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
                 if lm.arch == "rf":
                     p, u = _predict_block_rf(lm, src, bands, r0, c0, h, w)
+                    members = np.zeros((0, h, w), np.float32)
                 else:
-                    p, u = _predict_block_cnn(
+                    p, u, members = _predict_block_cnn(
                         lm, src, bands, r0, c0, h, w, window, overlap, batch_size
                     )
+                out = np.concatenate([p[None], u[None], members[:n_members]])
                 valid = src.read(vband, window=win) > 0
-                p[~valid] = np.nan
-                u[~valid] = np.nan
-                dst.write(np.stack([p, u]), window=win)
+                out[:, ~valid] = np.nan
+                dst.write(out, window=win)
                 log.info("predict: block %d/%d (%.0f s)", n, nblocks, time.time() - t0)

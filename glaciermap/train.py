@@ -1,12 +1,24 @@
-"""Training: random forest (scikit-learn) and CNNs (PyTorch) on the tiles of a dataset.
+"""Training: random forest (scikit-learn) and CNNs (PyTorch) on a dataset's pixel store.
 
-* Normalisation statistics (per-layer mean and standard deviation) come from the train
-  split only; missing values become 0 after normalisation (the layer mean).
-* CNNs: dihedral augmentation (8 rotations/flips), class-imbalance aware loss (BCE with a
-  positive weight from the train class ratio, plus soft Dice), early stopping on validation
-  IoU, a checkpoint after every epoch that a rerun with the same settings resumes from,
-  fixed seeds, ``device: auto`` picks CUDA when present.
-* Random forest: balanced sample of valid train pixels, class weights ``balanced``.
+* Both models learn only from train pixels of the store (``glaciermap.tiles``): pixels of
+  train blocks farther than the buffer from any held-out block. Normalisation statistics
+  (per-layer mean and standard deviation) come from those pixels only; missing values become 0
+  after normalisation (the layer mean).
+* CNNs: every epoch draws ``patches_per_epoch`` patches at random positions inside the train
+  area (a patch needs ``min_train_fraction`` of train pixels; other pixels are ignored by the
+  loss), each with one of the 8 dihedral symmetries, so a small region still yields thousands
+  of distinct samples. Loss: BCE with a positive weight from the train class ratio plus soft
+  Dice. Learning rate: linear warm-up, then cosine decay. Model selection and early stopping on
+  the validation chips' mIoU (mean of glacier and background IoU), which, unlike glacier IoU,
+  does not reward over-predicting glacier, never before ``min_epochs``. ``ensemble: k`` trains k
+  seeds whose probabilities prediction averages (their spread is an uncertainty). A checkpoint
+  after every epoch (with the random generators' states) lets an identical rerun resume;
+  ``device: auto`` picks CUDA when present.
+* Random forest: balanced sample of train pixels, class weights ``balanced``, hyper-parameters
+  tuned by cross-validation with folds of whole spatial blocks.
+* Both take the feature set's layers plus, when ``derived`` is on, the derived layers
+  (brightness, band ratios, texture) computable from them
+  (:func:`glaciermap.features.model_layers`).
 
 Every model directory holds ``norm.json`` (layers, mean, std), ``history.csv`` and
 ``config.json`` (what was used, with the package version).
@@ -17,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -33,37 +46,48 @@ from torch import nn
 from glaciermap import __version__
 from glaciermap.errors import ConfigError, InputDataError
 from glaciermap.evaluate import confusion_metrics, metrics_from_counts
-from glaciermap.features import feature_indices
+from glaciermap.features import model_layers
 from glaciermap.io import PathLike, atomic_path, read_json, write_json
 from glaciermap.models import build_cnn
-from glaciermap.tiles import IGNORE
+from glaciermap.tiles import IGNORE, SPLIT_CODES
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class CnnParams:
-    epochs: int = 30
+    """CNN training settings (defaults: see schemas/config.schema.yaml)."""
+
+    epochs: int = 40
+    min_epochs: int = 12
+    warmup_epochs: int = 2
+    patches_per_epoch: int = 512
+    min_train_fraction: float = 0.5
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    patience: int = 6
+    patience: int = 8
     base_channels: int = 16
     depth: int = 3
     seed: int = 0
+    ensemble: int = 1
+    derived: bool = False
     device: str = "auto"
     max_pos_weight: float = 10.0
 
 
 @dataclass
 class RfParams:
+    """Random-forest settings (defaults: see schemas/config.schema.yaml)."""
+
     n_estimators: int = 100
     max_depth: int | None = 20
     min_samples_leaf: int = 5
     max_samples: int = 200_000
     seed: int = 0
+    derived: bool = True
     # Tuning of max_depth x min_samples_leaf by spatially grouped cross-validation on the
-    # train split (groups: blocks of group_tiles x group_tiles chips); the chosen values
+    # train pixels (groups: blocks of group_tiles x group_tiles chips); the chosen values
     # replace max_depth and min_samples_leaf.
     tune: bool = True
     tune_max_depth: tuple[int | None, ...] = (10, 20, None)
@@ -83,22 +107,169 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass
 class TileSet:
-    x: NDArray[np.float32]  # (N, C, T, T), NaN where invalid
+    """A dataset's fixed chips (validation and test) and its pixel store (training), restricted
+    to a model's layers. Arrays of the store are memory-mapped: nothing region-sized is read
+    until a patch or a pixel sample asks for it."""
+
+    x: NDArray[np.float32]  # (N, C, T, T) chips, NaN where invalid
     y: NDArray[np.uint8]  # (N, T, T), IGNORE where invalid
     index: pd.DataFrame
     layers: list[str]
+    layer_idx: list[int]  # positions of ``layers`` in the store
+    area_x: NDArray[np.float32]  # (C_all, P) memory map
+    area_y: NDArray[np.uint8]  # (P,)
+    area_split: NDArray[np.uint8]  # (P,)
+    members: list[dict[str, Any]]
+    tile_size: int
+
+    def member(self, k: int) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8]]:
+        """Views (C_all, H, W), (H, W), (H, W) of member ``k`` of the store."""
+        m = self.members[k]
+        h, w, off = int(m["height"]), int(m["width"]), int(m["offset"])
+        sl = slice(off, off + h * w)
+        return (
+            self.area_x[:, sl].reshape(-1, h, w),
+            self.area_y[sl].reshape(h, w),
+            self.area_split[sl].reshape(h, w),
+        )
+
+    def train_labels(self) -> NDArray[np.uint8]:
+        """Labels of the store with everything but train pixels set to IGNORE (P,)."""
+        return np.where(self.area_split == SPLIT_CODES["train"], self.area_y, IGNORE).astype(
+            np.uint8
+        )
 
 
-def load_tiles(tiles_dir: PathLike, featureset: str) -> TileSet:
-    """The dataset's chips restricted to a feature set's layers."""
+def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> TileSet:
+    """The dataset's chips and pixel store, restricted to the model's layers."""
     d = Path(tiles_dir)
     meta = read_json(d / "meta.json")
-    idx = feature_indices(meta["layers"], featureset, f"{d}/meta.json")
+    layers = model_layers(featureset, meta["layers"], derived)
+    idx = [meta["layers"].index(n) for n in layers]
     x = np.load(d / "features.npy", mmap_mode="r")
     y = np.load(d / "labels.npy")
     index = pd.read_csv(d / "index.csv")
-    layers = [meta["layers"][i] for i in idx]
-    return TileSet(np.ascontiguousarray(x[:, idx]), y, index, layers)
+    return TileSet(
+        np.ascontiguousarray(x[:, idx]),
+        y,
+        index,
+        layers,
+        idx,
+        np.load(d / "area_features.npy", mmap_mode="r"),
+        np.load(d / "area_labels.npy", mmap_mode="r"),
+        np.load(d / "area_split.npy", mmap_mode="r"),
+        list(meta["members"]),
+        int(meta["tile_size"]),
+    )
+
+
+def train_pixel_sample(
+    ts: TileSet, limit: int, rng: np.random.Generator, balanced: bool = True
+) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.int64]]:
+    """A (class-balanced) sample of labelled train pixels: raw features (n, C), labels (n,)
+    and flat store positions (n,)."""
+    lab = ts.train_labels()
+    pos, neg = np.flatnonzero(lab == 1), np.flatnonzero(lab == 0)
+    if balanced:
+        half = limit // 2
+        take = np.concatenate(
+            [
+                rng.choice(pos, min(half, len(pos)), replace=False),
+                rng.choice(neg, min(half, len(neg)), replace=False),
+            ]
+        )
+    else:
+        both = np.concatenate([pos, neg])
+        take = rng.choice(both, min(limit, len(both)), replace=False)
+    take = np.sort(take)  # sequential reads of the memory map
+    x = np.stack([ts.area_x[i, take] for i in ts.layer_idx], axis=1).astype(np.float32)
+    return x, lab[take], take
+
+
+def pixel_groups(ts: TileSet, flat: NDArray[np.int64], group_tiles: int) -> NDArray[np.int64]:
+    """A spatial group per store pixel: member and block of ``group_tiles`` x ``group_tiles``
+    chips, so a cross-validation fold never splits a block."""
+    size = max(1, group_tiles) * ts.tile_size
+    out = np.zeros(len(flat), dtype=np.int64)
+    base = 0
+    for m in ts.members:
+        h, w, off = int(m["height"]), int(m["width"]), int(m["offset"])
+        inside = (flat >= off) & (flat < off + h * w)
+        local = flat[inside] - off
+        gcols = -(-w // size)
+        out[inside] = base + (local // w) // size * gcols + (local % w) // size
+        base += -(-h // size) * gcols
+    return out
+
+
+class PatchSampler:
+    """Random patch positions inside a store's train area.
+
+    Candidate top-left corners lie on a lattice of step ``patch // 8``; a candidate is kept when
+    at least ``min_train_fraction`` of its patch is labelled train pixels. A draw picks a
+    candidate uniformly and jitters it within one lattice step (kept only if the jittered patch
+    still has the fraction, else the lattice point is used), so every train pixel can be
+    anywhere in a patch.
+    """
+
+    def __init__(self, ts: TileSet, patch: int, min_train_fraction: float):
+        self.ts, self.patch = ts, patch
+        self.step = max(1, patch // 8)
+        self.min_count = min_train_fraction * patch * patch
+        self.integrals: dict[int, NDArray[np.int64]] = {}
+        cands: list[NDArray[np.int64]] = []
+        for k in range(len(ts.members)):
+            _, y, split = ts.member(k)
+            h, w = y.shape
+            if h < patch or w < patch:
+                continue
+            ok = ((split == SPLIT_CODES["train"]) & (y != IGNORE)).astype(np.int64)
+            integral = np.zeros((h + 1, w + 1), dtype=np.int64)
+            integral[1:, 1:] = ok.cumsum(0).cumsum(1)
+            r = np.arange(0, h - patch + 1, self.step)
+            c = np.arange(0, w - patch + 1, self.step)
+            rr, cc = np.meshgrid(r, c, indexing="ij")
+            count = (
+                integral[rr + patch, cc + patch]
+                - integral[rr, cc + patch]
+                - integral[rr + patch, cc]
+                + integral[rr, cc]
+            )
+            keep = count >= self.min_count
+            self.integrals[k] = integral
+            cands.append(np.stack([np.full(keep.sum(), k), rr[keep], cc[keep]], axis=1))
+        self.candidates = np.concatenate(cands) if cands else np.zeros((0, 3), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def draw(self, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
+        """``n`` positions (member, row, col)."""
+        pick = self.candidates[rng.integers(len(self.candidates), size=n)].copy()
+        jitter = rng.integers(self.step, size=(n, 2))
+        t = self.patch
+        for i, (k, r0, c0) in enumerate(pick):
+            integral = self.integrals[int(k)]
+            r = min(r0 + jitter[i, 0], integral.shape[0] - 1 - t)
+            c = min(c0 + jitter[i, 1], integral.shape[1] - 1 - t)
+            count = (
+                integral[r + t, c + t] - integral[r, c + t] - integral[r + t, c] + integral[r, c]
+            )
+            if count >= self.min_count:
+                pick[i, 1], pick[i, 2] = r, c
+        return pick
+
+    def read(self, positions: NDArray[np.int64]) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+        """Raw features (B, C, T, T) and train labels (B, T, T) of the patches."""
+        t = self.patch
+        xs, ys = [], []
+        for k, r, c in positions:
+            x, y, split = self.ts.member(int(k))
+            win = np.s_[int(r) : int(r) + t, int(c) : int(c) + t]
+            xs.append(x[(self.ts.layer_idx, *win)])
+            lab = np.where(split[win] == SPLIT_CODES["train"], y[win], IGNORE)
+            ys.append(lab.astype(np.uint8))
+        return np.stack(xs).astype(np.float32), np.stack(ys)
 
 
 def normalisation_stats(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -187,69 +358,62 @@ def predict_tiles(
     return np.concatenate(out) if out else np.zeros((0, *x.shape[2:]), np.float32)
 
 
-def train_cnn(
-    tiles_dir: PathLike,
-    featureset: str,
+def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` epochs, then cosine decay to
+    5 % at the last epoch."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    span = max(1, epochs - warmup)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warmup) / span)))
+
+
+def val_scores(prob: NDArray[np.float32], y: NDArray[np.uint8]) -> dict[str, float]:
+    """Validation metrics (``miou`` chooses the model), NaN-free: an undefined IoU counts 0."""
+    m = confusion_metrics(prob >= 0.5, y == 1, y != IGNORE)
+    return {k: float(np.nan_to_num(m[k])) for k in ("iou", "iou_background", "miou", "f1")}
+
+
+@dataclass
+class _Fit:
+    """What training one ensemble member leaves: best weights, history, best epoch."""
+
+    state: dict[str, torch.Tensor]
+    history: list[dict[str, Any]]
+    best: float
+    best_epoch: int
+
+
+def _fit_member(
+    ts: TileSet,
     arch: str,
-    out_dir: PathLike,
-    params: CnnParams | None = None,
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Train a CNN; writes ``weights.pt`` (best state_dict), norm/history/config. Returns
-    the best validation metrics."""
-    p = params or CnnParams()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(p.seed)
-    torch.set_num_threads(max(1, threads))
-    device = resolve_device(p.device)
-    log.info(
-        "device %s (CUDA available: %s, CUDA_VISIBLE_DEVICES=%s)",
-        device,
-        torch.cuda.is_available(),
-        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
-    )
-    ts = load_tiles(tiles_dir, featureset)
-    tr, va = _split(ts, "train"), _split(ts, "val")
-    if len(tr) == 0 or len(va) == 0:
-        raise InputDataError(
-            f"{tiles_dir}: need train and val tiles (have {len(tr)} / {len(va)}); "
-            "use a larger region or a smaller tiles.tile_size / block_tiles"
-        )
-    mean, std = normalisation_stats(ts.x[tr])
-    xtr, xva = normalise(ts.x[tr], mean, std), normalise(ts.x[va], mean, std)
-    ytr, yva = ts.y[tr], ts.y[va]
-    pos = float((ytr == 1).sum())
-    neg = float((ytr == 0).sum())
-    pos_weight = float(np.clip(neg / max(pos, 1.0), 1.0, p.max_pos_weight))
-    cfg = {
-        "arch": arch,
-        "featureset": featureset,
-        "layers": ts.layers,
-        "params": asdict(p),
-        "n_train": len(tr),
-        "n_val": len(va),
-        "pos_weight": pos_weight,
-        "glaciermap_version": __version__,
-        "tiles": str(tiles_dir),
-    }
-    # Resume only from a checkpoint of the same settings *and* the same tiles.
-    chash = _config_hash({**cfg, "tiles_fingerprint": tiles_fingerprint(tiles_dir)})
+    p: CnnParams,
+    member: int,
+    norm: tuple[NDArray[np.float64], NDArray[np.float64]],
+    pos_weight: float,
+    xva: NDArray[np.float32],
+    yva: NDArray[np.uint8],
+    device: torch.device,
+    ckpt: Path,
+    chash: str,
+) -> _Fit:
+    """Train one ensemble member (seed ``p.seed + member``), resuming from its checkpoint."""
+    seed = p.seed + member
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     model = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth).to(device)
-    tile, div = int(ts.x.shape[-1]), int(getattr(model, "divisor", 1))
-    min_tile = int(getattr(model, "min_tile", div))
-    if tile % div or tile < min_tile:
-        raise ConfigError(
-            f"{tiles_dir}: chips of {tile} px do not suit {arch} with depth {p.depth} (needs a "
-            f"multiple of {div}, at least {min_tile} px); change datasets: tile_size or "
-            "training: cnn: depth"
-        )
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, p.epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: lr_factor(e, p.epochs, p.warmup_epochs)
+    )
+    sampler = PatchSampler(ts, ts.tile_size, p.min_train_fraction)
+    if not len(sampler):
+        raise InputDataError(
+            f"{ckpt.parent}: no {ts.tile_size} px patch has {p.min_train_fraction:.0%} train "
+            "pixels; lower training: cnn: min_train_fraction or datasets: tile_size"
+        )
     history: list[dict[str, Any]] = []
     best, best_epoch, start, stopped = -1.0, -1, 0, False
     best_state: dict[str, torch.Tensor] | None = None
-    ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         if state.get("config_hash") == chash:
@@ -263,19 +427,19 @@ def train_cnn(
             )
             best_state, stopped = state["best_state"], bool(state["stopped"])
             history = json.loads(state["history"])
-            log.info("resuming %s from epoch %d (best IoU %.3f)", out, start, best)
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            log.info("member %d: resuming from epoch %d (best mIoU %.3f)", member, start, best)
         else:
             log.info("ignoring %s: it belongs to other settings or tiles", ckpt)
-    rng = np.random.default_rng(p.seed + start)
+    mean, std = norm
     log.info(
-        "training %s on %s: %d train / %d val tiles, %d layers, device %s, pos_weight %.2f",
-        arch,
-        featureset,
-        len(tr),
-        len(va),
-        len(ts.layers),
-        device,
-        pos_weight,
+        "member %d (seed %d): %d patch positions, %d patches of %d px per epoch",
+        member,
+        seed,
+        len(sampler),
+        p.patches_per_epoch,
+        ts.tile_size,
     )
     for epoch in range(start, p.epochs):
         if stopped:
@@ -283,48 +447,44 @@ def train_cnn(
         t0 = time.time()
         model.train()
         losses = []
-        order = rng.permutation(len(tr))
-        for i in range(0, len(order), p.batch_size):
-            b = order[i : i + p.batch_size]
+        positions = sampler.draw(p.patches_per_epoch, rng)
+        for i in range(0, len(positions), p.batch_size):
+            xb_raw, yb_raw = sampler.read(positions[i : i + p.batch_size])
             k = int(rng.integers(8))
-            xb = dihedral(torch.from_numpy(xtr[b]), k).to(device)
-            yb = dihedral(torch.from_numpy(ytr[b]), k).to(device)
+            xb = dihedral(torch.from_numpy(normalise(xb_raw, mean, std)), k).to(device)
+            yb = dihedral(torch.from_numpy(yb_raw), k).to(device)
             opt.zero_grad()
             loss = masked_loss(model(xb)[:, 0], yb, pos_weight)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             losses.append(loss.item())
         sched.step()
-        prob = predict_tiles(model, xva, device, p.batch_size)
-        m = confusion_metrics(prob >= 0.5, yva == 1, yva != IGNORE)
+        m = val_scores(predict_tiles(model, xva, device, p.batch_size), yva)
         row = {
+            "member": member,
             "epoch": epoch,
+            "lr": opt.param_groups[0]["lr"],
             "train_loss": float(np.mean(losses)),
             "val_iou": m["iou"],
+            "val_iou_background": m["iou_background"],
+            "val_miou": m["miou"],
             "val_f1": m["f1"],
-            "val_accuracy": m["accuracy"],
-            "seconds": time.time() - t0,
         }
         history.append(row)
         log.info(
-            "epoch %d: loss %.4f val IoU %.4f (%.1f s)",
+            "member %d epoch %d: loss %.4f val mIoU %.4f (glacier %.4f, background %.4f) %.1f s",
+            member,
             epoch,
             row["train_loss"],
+            m["miou"],
             m["iou"],
-            row["seconds"],
+            m["iou_background"],
+            time.time() - t0,
         )
-        if m["iou"] > best:
-            best, best_epoch = m["iou"], epoch
+        if m["miou"] > best:
+            best, best_epoch = m["miou"], epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        stopped = epoch - best_epoch >= p.patience
-        _write_common(  # after every epoch, to follow progress
-            out,
-            ts.layers,
-            mean,
-            std,
-            {**cfg, "best_epoch": best_epoch, "best_val_iou": best},
-            history,
-        )
+        stopped = epoch + 1 >= p.min_epochs and epoch - best_epoch >= p.patience
         with atomic_path(ckpt) as tmp:
             torch.save(
                 {
@@ -338,36 +498,112 @@ def train_cnn(
                     "best_state": best_state,
                     "stopped": stopped,
                     "history": json.dumps(history),
+                    "numpy_rng": json.dumps(rng.bit_generator.state),
+                    "torch_rng": torch.get_rng_state(),
                 },
                 tmp,
             )
         if stopped:
-            log.info("early stopping at epoch %d (best %d)", epoch, best_epoch)
+            log.info("member %d: early stopping at epoch %d (best %d)", member, epoch, best_epoch)
     if best_state is None:  # no epoch ran (epochs: 0)
         best_state = model.state_dict()
-    with atomic_path(out / "weights.pt") as tmp:
-        torch.save(best_state, tmp)
-    _write_common(
-        out, ts.layers, mean, std, {**cfg, "best_epoch": best_epoch, "best_val_iou": best}, history
+    return _Fit(best_state, history, best, best_epoch)
+
+
+def train_cnn(
+    tiles_dir: PathLike,
+    featureset: str,
+    arch: str,
+    out_dir: PathLike,
+    params: CnnParams | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Train a CNN ensemble (``params.ensemble`` seeds); writes ``weights.pt`` (the best
+    state_dict of each member, ``{"members": [...]}``), norm/history/config. Returns the best
+    validation mIoU per member."""
+    p = params or CnnParams()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, threads))
+    device = resolve_device(p.device)
+    log.info(
+        "device %s (CUDA available: %s, CUDA_VISIBLE_DEVICES=%s)",
+        device,
+        torch.cuda.is_available(),
+        os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
     )
-    return {"best_val_iou": best, "best_epoch": best_epoch}
-
-
-def spatial_groups(index: pd.DataFrame, group_tiles: int) -> NDArray[np.int64]:
-    """A group id per chip: chips of one region/year in one block of ``group_tiles`` x
-    ``group_tiles`` chips share it, so a cross-validation fold never splits a block."""
-    g = max(1, group_tiles)
-    keys = list(
-        zip(
-            index["region"].astype(str),
-            index["year"].astype(int),
-            index["row"].astype(int) // g,
-            index["col"].astype(int) // g,
-            strict=True,
+    ts = load_tiles(tiles_dir, featureset, p.derived)
+    va = _split(ts, "val")
+    lab = ts.train_labels()
+    pos, neg = float((lab == 1).sum()), float((lab == 0).sum())
+    if pos + neg == 0 or len(va) == 0:
+        raise InputDataError(
+            f"{tiles_dir}: need train pixels and val chips (have {int(pos + neg)} / {len(va)}); "
+            "use a larger region or smaller datasets: tile_size / block_tiles"
         )
+    rng = np.random.default_rng(p.seed)
+    sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False)
+    mean, std = normalisation_stats(sample)
+    xva, yva = normalise(ts.x[va], mean, std), ts.y[va]
+    pos_weight = float(np.clip(neg / max(pos, 1.0), 1.0, p.max_pos_weight))
+    cfg = {
+        "arch": arch,
+        "featureset": featureset,
+        "layers": ts.layers,
+        "params": asdict(p),
+        "n_train_pixels": int(pos + neg),
+        "n_val": len(va),
+        "pos_weight": pos_weight,
+        "glaciermap_version": __version__,
+        "tiles": str(tiles_dir),
+    }
+    # Resume only from a checkpoint of the same settings *and* the same tiles.
+    chash = _config_hash({**cfg, "tiles_fingerprint": tiles_fingerprint(tiles_dir)})
+    probe = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth)
+    tile, div = ts.tile_size, int(getattr(probe, "divisor", 1))
+    min_tile = int(getattr(probe, "min_tile", div))
+    if tile % div or tile < min_tile:
+        raise ConfigError(
+            f"{tiles_dir}: chips of {tile} px do not suit {arch} with depth {p.depth} (needs a "
+            f"multiple of {div}, at least {min_tile} px); change datasets: tile_size or "
+            "training: cnn: depth"
+        )
+    log.info(
+        "training %s on %s: %d train pixels, %d val chips, %d layers %s, pos_weight %.2f",
+        arch,
+        featureset,
+        int(pos + neg),
+        len(va),
+        len(ts.layers),
+        ts.layers,
+        pos_weight,
     )
-    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    return np.asarray([ids[k] for k in keys], dtype=np.int64)
+    fits = [
+        _fit_member(
+            ts,
+            arch,
+            p,
+            k,
+            (mean, std),
+            pos_weight,
+            xva,
+            yva,
+            device,
+            out / f"checkpoint_{k}.pt",
+            chash,
+        )
+        for k in range(p.ensemble)
+    ]
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save({"members": [f.state for f in fits]}, tmp)
+    summary = {
+        "best_epoch": [f.best_epoch for f in fits],
+        "best_val_miou": [f.best for f in fits],
+    }
+    _write_common(
+        out, ts.layers, mean, std, {**cfg, **summary}, [r for f in fits for r in f.history]
+    )
+    return summary
 
 
 def _forest(
@@ -394,8 +630,9 @@ def tune_rf(
     threads: int = 1,
 ) -> tuple[int | None, int, list[dict[str, Any]]]:
     """Choose ``max_depth`` and ``min_samples_leaf`` by grouped k-fold cross-validation:
-    mean IoU of the held-out folds (pixels of whole spatial blocks). Returns the best pair
-    and the table of all candidates. Too few groups for two folds: the configured values."""
+    mIoU (glacier and background) of the held-out folds (pixels of whole spatial blocks).
+    Returns the best pair and the table of all candidates. Too few groups for two folds: the
+    configured values."""
     from sklearn.model_selection import GroupKFold
 
     folds = min(p.tune_folds, len(np.unique(groups)))
@@ -419,28 +656,30 @@ def tune_rf(
                 m = confusion_metrics(clf.predict(x[test_idx]) == 1, truth)
                 for k in counts:
                     counts[k] += int(m[k])
-            iou = float(np.nan_to_num(metrics_from_counts(**counts)["iou"]))  # no ice: 0
+            cvm = metrics_from_counts(**counts)
+            iou = float(np.nan_to_num(cvm["miou"]))  # undefined: 0
             table.append(
                 {
                     "max_depth": depth,
                     "min_samples_leaf": leaf,
-                    "cv_iou": iou,
+                    "cv_miou": iou,
+                    "cv_iou": float(np.nan_to_num(cvm["iou"])),
                     "seconds": time.time() - t0,
                 }
             )
             log.info(
-                "random forest CV (%d grouped folds): max_depth %s, min_samples_leaf %d: IoU %.4f",
+                "random forest CV (%d grouped folds): max_depth %s, min_samples_leaf %d: mIoU %.4f",
                 folds,
                 depth,
                 leaf,
                 iou,
             )
-    best = max(table, key=lambda r: r["cv_iou"])
+    best = max(table, key=lambda r: r["cv_miou"])
     log.info(
-        "random forest: chose max_depth %s, min_samples_leaf %d (CV IoU %.4f)",
+        "random forest: chose max_depth %s, min_samples_leaf %d (CV mIoU %.4f)",
         best["max_depth"],
         best["min_samples_leaf"],
-        best["cv_iou"],
+        best["cv_miou"],
     )
     return best["max_depth"], int(best["min_samples_leaf"]), table
 
@@ -452,42 +691,25 @@ def train_rf(
     params: RfParams | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Train a random forest on a balanced pixel sample; writes ``model.joblib``."""
+    """Train a random forest on a balanced sample of train pixels; writes ``model.joblib``."""
     p = params or RfParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ts = load_tiles(tiles_dir, featureset)
-    tr, va = _split(ts, "train"), _split(ts, "val")
-    if len(tr) == 0:
-        raise InputDataError(f"{tiles_dir}: no train tiles")
-    mean, std = normalisation_stats(ts.x[tr])
+    ts = load_tiles(tiles_dir, featureset, p.derived)
+    va = _split(ts, "val")
     rng = np.random.default_rng(p.seed)
-
-    def pixels(
-        sel: NDArray[np.int64], limit: int
-    ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.int64]]:
-        """A class-balanced pixel sample of the tiles ``sel``: features, labels, tile row."""
-        x = np.moveaxis(ts.x[sel], 1, -1).reshape(-1, len(ts.layers))
-        y = ts.y[sel].reshape(-1)
-        ok = np.flatnonzero(y != IGNORE)
-        pos, neg = ok[y[ok] == 1], ok[y[ok] == 0]
-        half = limit // 2
-        take = np.concatenate(
-            [
-                rng.choice(pos, min(half, len(pos)), replace=False),
-                rng.choice(neg, min(half, len(neg)), replace=False),
-            ]
-        )
-        tile = sel[take // (ts.y.shape[1] * ts.y.shape[2])]
-        return normalise(x[take], mean, std), y[take], tile
-
-    xtr, ytr, tile_tr = pixels(tr, p.max_samples)
+    xraw, ytr, flat = train_pixel_sample(ts, p.max_samples, rng)
+    if len(ytr) == 0:
+        raise InputDataError(f"{tiles_dir}: no labelled train pixels")
+    mean, std = normalisation_stats(xraw)
+    xtr = normalise(xraw, mean, std)
     max_depth, min_leaf = p.max_depth, p.min_samples_leaf
     cv: list[dict[str, Any]] = []
     if p.tune:
-        groups = spatial_groups(ts.index, p.group_tiles)[tile_tr]
+        groups = pixel_groups(ts, flat, p.group_tiles)
         max_depth, min_leaf, cv = tune_rf(xtr, ytr, groups, p, threads)
-        pd.DataFrame(cv).to_csv(out / "rf_cv.csv", index=False)
+        with atomic_path(out / "rf_cv.csv") as tmp:
+            pd.DataFrame(cv).to_csv(tmp, index=False)
     clf = _forest(p.n_estimators, max_depth, min_leaf, p.seed, threads)
     t0 = time.time()
     clf.fit(xtr, ytr)
@@ -497,15 +719,15 @@ def train_rf(
             "seconds": time.time() - t0,
             "max_depth": max_depth,
             "min_samples_leaf": min_leaf,
-            "cv_iou": max((r["cv_iou"] for r in cv), default=float("nan")),
+            "cv_miou": max((r["cv_miou"] for r in cv), default=float("nan")),
         }
     ]
     if len(va):
         xv = normalise(np.moveaxis(ts.x[va], 1, -1).reshape(-1, len(ts.layers)), mean, std)
         yv = ts.y[va].reshape(-1)
-        m = confusion_metrics(clf.predict(xv) == 1, yv == 1, yv != IGNORE)
-        history[0].update(val_iou=m["iou"], val_f1=m["f1"], val_accuracy=m["accuracy"])
-        log.info("random forest: val IoU %.4f", m["iou"])
+        m = val_scores(clf.predict(xv).astype(np.float32), yv)
+        history[0].update(val_iou=m["iou"], val_miou=m["miou"], val_f1=m["f1"])
+        log.info("random forest: val mIoU %.4f (glacier IoU %.4f)", m["miou"], m["iou"])
     with atomic_path(out / "model.joblib") as tmp:
         joblib.dump(clf, tmp)
     cfg = {

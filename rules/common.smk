@@ -3,7 +3,9 @@ import sys
 from snakemake.utils import validate
 
 import glaciermap
+from glaciermap.features import FEATURESET_INPUTS
 from glaciermap.inputs import InputCatalog, Missing
+from glaciermap.tiles import blocks_per_member
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -30,13 +32,17 @@ wildcard_constraints:
 _REPORTED = set()
 
 
+def _report(msg):
+    """Print a missing-input line once per workflow run."""
+    if msg not in _REPORTED:
+        _REPORTED.add(msg)
+        print(f"glaciermap: missing input: {msg}", file=sys.stderr)
+
+
 def _present(found, region, year=None):
     """Input files, or the missing folder (Snakemake then names it) plus a one-line hint."""
     if isinstance(found, Missing):
-        msg = found.message(region, year)
-        if msg not in _REPORTED:
-            _REPORTED.add(msg)
-            print(f"glaciermap: missing input: {msg}", file=sys.stderr)
+        _report(found.message(region, year))
         return [found.path]
     return found
 
@@ -46,13 +52,87 @@ def split_ry(region_year):
     return region, int(year)
 
 
+def fail(msg):
+    """Stop the DAG build with one line (Snakemake would print a traceback)."""
+    print(f"glaciermap: error: {msg}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def missing_kinds(region, year, featureset):
+    """Input kinds a feature set needs that a region/year lacks."""
+    return sorted(FEATURESET_INPUTS[featureset] - CATALOG.input_kinds(region, year))
+
+
+def require_featureset(region, year, featureset, why):
+    """One line at DAG time when a region/year lacks an input its feature set needs. A
+    region/year without any imagery yet only lists what is missing (one line per input), so
+    a new user sees every folder to fill, and Snakemake then names the missing files."""
+    lacking = missing_kinds(region, year, featureset)
+    if not lacking:
+        return
+    if isinstance(CATALOG.optical(region, year), Missing):
+        for kind in lacking:
+            _report(
+                f"{region}_{year}: feature set {featureset!r} needs {kind}; put it in "
+                f"{CATALOG.where(region, year, kind)}"
+            )
+        return
+    kind = lacking[0]
+    fail(
+        f"{region}_{year}: feature set {featureset!r} ({why}) needs {kind}, which "
+        f"{region}_{year} does not have; put it in {CATALOG.where(region, year, kind)}, "
+        f"or choose a feature set without it (model: overrides: {region}_{year}: "
+        "featureset: ...)"
+    )
+
+
+def check_datasets():
+    """Each dataset's grids must give val and test blocks: checked before any job runs."""
+    for name, d in (config.get("datasets") or {}).items():
+        blocks = 0
+        for m in d["members"]:
+            region, year = split_ry(m)
+            if year not in CATALOG.years(region):
+                fail(
+                    f"datasets: {name}: member {m}: {year} is not among the years of "
+                    f"region {region} ({CATALOG.years(region)})"
+                )
+            blocks = max(
+                blocks,
+                blocks_per_member(
+                    CATALOG.grid(region).shape, d["tile_size"], d["block_tiles"]
+                ),
+            )
+        if blocks < 3 and (d["val_fraction"] > 0 or d["test_fraction"] > 0):
+            fail(
+                f"datasets: {name}: tile_size {d['tile_size']} px x block_tiles "
+                f"{d['block_tiles']} gives {blocks} split block(s) per member, too few for "
+                "train, val and test (3 needed); lower datasets: "
+                f"{name}: tile_size or block_tiles"
+            )
+
+
+check_datasets()
+
+
+def benchmark_models(region, year):
+    """(arch, featureset) of ``benchmark:`` whose inputs the region/year has."""
+    return [
+        (a, f) for a, f in benchmark_pairs(None) if not missing_kinds(region, year, f)
+    ]
+
+
 def all_targets():
     out = []
     for ry in config.get("targets", []):
         out.append(f"outlines/{ry}.gpkg")
         region, year = split_ry(ry)
+        require_featureset(region, year, default_model(region, year)[2], "model:")
+        models = [f"{a}_{f}" for a, f in benchmark_models(region, year)]
+        out += [f"results/outlines/{ry}/{m}.gpkg" for m in models]
         if CATALOG.inventory(region, year) is not None:
             out.append(f"results/eval/{ry}/outlines.json")
+            out += [f"results/eval/{ry}/{m}.json" for m in models]
     for pair in CHANGE_PAIRS:
         out.append(f"changes/{pair}.gpkg")
     return out + report_targets()
@@ -98,13 +178,15 @@ def inventory_file(wildcards):
 
 
 def feature_inputs(wildcards):
+    """Optical always; DEM and SAR layers where the region/year has them."""
     r, y = wildcards.region, int(wildcards.year)
     ins = {
         "grid": f"results/grid/{r}.json",
         "optical": f"results/optical/{r}_{y}.tif",
-        "dem": f"results/terrain/{r}/dem.tif",
-        "slope": f"results/terrain/{r}/slope.tif",
     }
+    if CATALOG.has_dem(r):
+        ins["dem"] = f"results/terrain/{r}/dem.tif"
+        ins["slope"] = f"results/terrain/{r}/slope.tif"
     if CATALOG.backscatter(r, y):
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
     if CATALOG.has_coherence(r, y):
@@ -141,6 +223,12 @@ def default_model(region, year):
 
 
 def model_files(wildcards):
+    require_featureset(
+        wildcards.region,
+        int(wildcards.year),
+        wildcards.featureset,
+        f"model {wildcards.arch}",
+    )
     dataset = config.get("model", {}).get("dataset", "demo")
     d = f"results/models/{dataset}/{wildcards.arch}_{wildcards.featureset}"
     main = "model.joblib" if wildcards.arch == "rf" else "weights.pt"
@@ -149,12 +237,25 @@ def model_files(wildcards):
 
 def default_probability(wildcards):
     _, arch, fs = default_model(wildcards.region, wildcards.year)
+    require_featureset(wildcards.region, int(wildcards.year), fs, "model:")
     return f"results/probability/{wildcards.region}_{wildcards.year}/{arch}_{fs}.tif"
+
+
+def model_probability(wildcards):
+    r, y = wildcards.region, int(wildcards.year)
+    require_featureset(r, y, wildcards.featureset, f"model {wildcards.arch}")
+    return f"results/probability/{r}_{y}/{wildcards.arch}_{wildcards.featureset}.tif"
 
 
 def optional_inventory(wildcards):
     inv = CATALOG.inventory(wildcards.region, int(wildcards.year))
     return [inv] if inv else []
+
+
+def optional_dem(wildcards):
+    """The region's DEM (outlines split along drainage basins without an inventory)."""
+    r = wildcards.region
+    return [f"results/terrain/{r}/dem.tif"] if CATALOG.has_dem(r) else []
 
 
 def outline_labels(wildcards):
@@ -180,9 +281,10 @@ def quicklook_inputs(wildcards):
         "optical": f"results/optical/{r}_{y}.tif",
         "outlines": f"outlines/{r}_{y}.gpkg",
         "probability": default_probability(wildcards),
-        "slope": f"results/terrain/{r}/slope.tif",
-        "dem": f"results/terrain/{r}/dem.tif",
     }
+    if CATALOG.has_dem(r):
+        ins["slope"] = f"results/terrain/{r}/slope.tif"
+        ins["dem"] = f"results/terrain/{r}/dem.tif"
     if CATALOG.has_coherence(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     if CATALOG.backscatter(r, y):

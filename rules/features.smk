@@ -15,6 +15,7 @@ rule features:
         mem_mb=scaled(6000),
         runtime=scaled(20),
     params:
+        features=config["features"],
         version=VERSION,
     script:
         "../workflow_scripts/features.py"

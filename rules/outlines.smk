@@ -23,17 +23,45 @@ rule predict:
 
 
 rule outlines:
-    """Glacier outlines of the config's default model: threshold, clean-up, polygons."""
+    """Glacier outlines of the config's default model: threshold, clean-up, polygons split
+    into glaciers (layer glaciers) and glacier complexes (layer complexes)."""
     input:
         probability=default_probability,
         optical="results/optical/{region}_{year}.tif",
         inventory=optional_inventory,
+        dem=optional_dem,
     output:
         "outlines/{region}_{year}.gpkg",
     log:
         "logs/outlines/{region}_{year}.log",
     benchmark:
         "logs/benchmarks/outlines/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(20),
+    params:
+        polygonize=config["polygonize"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/outlines.py"
+
+
+rule model_outlines:
+    """Glacier outlines of one model (each model of benchmark:), as rule outlines makes them."""
+    input:
+        probability=model_probability,
+        optical="results/optical/{region}_{year}.tif",
+        inventory=optional_inventory,
+        dem=optional_dem,
+    output:
+        "results/outlines/{region}_{year}/{arch}_{featureset}.gpkg",
+    log:
+        "logs/outlines/{region}_{year}/{arch}_{featureset}.log",
+    benchmark:
+        "logs/benchmarks/outlines/{region}_{year}/{arch}_{featureset}.tsv"
     conda:
         "../envs/geo.yaml"
     threads: 1
@@ -75,7 +103,7 @@ rule evaluate_outlines:
 rule evaluate_model:
     """Pixel metrics of one model's probability (threshold) against the inventory."""
     input:
-        probability="results/probability/{region}_{year}/{arch}_{featureset}.tif",
+        probability=model_probability,
         labels=outline_labels,
         features="results/features/{region}_{year}.tif",
     output:

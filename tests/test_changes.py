@@ -103,3 +103,22 @@ def test_no_glaciers_at_all_is_not_an_error() -> None:
     empty = gpd.GeoDataFrame({"glacier_id": []}, geometry=[], crs="EPSG:4326")
     layers, summary = glacier_changes(empty, empty, 2000, 2020)
     assert len(layers["glaciers"]) == 0 and summary.area1_km2 == 0.0
+
+
+def test_outlines_with_glacier_and_complex_layers_are_compared_by_complex(
+    tmp_path: Path,
+) -> None:
+    """Outlines of glaciermap.polygonize have layers glaciers (first) and complexes."""
+    paths = []
+    for year, width in ((2005, 2000), (2021, 1500)):
+        p = tmp_path / f"r_{year}.gpkg"
+        halves = [(0, 0, width / 2, 1000), (width / 2, 0, width, 1000)]
+        _outlines(halves, [f"g{year}a", f"g{year}b"]).to_file(p, layer="glaciers")
+        _outlines([(0, 0, width, 1000)], [f"C{year}"]).to_file(p, layer="complexes")
+        paths.append(p)
+    out = tmp_path / "changes.gpkg"
+    summary = write_changes(*paths, out, 2005, 2021)
+    assert summary.change_km2 == pytest.approx(-0.5, rel=2e-3)
+    g = gpd.read_file(out, layer="glaciers")
+    assert g["glacier_ids_2005"].tolist() == ["C2005"]
+    assert g["glacier_ids_2021"].tolist() == ["C2021"]

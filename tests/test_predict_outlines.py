@@ -107,8 +107,46 @@ def test_clean_mask_rules() -> None:
     m[10:40, 10:40] = True
     m[20:22, 20:22] = False  # small hole -> filled
     m[50, 50] = True  # speckle -> removed
-    out = clean_mask(m, pixel_area_m2=100, smooth_px=0, min_area_km2=0.001, max_hole_km2=0.001)
+    out = clean_mask(m, pixel_size_m=10, smooth_m=0, min_area_km2=0.001, max_hole_km2=0.001)
     assert out[21, 21] and not out[50, 50] and out[10:40, 10:40].all()
+
+
+def _features_mask(px: float) -> tuple[np.ndarray, dict[str, tuple[slice, slice]]]:
+    """A 1.8 x 1.8 km ice field on a ``px`` grid with spurs and gaps 60 m and 90 m wide."""
+    n = round(1800 / px)
+
+    def at(a: float, b: float) -> slice:
+        return slice(round(a / px), round(b / px))
+
+    m = np.zeros((n, n), bool)
+    m[at(0, 900), at(0, 900)] = True  # touches the raster edge (top left)
+    parts = {
+        "spur60": (at(300, 360), at(900, 1500)),  # ice 60 m wide
+        "spur90": (at(600, 690), at(900, 1500)),  # ice 90 m wide
+        "gap60": (at(150, 210), at(0, 600)),  # a 60 m wide gap into the ice field
+        "gap90": (at(450, 540), at(0, 600)),
+    }
+    for k, (r, c) in parts.items():
+        m[r, c] = k.startswith("spur")
+    return m, parts
+
+
+@pytest.mark.parametrize("px", [10.0, 30.0])
+def test_smoothing_acts_in_metres_alike_at_10_and_30_m(px: float) -> None:
+    m, parts = _features_mask(px)
+    out = clean_mask(m, pixel_size_m=px, smooth_m=30, min_area_km2=0, max_hole_km2=0)
+    assert not out[parts["spur60"]][:, round(100 / px) :].any()  # ice up to 2 * smooth_m wide goes
+    assert out[parts["spur90"]][:, : round(500 / px)].all()  # wider ice stays
+    assert out[parts["gap60"]].all()  # gaps up to 2 * smooth_m wide close
+    assert not out[parts["gap90"]][:, round(100 / px) : round(500 / px)].any()
+    assert out[0, : round(800 / px)].all()  # ice at the raster edge is not eroded
+    assert np.array_equal(clean_mask(m, px, smooth_m=0, min_area_km2=0, max_hole_km2=0), m)
+
+
+def test_any_positive_smoothing_acts_at_least_at_the_pixel_scale() -> None:
+    m, parts = _features_mask(30.0)  # at 30 m the 60 m spur is 2 px wide
+    out = clean_mask(m, pixel_size_m=30, smooth_m=5, min_area_km2=0, max_hole_km2=0)
+    assert not out[parts["spur60"]][:, 2:].any()
 
 
 def test_polygonize_attributes(tmp_path: Path) -> None:
@@ -132,13 +170,14 @@ def test_polygonize_attributes(tmp_path: Path) -> None:
         "hunza",
         2021,
         min_area_km2=0.01,
-        smooth_px=1,
+        smooth_m=30,
         sensor="sentinel-2-l2a",
         acquisition_dates=["2021-08-18"],
         inventory=inv,
     )
-    back = gpd.read_file(out)
+    back = gpd.read_file(out, layer="glaciers")
     assert len(back) == 2 and back.crs == g.rio_crs
+    assert len(gpd.read_file(out, layer="complexes")) == 2
     assert back.geometry.is_valid.all()
     big = back.sort_values("area_km2").iloc[-1]
     assert big["area_km2"] == pytest.approx(0.2, rel=0.05)

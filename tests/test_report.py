@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 
 from glaciermap.benchmark import PUBLISHED, benchmark_table, evaluate_on_split
 from glaciermap.features import VALID
 from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.plots import layer_map, training_curves
+from glaciermap.plots import false_colour, layer_map, training_curves
 
 
 def test_evaluate_on_split_counts_only_test_chips(tmp_path: Path) -> None:
@@ -80,6 +84,91 @@ def test_plots_write_pngs(tmp_path: Path, grid: RegionGrid, write) -> None:  # t
     training_curves(tmp_path / "h.csv", tmp_path / "h.png")
     for name in ("s.png", "c.png", "h.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Title and texts of each figure the plots module saves, by file name."""
+    import glaciermap.plots as plots
+
+    seen: dict[str, list[str]] = {}
+    save = plots._save
+
+    def spy(fig: Any, dest: Any) -> None:
+        ax = fig.axes[0]
+        seen[Path(dest).name] = [ax.get_title(), *(t.get_text() for t in ax.texts)]
+        save(fig, dest)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    return seen
+
+
+def _optical(path: Path, grid: RegionGrid, bands: list[str]) -> Path:
+    """A reflectance raster written with rasterio, band descriptions ``bands``."""
+    data = np.random.default_rng(0).uniform(0, 0.8, (len(bands), *grid.shape))
+    with rasterio.open(path, "w", **grid.profile(len(bands))) as dst:
+        dst.write(data.astype(np.float32))
+        for i, name in enumerate(bands, start=1):
+            dst.set_band_description(i, name)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bands", "composite"),
+    [
+        (["blue", "green", "red", "nir"], "colour infrared (NIR, red, green)"),
+        (["blue", "green", "red", "nir", "swir1", "swir2"], "false colour (SWIR1, NIR, green)"),
+        (["red", "green", "blue"], "natural colour (red, green, blue)"),
+    ],
+)
+def test_false_colour_for_every_band_set(
+    tmp_path: Path,
+    grid: RegionGrid,
+    figures: dict[str, list[str]],
+    bands: list[str],
+    composite: str,
+) -> None:
+    optical = _optical(tmp_path / "optical.tif", grid, bands)
+    prob = np.zeros((1, *grid.shape), np.float32)
+    prob[0, 5:35, 5:45] = 0.9
+    write_raster(tmp_path / "p.tif", prob, grid, ["probability"], nodata=np.nan)
+    from glaciermap.polygonize import polygonize_probability
+
+    polygonize_probability(tmp_path / "p.tif", tmp_path / "o.gpkg", "r", 2020)  # two layers
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="More than one layer")
+        false_colour(optical, tmp_path / "fc.png", tmp_path / "o.gpkg", title="r 2020")
+    assert (tmp_path / "fc.png").read_bytes()[:8] == PNG
+    assert figures["fc.png"][0].startswith(f"r 2020: {composite}")
+
+
+def test_absent_inputs_and_layers_give_placeholders(
+    tmp_path: Path,
+    grid: RegionGrid,
+    write,
+    figures: dict[str, list[str]],  # type: ignore[no-untyped-def]
+) -> None:
+    slope = write("slope.tif", np.ones((1, *grid.shape)), ["slope"])
+    layer_map(slope, "elevation", tmp_path / "dem.png", missing="no DEM for r 2020")
+    layer_map(None, "elevation", tmp_path / "none.png", missing="no DEM for r 2020")
+    layer_map(tmp_path / "gone.tif", "slope", tmp_path / "gone.png")
+    pan = _optical(tmp_path / "pan.tif", grid, ["pan"])
+    false_colour(pan, tmp_path / "pan.png", title="r 2020")
+    false_colour(None, tmp_path / "nooptical.png")
+    layer_map(slope, "slope", tmp_path / "slope.png")
+    for name in ("dem.png", "none.png", "gone.png", "pan.png", "nooptical.png", "slope.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert "no DEM for r 2020" in figures["dem.png"][1] and "'elevation'" in figures["dem.png"][1]
+    assert figures["none.png"][1] == "no DEM for r 2020"
+    assert figures["gone.png"][1] == "no slope layer for this region/year"
+    assert "no bands for a colour composite" in figures["pan.png"][1]
+    assert "no optical image" in figures["nooptical.png"][1]
+    small = matplotlib.image.imread(tmp_path / "dem.png").shape
+    full = matplotlib.image.imread(tmp_path / "slope.png").shape
+    assert small[0] * small[1] < full[0] * full[1] / 2
 
 
 @pytest.mark.parametrize("key", sorted(PUBLISHED))

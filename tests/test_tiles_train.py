@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+import json
 import os
 from pathlib import Path
 
@@ -13,15 +15,17 @@ from hypothesis import strategies as st
 from glaciermap.features import VALID
 from glaciermap.grid import RegionGrid, write_raster
 from glaciermap.models import build_cnn
-from glaciermap.tiles import IGNORE, TileSource, assign_blocks, make_tiles
+from glaciermap.tiles import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_blocks, make_tiles
 from glaciermap.train import (
     CnnParams,
+    PatchSampler,
     RfParams,
     dihedral,
+    load_tiles,
     masked_loss,
     normalisation_stats,
+    pixel_groups,
     resolve_device,
-    spatial_groups,
     train_cnn,
     train_rf,
     tune_rf,
@@ -39,7 +43,7 @@ def test_assign_blocks_partition(nr: int, nc: int, val: float, test: float, seed
     assert np.array_equal(split, assign_blocks(nr, nc, val, test, seed))  # deterministic
 
 
-def _toy_dataset(tmp_path: Path, size: int = 128) -> Path:
+def _toy_dataset(tmp_path: Path, size: int = 128, buffer_px: int = 4) -> Path:
     """Features whose first layer says 'glacier' (bright) where the label is 1."""
     g = RegionGrid.from_bounds("EPSG:32643", (0, 0, size * 20, size * 20), 20)
     rng = np.random.default_rng(0)
@@ -61,8 +65,13 @@ def _toy_dataset(tmp_path: Path, size: int = 128) -> Path:
         tile_size=32,
         block_tiles=1,
         seed=1,
+        buffer_px=buffer_px,
     )
     return out
+
+
+# Small CNN settings for the toy dataset (64 patches an epoch, no early stop before the end).
+FAST = {"batch_size": 4, "base_channels": 8, "depth": 2, "patches_per_epoch": 64}
 
 
 def test_make_tiles_outputs(tmp_path: Path) -> None:
@@ -75,6 +84,49 @@ def test_make_tiles_outputs(tmp_path: Path) -> None:
     assert (y[0, :4, :4] == IGNORE).all()  # invalid pixels are ignored
     # Chip bounds tile the region without overlap.
     assert (index["right"] - index["left"]).eq(640).all()
+    # The pixel store holds every pixel with its split; buffers only inside train blocks.
+    split = np.load(out / "area_split.npy")
+    assert np.load(out / "area_features.npy").shape == (8, 128 * 128) and split.shape == (
+        128 * 128,
+    )
+    assert set(np.unique(split)) == {*SPLIT_CODES.values(), BUFFER}
+
+
+def test_tiles_cover_a_region_that_is_not_a_multiple_of_the_chip(tmp_path: Path) -> None:
+    """Edges are padded: a 120 px region gives 4 x 4 chips of 32 px, none of the region lost."""
+    out = _toy_dataset(tmp_path, size=120)
+    index = pd.read_csv(out / "index.csv")
+    assert len(index) == 16 and index["row"].max() == 3
+    y = np.load(out / "labels.npy")
+    last = index[(index["row"] == 3) & (index["col"] == 3)].index[0]
+    assert (y[last, 24:, :] == IGNORE).all() and (y[last, :, 24:] == IGNORE).all()  # padding
+    assert (y[last, :24, :24] != IGNORE).all()  # real pixels of the last chip
+
+
+def test_buffer_keeps_train_pixels_away_from_held_out_blocks(tmp_path: Path) -> None:
+    out = _toy_dataset(tmp_path, buffer_px=6)
+    split = np.load(out / "area_split.npy").reshape(128, 128)
+    held = (split == SPLIT_CODES["val"]) | (split == SPLIT_CODES["test"])
+    rows, cols = np.nonzero(split == SPLIT_CODES["train"])
+    hr, hc = np.nonzero(held)
+    # Chessboard distance from every train pixel to every held-out pixel exceeds the buffer.
+    d = np.maximum(abs(rows[:, None] - hr[None]), abs(cols[:, None] - hc[None])).min(axis=1)
+    assert d.min() > 6
+    assert (split == BUFFER).sum() > 0
+
+
+def test_patch_sampler_draws_inside_the_train_area(tmp_path: Path) -> None:
+    ts = load_tiles(_toy_dataset(tmp_path), "optical")
+    sampler = PatchSampler(ts, 32, 0.5)
+    pos = sampler.draw(500, np.random.default_rng(0))
+    assert len({tuple(p) for p in pos}) > 100  # many distinct patches from 16 chips
+    x, y = sampler.read(pos[:20])
+    assert x.shape == (20, 8, 32, 32) and y.shape == (20, 32, 32)
+    _, _, split = ts.member(0)
+    for (_, r, c), lab in zip(pos[:20], y, strict=True):
+        win = split[r : r + 32, c : c + 32]
+        assert (win == SPLIT_CODES["train"]).mean() >= 0.5
+        assert (lab[win != SPLIT_CODES["train"]] == IGNORE).all()  # only train labels teach
 
 
 def test_normalisation_stats_ignore_nan() -> None:
@@ -119,9 +171,9 @@ def test_network_shapes_and_gradients(arch: str) -> None:
 @pytest.mark.parametrize("arch", ["segnet", "deeplabv3plus"])
 def test_other_networks_learn(tmp_path: Path, arch: str) -> None:
     tiles = _toy_dataset(tmp_path)
-    p = CnnParams(epochs=12, batch_size=4, base_channels=8, depth=2, patience=20, lr=5e-3)
+    p = CnnParams(epochs=12, patience=20, lr=5e-3, **FAST)
     res = train_cnn(tiles, "optical", arch, tmp_path / arch, p)
-    assert res["best_val_iou"] > 0.6, res
+    assert res["best_val_miou"][0] > 0.7, res
 
 
 def test_device_auto() -> None:
@@ -132,13 +184,33 @@ def test_device_auto() -> None:
 def test_train_cnn_learns_resumes_and_loads_safely(tmp_path: Path) -> None:
     tiles = _toy_dataset(tmp_path)
     out = tmp_path / "m"
-    p = CnnParams(epochs=12, batch_size=4, base_channels=8, depth=2, patience=20, lr=5e-3)
+    p = CnnParams(epochs=12, patience=20, lr=5e-3, **FAST)
     res = train_cnn(tiles, "optical", "unet", out, p)
-    assert res["best_val_iou"] > 0.6
+    assert res["best_val_miou"][0] > 0.7
     hist = pd.read_csv(out / "history.csv")
-    assert len(hist) == 12
-    state = torch.load(out / "weights.pt", weights_only=True)
+    assert len(hist) == 12 and hist["val_miou"].between(0, 1).all()
+    state = torch.load(out / "weights.pt", weights_only=True)["members"][0]
     assert any(k.startswith("head") for k in state)
+
+
+def test_ensemble_trains_one_member_per_seed(tmp_path: Path) -> None:
+    tiles = _toy_dataset(tmp_path)
+    out = tmp_path / "m"
+    p = CnnParams(epochs=2, ensemble=2, min_epochs=1, **{**FAST, "base_channels": 4})
+    res = train_cnn(tiles, "optical", "unet", out, p)
+    members = torch.load(out / "weights.pt", weights_only=True)["members"]
+    assert len(members) == 2 and len(res["best_val_miou"]) == 2
+    k = next(iter(members[0]))
+    assert not torch.equal(members[0][k], members[1][k])  # different seeds
+    assert sorted(set(pd.read_csv(out / "history.csv")["member"])) == [0, 1]
+
+
+def test_warmup_then_cosine() -> None:
+    from glaciermap.train import lr_factor
+
+    f = [lr_factor(e, 20, 2) for e in range(20)]
+    assert f[0] < f[1] < f[2] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(f[2:])) and f[-1] > 0.05
 
 
 def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,7 +218,9 @@ def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
 
     tiles = _toy_dataset(tmp_path)
     out = tmp_path / "m"
-    p = CnnParams(epochs=8, batch_size=4, base_channels=4, depth=2, patience=20)
+    p = CnnParams(epochs=8, patience=20, **{**FAST, "base_channels": 4})
+    uninterrupted = tmp_path / "u"
+    train_cnn(tiles, "optical", "unet", uninterrupted, p)
     real = tr.predict_tiles
     calls = {"n": 0}
 
@@ -159,11 +233,16 @@ def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(tr, "predict_tiles", dying)
     with pytest.raises(RuntimeError, match="killed"):
         train_cnn(tiles, "optical", "unet", out, p)
-    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [0, 1, 2]
+    done = torch.load(out / "checkpoint_0.pt", weights_only=True)["history"]
+    assert [r["epoch"] for r in json.loads(done)] == [0, 1, 2]
     calls["n"] = -100
     train_cnn(tiles, "optical", "unet", out, p)
     assert calls["n"] == -100 + 5  # only epochs 3..7 ran again
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == list(range(8))
+    # The resumed run restored the random generators: the same weights as without the kill.
+    a = torch.load(out / "weights.pt", weights_only=True)["members"][0]
+    b = torch.load(uninterrupted / "weights.pt", weights_only=True)["members"][0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
     # Other settings do not resume from this checkpoint.
     calls["n"] = -100
     train_cnn(tiles, "optical", "unet", out, CnnParams(**{**p.__dict__, "lr": 1e-3}))
@@ -177,12 +256,11 @@ def test_train_rf(tmp_path: Path) -> None:
     assert (tmp_path / "rf" / "model.joblib").exists()
 
 
-def test_spatial_groups_follow_blocks() -> None:
-    index = pd.DataFrame(
-        {"region": ["a"] * 4 + ["b"], "year": [2020] * 5, "row": [0, 1, 2, 3, 0], "col": [0] * 5}
-    )
-    g = spatial_groups(index, 2)
-    assert g[0] == g[1] != g[2] == g[3] and g[4] not in g[:4]
+def test_pixel_groups_follow_blocks(tmp_path: Path) -> None:
+    ts = load_tiles(_toy_dataset(tmp_path), "optical")  # 128 px, 32 px chips
+    flat = np.array([0, 63, 64, 127, 64 * 128, 128 * 128 - 1])  # row-major pixel positions
+    g = pixel_groups(ts, flat, 2)  # blocks of 2 x 2 chips = 64 px
+    assert g[0] == g[1] != g[2] == g[3] and g[4] not in g[:4] and len(set(g)) == 4
 
 
 def test_rf_tuning_picks_by_grouped_cv() -> None:
@@ -202,7 +280,8 @@ def test_rf_tuning_picks_by_grouped_cv() -> None:
         (None, 50),
     ]
     assert all(0.8 < r["cv_iou"] < 1 for r in table)
-    best = max(table, key=lambda r: r["cv_iou"])
+    assert all(0.6 < r["cv_miou"] < 1 for r in table)
+    best = max(table, key=lambda r: r["cv_miou"])
     assert (depth, leaf) == (best["max_depth"], best["min_samples_leaf"])
     # Too few groups to fold: the configured values come back untouched.
     assert tune_rf(x, y, np.zeros(n, np.int64), p)[:2] == (p.max_depth, p.min_samples_leaf)
@@ -222,8 +301,8 @@ def test_train_rf_writes_cv_table(tmp_path: Path) -> None:
     p = RfParams(n_estimators=10, max_samples=5000, tune_max_depth=(3, None), group_tiles=2)
     res = train_rf(tiles, "optical", tmp_path / "rf", p)
     cv = pd.read_csv(tmp_path / "rf" / "rf_cv.csv")
-    assert len(cv) == 2 * 3 and cv["cv_iou"].between(0, 1).all()
-    assert res["cv_iou"] == pytest.approx(cv["cv_iou"].max())
+    assert len(cv) == 2 * 3 and cv["cv_miou"].between(0, 1).all()
+    assert res["cv_miou"] == pytest.approx(cv["cv_miou"].max())
     assert res["val_iou"] > 0.6
 
 
@@ -243,13 +322,13 @@ def test_rerun_after_outputs_deleted_restores_weights(
     best weights, and regenerated tiles are never resumed from a stale checkpoint."""
     tiles = _toy_dataset(tmp_path)
     out = tmp_path / "m"
-    p = CnnParams(epochs=3, batch_size=4, base_channels=4, depth=2)
+    p = CnnParams(epochs=3, **{**FAST, "base_channels": 4})
     train_cnn(tiles, "optical", "unet", out, p)
-    best = torch.load(out / "weights.pt", weights_only=True)
+    best = torch.load(out / "weights.pt", weights_only=True)["members"][0]
     for name in ("weights.pt", "norm.json", "config.json", "history.csv"):
         (out / name).unlink()
     train_cnn(tiles, "optical", "unet", out, p)  # resumes: nothing left to train
-    again = torch.load(out / "weights.pt", weights_only=True)
+    again = torch.load(out / "weights.pt", weights_only=True)["members"][0]
     assert all(torch.equal(best[k], again[k]) for k in best)
     assert len(pd.read_csv(out / "history.csv")) == 3
     # New tiles (same settings): a fresh training, not a resume.

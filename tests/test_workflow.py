@@ -83,7 +83,14 @@ def test_polygonize_parameter_reruns_outlines_and_evaluation_only(done: Path) ->
         cfg.write_text(original)
     # Polygonization (both epochs) and what comes after it: the evaluation, the change
     # between the epochs and the map that shows outlines.
-    assert jobs == {"outlines": 2, "changes": 1, "evaluate_outlines": 1, "quicklooks": 1}
+    # Per-model outlines (rf and unet of benchmark:) follow the same parameters.
+    assert jobs == {
+        "outlines": 2,
+        "model_outlines": 2,
+        "changes": 1,
+        "evaluate_outlines": 1,
+        "quicklooks": 1,
+    }
 
 
 def test_missing_region_gives_clear_message(done: Path) -> None:
@@ -96,12 +103,20 @@ def test_missing_region_gives_clear_message(done: Path) -> None:
 
 
 def test_feature_set_without_layer_is_reported(done: Path) -> None:
-    """demo 2005 has no cross-pol SAR: asking for optical_dem_sar says so in one line."""
+    """demo 2005 has no coherence: asking for optical_dem_sar says so in one line at DAG time,
+    naming the missing input and where it goes."""
     proc = snakemake(
-        done, "--cores", "2", "results/probability/demo_2005/rf_optical_dem_sar.tif", check=False
+        done,
+        "-n",
+        "--cores",
+        "2",
+        "results/probability/demo_2005/rf_optical_dem_sar.tif",
+        check=False,
     )
     assert proc.returncode != 0
-    assert "sar_crosspol_db" in proc.stderr and "glaciermap: error:" in proc.stderr
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert len(err) == 1 and "coherence" in err[0] and "demo/2005/sar/" in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_report_has_maps_curves_and_table(done: Path) -> None:

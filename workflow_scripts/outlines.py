@@ -1,8 +1,15 @@
-"""Rule outlines: probability -> glacier outlines (GeoPackage)."""
+"""Rule outlines: probability -> glacier outlines (GeoPackage layers glaciers, complexes)."""
 
 from glaciermap.io import open_raster
 from glaciermap.logs import step_logging
 from glaciermap.polygonize import polygonize_probability
+
+
+def optional(name):
+    """The file of an optional input (given as [] or [path]), or None."""
+    value = snakemake.input.get(name)
+    return (value if isinstance(value, str) else value[0]) if value else None
+
 
 with step_logging(snakemake.log[0]):
     with open_raster(snakemake.input.optical) as src:
@@ -14,6 +21,7 @@ with step_logging(snakemake.log[0]):
         year=int(snakemake.wildcards.year),
         sensor=tags.get("SENSOR", ""),
         acquisition_dates=tags.get("ACQUISITION_DATES", "").split(","),
-        inventory=snakemake.input.inventory[0] if snakemake.input.inventory else None,
+        inventory=optional("inventory"),
+        dem=optional("dem"),
         **snakemake.params.polygonize,
     )

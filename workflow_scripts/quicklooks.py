@@ -1,4 +1,4 @@
-"""Rule quicklooks: report maps of one region/year."""
+"""Rule quicklooks: report maps of one region/year (a placeholder PNG for an absent layer)."""
 
 from glaciermap.logs import step_logging
 from glaciermap.plots import false_colour, layer_map
@@ -6,36 +6,28 @@ from glaciermap.plots import false_colour, layer_map
 with step_logging(snakemake.log[0]):
     inp, out, wc = snakemake.input, snakemake.output, snakemake.wildcards
     name = f"{wc.region} {wc.year}"
-    false_colour(inp.optical, out.false_colour, inp.outlines, inp.get("inventory"), name)
-    layer_map(
-        inp.probability,
-        "probability",
-        out.probability,
-        "magma",
-        "glacier probability",
-        0,
-        1,
-        f"{name}: probability",
+    false_colour(
+        inp.get("optical"), out.false_colour, inp.get("outlines"), inp.get("inventory"), name
     )
-    layer_map(inp.slope, "slope", out.slope, "cividis", "slope (degrees)", 0, 60, f"{name}: slope")
-    layer_map(
-        inp.get("coherence"),
-        "sar_copol_coherence",
-        out.coherence,
-        "viridis",
-        "co-pol coherence",
-        0,
-        1,
-        f"{name}: InSAR coherence",
-    )
-    layer_map(
-        inp.get("backscatter"),
-        "sar_copol_db",
-        out.backscatter,
-        "gray",
-        "co-pol backscatter (dB)",
-        -25,
-        0,
-        f"{name}: SAR backscatter",
-    )
-    layer_map(inp.dem, "elevation", out.elevation, "terrain", "elevation (m)", title=f"{name}: DEM")
+    maps = [  # input, band, output, colour map, label, vmin, vmax, title, message if absent
+        ("probability", "probability", "probability", "magma", "glacier probability", 0, 1,
+         "probability", "no glacier probability"),
+        ("slope", "slope", "slope", "cividis", "slope (degrees)", 0, 60, "slope", "no DEM"),
+        ("coherence", "sar_copol_coherence", "coherence", "viridis", "co-pol coherence", 0, 1,
+         "InSAR coherence", "no InSAR coherence"),
+        ("backscatter", "sar_copol_db", "backscatter", "gray", "co-pol backscatter (dB)", -25, 0,
+         "SAR backscatter", "no SAR backscatter"),
+        ("dem", "elevation", "elevation", "terrain", "elevation (m)", None, None, "DEM", "no DEM"),
+    ]  # fmt: skip
+    for key, band, dest, cmap, label, vmin, vmax, title, absent in maps:
+        layer_map(
+            inp.get(key),
+            band,
+            getattr(out, dest),
+            cmap,
+            label,
+            vmin,
+            vmax,
+            f"{name}: {title}",
+            missing=f"{absent} for {name}",
+        )

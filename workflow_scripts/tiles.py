@@ -22,4 +22,5 @@ with step_logging(snakemake.log[0]):
         test_frac=cfg["test_fraction"],
         min_valid=cfg["min_valid"],
         seed=cfg["seed"],
+        buffer_px=cfg["buffer_px"],
     )

@@ -1,0 +1,102 @@
+"""Benchmark: how much test mIoU moves with the seed, and RF against the CNN (not a test).
+
+Runs the workflow's benchmark table with ``training: cnn: ensemble: K`` (K seeds, each scored
+on the held-out test chips) on
+
+* ``rgbn30``: the 30 m four-band, 8-bit, DEM-less stand-in for a real Landsat 7 scene
+  (tests/data/rgbn30), or
+* ``demo``: the synthetic demo (config/demo.yaml),
+
+and prints per model the ensemble's and each seed's glacier IoU, background IoU and mIoU.
+
+    .venv/bin/python benchmarks/seed_stability.py rgbn30 --seeds 3
+    .venv/bin/python benchmarks/seed_stability.py demo --seeds 3 --featuresets optical_dem_sar
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def rgbn30_config(root: Path, seed: int) -> dict:  # type: ignore[type-arg]
+    from data.rgbn30.data import write_region
+
+    info = write_region(root, seed=seed)
+    return {
+        "regions": {"rgbn30": info["region_config"]},
+        "targets": [],
+        "datasets": {"rgbn30": {"members": ["rgbn30_2002"], "tile_size": 64, "block_tiles": 2}},
+        "model": {"dataset": "rgbn30", "arch": "unet", "featureset": "rgbn"},
+        "inference": {"window": 128, "overlap": 32},
+        "benchmark": {"archs": ["rf", "unet"], "featuresets": ["rgbn"]},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("case", choices=["rgbn30", "demo"])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--featuresets", nargs="*", default=None)
+    ap.add_argument("--world-seed", type=int, default=0, help="rgbn30 generator seed")
+    ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
+    args = ap.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix=f"seeds-{args.case}-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if args.case == "rgbn30":
+        cfg = rgbn30_config(root, args.world_seed)
+    else:
+        cfg = yaml.safe_load((REPO / "config/demo.yaml").read_text())
+        cfg["targets"], cfg["changes"] = [], {"pairs": []}
+    cfg.setdefault("training", {}).setdefault("cnn", {})["ensemble"] = args.seeds
+    if args.featuresets:
+        cfg["benchmark"]["featuresets"] = args.featuresets
+    dataset = cfg["model"]["dataset"]
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    t0 = time.time()
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(root),
+            "--cores",
+            "2",
+            f"tables/{dataset}_benchmark.md",
+        ],
+        check=True,
+    )
+    print(f"\n{args.case}: {time.time() - t0:.0f} s in {root}\n")
+    print((root / f"tables/{dataset}_benchmark.md").read_text())
+    for f in sorted((root / f"results/eval/{dataset}/test").glob("*.json")):
+        m = json.loads(f.read_text())
+        print(
+            f"{f.stem:24s} ensemble: IoU {m['iou']:.3f} bg {m['iou_background']:.3f} "
+            f"mIoU {m['miou']:.3f} (all-glacier mIoU {m['all_glacier_miou']:.3f})"
+        )
+        for k, s in enumerate(m.get("seeds", [])):
+            print(
+                f"{'':24s} seed {k}:   IoU {s['iou']:.3f} bg {s['iou_background']:.3f} "
+                f"mIoU {s['miou']:.3f}"
+            )
+        if "seed_miou_sd" in m:
+            print(f"{'':24s} seeds mIoU mean {m['seed_miou_mean']:.3f} sd {m['seed_miou_sd']:.3f}")
+    for d in sorted((root / f"results/models/{dataset}").iterdir()):
+        cfgj = json.loads((d / "config.json").read_text())
+        print(d.name, "best epochs", cfgj.get("best_epoch"), "layers", len(cfgj["layers"]))
+
+
+if __name__ == "__main__":
+    main()
