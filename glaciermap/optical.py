@@ -85,7 +85,7 @@ class OpticalScene:
     bands: dict[str, Path] = field(default_factory=dict)
     scale: float = 1e-4
     offset: float = 0.0
-    nodata: int = 0
+    nodata: float | None = 0  # DN of missing pixels; None: every DN is data
     qa: Path | None = None
     qa_kind: str = ""  # "scl", "qa_pixel" or "" (no mask)
     band_index: dict[str, int] = field(default_factory=dict)  # 1-based, default 1
@@ -101,15 +101,22 @@ GENERIC_SUFFIX = ".bands.yaml"
 
 
 def read_generic_scene(sidecar: Path) -> OpticalScene:
-    """A multi-band GeoTIFF described by a sidecar ``<image>.bands.yaml``::
+    """Imagery described by a sidecar YAML file whose name ends in ``.bands.yaml``.
 
-        image: scene.tif          # optional, default: the sidecar name without .bands.yaml
+    One multi-band GeoTIFF: name the sidecar after the image, ``scene.tif.bands.yaml`` beside
+    ``scene.tif`` (or give ``image:``), and map common names to 1-based band numbers::
+
         sensor: planetscope
         date: 2021-08-18
-        bands: {blue: 1, green: 2, red: 3, nir: 4}   # common name -> 1-based band index
+        bands: {blue: 1, green: 2, red: 3, nir: 4}
         scale: 0.0001             # reflectance = DN * scale + offset (defaults 1e-4, 0)
         offset: 0
-        nodata: 0
+        nodata: 0                 # DN of missing pixels (default 0); null: every DN is data
+
+    Separate band files: map common names to file names beside the sidecar (any sidecar
+    name, e.g. ``LE07_149035_20020912.bands.yaml``), optionally with a band number::
+
+        bands: {blue: LE07_B1.TIF, green: LE07_B2.TIF, red: {file: LE07_B3.TIF, band: 1}}
 
     Bands not listed are absent: feature sets that need them say so (e.g. use ``rgbn``).
     """
@@ -117,29 +124,63 @@ def read_generic_scene(sidecar: Path) -> OpticalScene:
 
     try:
         spec = yaml.safe_load(sidecar.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputDataError(f"{sidecar}: not valid YAML ({exc})") from exc
-    image = sidecar.parent / spec.get("image", sidecar.name.removesuffix(GENERIC_SUFFIX))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise InputDataError(f"{sidecar}: not valid YAML{where} ({what}); fix the sidecar") from exc
+    if not isinstance(spec, dict):
+        raise InputDataError(f"{sidecar}: not a YAML mapping; see README 'Other imagery'")
     bands = spec.get("bands") or {}
-    unknown = [b for b in bands if b not in COMMON_NAMES]
-    if not image.exists():
-        raise MissingInputError(f"{sidecar}: image {image.name} not found beside it")
-    if not bands or unknown:
+    if not isinstance(bands, dict) or not bands or [b for b in bands if b not in COMMON_NAMES]:
+        unknown = [b for b in bands if b not in COMMON_NAMES] if isinstance(bands, dict) else []
         raise InputDataError(
             f"{sidecar}: 'bands' must map common names {list(COMMON_NAMES)} to band numbers "
-            f"(unknown: {unknown})"
+            f"or band file names (unknown: {unknown})"
         )
+    image = sidecar.parent / str(spec.get("image", sidecar.name.removesuffix(GENERIC_SUFFIX)))
+    files: dict[str, Path] = {}
+    index: dict[str, int] = {}
+    for name, where in bands.items():
+        if isinstance(where, bool) or not isinstance(where, int | str | dict):
+            raise InputDataError(
+                f"{sidecar}: bands: {name}: {where!r} is neither a band number nor a file name"
+            )
+        if isinstance(where, int):
+            files[name], index[name] = image, where
+        else:
+            entry = where if isinstance(where, dict) else {"file": where}
+            if "file" not in entry:
+                raise InputDataError(f"{sidecar}: bands: {name}: give 'file' (and 'band')")
+            files[name], index[name] = (
+                sidecar.parent / str(entry["file"]),
+                int(entry.get("band", 1)),
+            )
+    for name, f in files.items():
+        if not f.exists():
+            raise MissingInputError(
+                f"{sidecar}: image {f.name} (band {name}) not found beside it; put it there or "
+                "fix the sidecar"
+            )
     if "date" not in spec:
         raise InputDataError(f"{sidecar}: give the acquisition 'date' (YYYY-MM-DD)")
+    try:
+        nodata = spec.get("nodata", 0)
+        nodata = None if nodata is None else float(nodata)
+        scale, offset = float(spec.get("scale", 1e-4)), float(spec.get("offset", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise InputDataError(
+            f"{sidecar}: scale, offset and nodata must be numbers (nodata may be null): {exc}"
+        ) from exc
     return OpticalScene(
         sensor=str(spec.get("sensor", "generic")),
-        product=image.stem,
+        product=(image if image.exists() else sidecar).name.removesuffix(GENERIC_SUFFIX),
         date=str(spec["date"]),
-        bands={b: image for b in bands},
-        band_index={b: int(i) for b, i in bands.items()},
-        scale=float(spec.get("scale", 1e-4)),
-        offset=float(spec.get("offset", 0.0)),
-        nodata=int(spec.get("nodata", 0)),
+        bands=files,
+        band_index=index,
+        scale=scale,
+        offset=offset,
+        nodata=nodata,
         generic=True,
     )
 
@@ -208,10 +249,12 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
     """Group band files into scenes by product naming. Unrecognised files are ignored."""
     scenes: dict[tuple[str, str], OpticalScene] = {}
     s2_res: dict[tuple[str, str, str], int] = {}
-    generic: list[OpticalScene] = []
-    for f in sorted(Path(p) for p in files):
-        if f.name.endswith(GENERIC_SUFFIX):
-            generic.append(read_generic_scene(f))
+    paths = sorted(Path(p) for p in files)
+    generic = [read_generic_scene(f) for f in paths if f.name.endswith(GENERIC_SUFFIX)]
+    # Files a sidecar describes are that scene's, whatever their names look like.
+    claimed = {f.resolve() for sc in generic for f in sc.bands.values()}
+    for f in paths:
+        if f.name.endswith(GENERIC_SUFFIX) or f.resolve() in claimed:
             continue
         m = _S2_RE.match(f.name)
         if m:
@@ -319,7 +362,8 @@ class _SceneReader:
             dn = self.bands[name].read(self.scene.band_index.get(name, 1), window=win)
             sc = self.scene
             scale, offset = sc.band_scale.get(name, sc.scale), sc.band_offset.get(name, sc.offset)
-            out[i] = np.where(dn == sc.nodata, np.nan, dn * scale + offset)
+            refl = dn * scale + offset
+            out[i] = refl if sc.nodata is None else np.where(dn == sc.nodata, np.nan, refl)
         out[:, ~self.clear(win)] = np.nan
         return out
 

@@ -189,6 +189,8 @@ def warped(
         opts: dict[str, object] = {}
         if nodata is not None:
             opts.update(src_nodata=nodata, nodata=nodata)
+        elif dtype is not None and np.dtype(dtype).kind == "f":
+            opts["nodata"] = np.nan  # no source nodata: only pixels outside it are missing
         if dtype is not None:
             opts["dtype"] = dtype
         with WarpedVRT(

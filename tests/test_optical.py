@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from affine import Affine
 
 from glaciermap.errors import InputDataError, MissingInputError
@@ -189,3 +190,66 @@ def test_best_pixel_prefers_target_date_and_falls_back(tmp_path: Path) -> None:
     assert count[:10].max() == 1 and count[10:].min() == 2
     with pytest.raises(InputDataError, match="composite method"):
         composite(scenes, GRID, method="mean")
+
+
+def _band_file(path: Path, value: int, grid: RegionGrid, dtype: str = "uint8") -> None:
+    with rasterio.open(path, "w", **grid.profile(count=1, dtype=dtype, nodata=None)) as dst:
+        dst.write(np.full((1, grid.height, grid.width), value, dtype=dtype))
+
+
+def test_sidecar_maps_separate_band_files_and_nodata_null(tmp_path: Path) -> None:
+    """A sidecar may name one file per band (any sidecar name), files it claims are not
+    mistaken for Landsat products, and ``nodata: null`` keeps DN 0 as data."""
+    g = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 400600, 4000600), 30)
+    for k, band in enumerate(("B1", "B2", "B3", "B4")):
+        _band_file(tmp_path / f"LE07_L1TP_149035_20020912_20200916_02_T1_{band}.TIF", k, g)
+    side = tmp_path / "LE07_149035_20020912.bands.yaml"
+    side.write_text(
+        yaml.safe_dump(
+            {
+                "sensor": "landsat-7",
+                "date": "2002-09-12",
+                "scale": 0.004,
+                "nodata": None,
+                "bands": {
+                    "blue": "LE07_L1TP_149035_20020912_20200916_02_T1_B1.TIF",
+                    "green": {"file": "LE07_L1TP_149035_20020912_20200916_02_T1_B2.TIF"},
+                    "red": {"file": "LE07_L1TP_149035_20020912_20200916_02_T1_B3.TIF", "band": 1},
+                    "nir": "LE07_L1TP_149035_20020912_20200916_02_T1_B4.TIF",
+                },
+            }
+        )
+    )
+    files = sorted(tmp_path.iterdir())
+    (scene,) = discover_scenes(files)
+    assert scene.nodata is None and set(scene.bands) == {"blue", "green", "red", "nir"}
+    g.save(tmp_path / "g.json")
+    build_optical_composite(files, tmp_path / "g.json", tmp_path / "opt.tif")
+    with rasterio.open(tmp_path / "opt.tif") as src:
+        data = src.read([1, 2, 3, 4])
+    assert np.allclose(data[:, 0, 0], [0.0, 0.004, 0.008, 0.012])  # DN 0 of blue is data
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("- a list\n", "not a YAML mapping"),
+        ("date: 2002-09-12\nbands: {blue: 1, lwir: 2}\n", "unknown: \\['lwir'\\]"),
+        ("date: 2002-09-12\nbands: {blue: [1]}\n", "neither a band number nor a file name"),
+        ("date: 2002-09-12\nbands: {blue: missing.tif}\n", "missing.tif .* not found"),
+        ("date: 2002-09-12\nnodata: none\nbands: {blue: 1}\n", "must be numbers"),
+        ("bands: {blue: 1}\n", "give the acquisition 'date'"),
+        ("date: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_sidecars_are_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
+    from glaciermap.errors import GlacierMapError
+    from glaciermap.optical import read_generic_scene
+
+    g = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 400300, 4000300), 30)
+    _band_file(tmp_path / "scene.tif", 1, g)
+    side = tmp_path / "scene.tif.bands.yaml"
+    side.write_text(content)
+    with pytest.raises(GlacierMapError, match=message) as info:
+        read_generic_scene(side)
+    assert str(side) in str(info.value) and "\n" not in str(info.value).strip()
