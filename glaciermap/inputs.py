@@ -143,21 +143,35 @@ class InputCatalog:
         return [int(y) for y in self.region(region).get("years", [])]
 
     # -- inputs per stage ---------------------------------------------------------------
+    def shared_dir(self, region: str, year: int, kind: str) -> str:
+        """``{data_dir}/scenes/{year}/{kind}/``: scenes every region of that data folder uses
+        (each takes what intersects its grid), so one scene serves several regions. Optical
+        only for now: SAR stacks do not yet skip dates off the region."""
+        return f"{self.data_dir(region)}/scenes/{year}/{kind}"
+
+    def _scene_files(
+        self, region: str, year: int, kind: str, suffixes: tuple[str, ...]
+    ) -> list[str]:
+        folders = (
+            f"{self.data_dir(region)}/{region}/{year}/{kind}",
+            self.shared_dir(region, year, kind),
+        )
+        return [f for d in folders for f in _listing(d) if f.lower().endswith(suffixes)]
+
     def optical(self, region: str, year: int) -> list[str] | Missing:
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region).get(f"{year}/optical", [])]
+        files = self._scene_files(region, year, "optical", RASTER_SUFFIXES)
         folder = f"{self.data_dir(region)}/{region}/{year}/optical"
-        files = [f for f in _listing(folder) if f.lower().endswith(RASTER_SUFFIXES)]
-        return files or Missing(folder, OPTICAL_HELP)
+        return files or Missing(
+            folder, OPTICAL_HELP + f" (or in {self.shared_dir(region, year, 'optical')}/)"
+        )
 
     def sar(self, region: str, year: int) -> list[str]:
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region).get(f"{year}/sar", [])]
-        return [
-            f
-            for f in _listing(f"{self.data_dir(region)}/{region}/{year}/sar")
-            if f.lower().endswith((".tif", ".tiff"))
-        ]
+        folder = f"{self.data_dir(region)}/{region}/{year}/sar"  # SAR: no shared folder yet
+        return [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
 
     def backscatter(self, region: str, year: int) -> list[str]:
         return [
@@ -229,15 +243,24 @@ class InputCatalog:
         if self.is_demo(region):
             inv = self.demo_files(region).get(f"{year}/inventory")
             return str(inv[0]) if inv else None
-        path = f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg"
+        path = self.inventory_path(region, year)
         return path if os.path.exists(path) else None
+
+    def inventory_path(self, region: str, year: int) -> str:
+        """The region's ``inventory:`` (``{year}`` is filled in; one RGI/GLIMS file may serve
+        several regions: each rasterizes what lies on its grid), else
+        ``{data_dir}/inventory/{region}_{year}.gpkg``."""
+        own = self.region(region).get("inventory")
+        if own:
+            return str(own).format(year=year, region=region)
+        return f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg"
 
     def require_inventory(self, region: str, year: int) -> str:
         inv = self.inventory(region, year)
         if inv is None:
             raise MissingInputError(
-                f"{region}_{year}: no glacier inventory at "
-                f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg; labels and metrics "
-                "need one (RGI, GLIMS or any polygon file)"
+                f"{region}_{year}: no glacier inventory at {self.inventory_path(region, year)}; "
+                "labels and metrics need one (RGI, GLIMS or any polygon file; a region's "
+                "inventory: key may point to a shared file)"
             )
         return inv

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.warp
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError, MissingInputError
 from glaciermap.grid import RegionGrid
-from glaciermap.io import PathLike, atomic_path
+from glaciermap.io import PathLike, atomic_path, open_raster
 from glaciermap.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
 
 log = logging.getLogger(__name__)
@@ -448,6 +449,21 @@ def composite(
         return _composite_block(readers, _full(grid), present_bands(scenes), method, target_doy)
 
 
+def scene_overlaps(scene: OpticalScene, grid: RegionGrid) -> bool:
+    """Whether a scene's footprint (its first band file's bounds) intersects the grid. A band
+    file without a CRS is an error: it cannot be placed on any grid."""
+    path = next(iter(scene.bands.values()))
+    with open_raster(path) as src:
+        if src.crs is None:
+            raise InputDataError(
+                f"{path}: has no coordinate reference system; re-export it as a georeferenced "
+                "GeoTIFF (or give the product's own files)"
+            )
+        w, s, e, n = rasterio.warp.transform_bounds(src.crs, grid.rio_crs, *src.bounds)
+    left, bottom, right, top = grid.bounds
+    return w < right and e > left and s < top and n > bottom
+
+
 def build_optical_composite(
     files: Sequence[PathLike],
     grid_path: PathLike,
@@ -476,6 +492,18 @@ def build_optical_composite(
             f"no Sentinel-2 or Landsat band files recognised among {len(files)} files "
             f"(e.g. {Path(files[0]).parent if files else '?'}); see README 'Real data'"
         )
+    outside = [sc for sc in scenes if not scene_overlaps(sc, grid)]
+    for sc in outside:  # a shared folder serves many regions: take what intersects this one
+        log.warning(
+            "optical: %s (%s) does not overlap the region grid; skipped", sc.product, sc.date
+        )
+    scenes = [sc for sc in scenes if all(sc is not o for o in outside)]
+    if not scenes:
+        raise InputDataError(
+            f"{dest}: none of the {len(outside)} optical scenes overlaps the region grid "
+            f"{grid.bounds} ({grid.crs}); check the region's bounds/crs or add scenes covering it"
+        )
+    log.info("optical: %d scene(s) overlap the region, %d skipped", len(scenes), len(outside))
     for sc in scenes:
         log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
     names = present_bands(scenes)

@@ -372,3 +372,76 @@ def test_demo_never_writes_into_user_data(tmp_path: Path) -> None:
     bad = {**cfg, "data_dir": DEMO_DIR}
     with pytest.raises(ConfigError, match="inside the generated demo folder"):
         InputCatalog(bad)
+
+
+def test_shared_scene_folder_and_inventory_serve_several_regions(tmp_path: Path) -> None:
+    """One scene in data/scenes/{year}/optical/ and one inventory file serve two regions; the
+    composite of a region takes only the scenes that intersect its grid, and says so."""
+    import logging
+
+    from affine import Affine
+
+    from glaciermap.grid import RegionGrid
+    from glaciermap.optical import build_optical_composite
+
+    region = {"crs": "EPSG:32643", "resolution_m": 30, "years": [2002], "inventory": "rgi.gpkg"}
+    cfg = {
+        "data_dir": str(tmp_path),
+        "regions": {
+            "west": {
+                **region,
+                "bounds": [400000, 4000000, 403000, 4003000],
+                "inventory": "rgi.gpkg",
+            },
+            "east": {
+                **region,
+                "bounds": [403000, 4000000, 406000, 4003000],
+                "inventory": "rgi.gpkg",
+            },
+            "far": {**region, "bounds": [500000, 4000000, 503000, 4003000]},
+        },
+    }
+    shared = tmp_path / "scenes/2002/optical"
+    shared.mkdir(parents=True)
+    prof = {
+        "driver": "GTiff",
+        "width": 200,
+        "height": 100,
+        "count": 4,
+        "dtype": "uint8",
+        "crs": "EPSG:32643",
+        "transform": Affine(30, 0, 400000, 0, -30, 4003000),
+    }
+    with rasterio.open(shared / "scene.tif", "w", **prof) as dst:
+        dst.write(np.full((4, 100, 200), 100, np.uint8))
+    far = {**prof, "transform": Affine(30, 0, 600000, 0, -30, 4003000)}
+    with rasterio.open(shared / "elsewhere.tif", "w", **far) as dst:
+        dst.write(np.full((4, 100, 200), 50, np.uint8))
+    for name in ("scene.tif", "elsewhere.tif"):
+        (shared / f"{name}.bands.yaml").write_text(
+            "date: 2002-09-12\nscale: 0.004\nbands: {blue: 1, green: 2, red: 3, nir: 4}\n"
+        )
+    cat = InputCatalog(cfg)
+    west, east = cat.optical("west", 2002), cat.optical("east", 2002)
+    assert west == east and len(west) == 4  # type: ignore[arg-type]
+    assert cat.inventory_path("west", 2002) == cat.inventory_path("east", 2002) == "rgi.gpkg"
+    g = RegionGrid.from_bounds("EPSG:32643", cfg["regions"]["east"]["bounds"], 30)
+    g.save(tmp_path / "g.json")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("glaciermap.optical").addHandler(handler)
+    try:
+        build_optical_composite(west, tmp_path / "g.json", tmp_path / "east.tif")  # type: ignore[arg-type]
+    finally:
+        logging.getLogger("glaciermap.optical").removeHandler(handler)
+    assert any("elsewhere" in r.getMessage() and "skipped" in r.getMessage() for r in records)
+    with rasterio.open(tmp_path / "east.tif") as src:
+        assert np.allclose(src.read(1), 0.4)
+    g_far = RegionGrid.from_bounds("EPSG:32643", cfg["regions"]["far"]["bounds"], 30)
+    g_far.save(tmp_path / "far.json")
+    from glaciermap.errors import InputDataError
+
+    with pytest.raises(InputDataError, match="none of the 2 optical scenes overlaps"):
+        build_optical_composite(west, tmp_path / "far.json", tmp_path / "far.tif")  # type: ignore[arg-type]
+    assert not (tmp_path / "far.tif").exists()
