@@ -46,8 +46,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"outlines: {outlines}  ({len(gdf)} glaciers, {gdf['area_km2'].sum():.2f} km2)")
     if metrics.exists():
         m = json.loads(metrics.read_text())
-        keys = ("accuracy", "precision", "recall", "f1", "iou")
+        keys = ("accuracy", "precision", "recall", "f1", "iou", "iou_background", "miou")
         print(f"metrics:  {metrics}  " + "  ".join(f"{k}={m[k]:.3f}" for k in keys))
+        print(f"          (everything-is-glacier would score mIoU {m['all_glacier_miou']:.3f})")
     return 0
 
 

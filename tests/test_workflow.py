@@ -192,3 +192,15 @@ def test_coherence_from_slc_pairs_through_the_workflow(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "results/sar/slcr_2021/coherence.tif") as src:
         stacked = np.nanmean(src.read(1))
     assert 0.6 < pair1 < 0.95 and 0.3 < stacked < pair1
+
+
+def test_summary_prints_miou_beside_the_trivial_score(done: Path) -> None:
+    """What `make demo` ends with: outlines, metrics with mIoU, and the all-glacier score."""
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "glaciermap")
+    proc = subprocess.run([exe, "summary", "demo_2021"], cwd=done, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "miou=" in proc.stdout and "iou_background=" in proc.stdout
+    assert "everything-is-glacier would score mIoU" in proc.stdout
