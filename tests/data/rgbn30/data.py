@@ -17,12 +17,13 @@ from :mod:`glaciermap.world` (physics grid 20 m). The glacier extent is then fix
 subpixel grid, and the four bands are rendered here at 10 m and integrated to 30 m, so the
 edges are mixed pixels. What makes the scene hard, as real imagery of a glacierised range is:
 
-* snow and ice brightness varies: clean and dirty snow, firn, clean and dirty bare ice, thin
-  debris; shaded snow is darker than sunlit rock in every band;
-* rock varies from dark (schist) to bright (granite) in large lithology patches;
+* snow and ice brightness varies: clean and dirty snow, firn, clean and dirty bare ice;
+  snow in cast shadow is as dark as sunlit bright rock;
+* rock varies from dark (schist) to bright (granite) in large lithology patches; steep
+  walls (> 45 degrees) hold no ice, so peaks and aretes stand out of the ice as rock;
 * cast terrain shadow (diffuse, bluish sky light only) on ice and rock, and cosine shading;
 * seasonal snow outside the glaciers (patchy, partly thin over rock);
-* debris-covered tongues (labelled glacier, look like rock), most on the lowest ice;
+* debris cover (labelled glacier, looks like rock) growing down-glacier below the ELA;
 * a few clouds and their shadows (the inventory continues below them);
 * top-of-atmosphere effects: path radiance (higher in blue, less at altitude);
 * ETM+-like sensor: 16-detector banding, noise, 8-bit quantisation with saturation of the
@@ -32,7 +33,9 @@ The inventory is exactly the glacier cover drawn: polygons of the 10 m glacier m
 (connected parts of at least 0.01 km2), in EPSG:4326 as RGI ships; rasterized on the 30 m grid
 by pixel centre it gives the glacier label of every pixel.
 
-Deterministic from the seed (same bytes for the same seed), about 2-4 s, < 200 MB.
+The ELA is chosen per seed (bisection) for about 57 % glacier cover. Deterministic from the
+seed (same bytes for the same seed); about 5 s on 2 cores, peak memory ~250 MB (130 MB of it
+the imports).
 Run ``python tests/data/rgbn30/data.py ROOT [--seed N]`` to write a region by hand.
 """
 
@@ -43,6 +46,7 @@ import json
 import math
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,7 @@ from scipy import ndimage
 
 from glaciermap import world as W
 from glaciermap.grid import RegionGrid, write_raster
+from glaciermap.terrain import horn_gradient
 
 REGION = "rgbn30"
 YEAR = 2002
@@ -66,12 +71,12 @@ SCENE = "LE07_149035_20020912_toa_rgbn"  # not a Landsat band file name: read vi
 BANDS = ("blue", "green", "red", "nir")
 SENSOR = "landsat-7-etm+"
 SUN_ELEV_DEG, SUN_AZIM_DEG = 49.0, 146.0  # mid-September, ~10:30 solar time, 36 N
-DN_SCALE, DN_OFFSET = 0.0034, 0.0  # TOA reflectance = DN * scale + offset; 255 -> 0.867
+DN_SCALE, DN_OFFSET = 0.0033, 0.0  # TOA reflectance = DN * scale + offset; 255 -> 0.84
 TARGET_GLACIER_FRACTION = 0.57
 SUB = 3  # 10 m subpixels per 30 m pixel side
 SUB_RES_M = RES_M / SUB
 MIN_GLACIER_M2 = 0.01e6  # RGI's minimum glacier area
-BLOCK_ROWS = 80  # output rows rendered at a time (memory)
+BLOCK_ROWS = 40  # output rows rendered at a time (memory)
 
 # Surface reflectance end-members (blue, green, red, nir).
 SNOW_CLEAN = (0.96, 0.95, 0.92, 0.72)  # late-season coarse-grained snow: NIR already low
@@ -86,34 +91,89 @@ VEGETATION = (0.04, 0.07, 0.05, 0.30)
 WATER = (0.10, 0.12, 0.10, 0.03)  # turbid proglacial lake
 CLOUD_TOA = (0.80, 0.79, 0.78, 0.76)
 SKY = (0.34, 0.27, 0.21, 0.14)  # diffuse share of the light on flat ground, per band
-PATH = (0.075, 0.048, 0.030, 0.014)  # path radiance as reflectance, at 3000 m
-TRANS = (0.82, 0.87, 0.91, 0.95)  # two-way transmittance
+PATH = (0.090, 0.055, 0.032, 0.014)  # path radiance as reflectance, at 3000 m
+TRANS = (0.86, 0.89, 0.91, 0.94)  # two-way transmittance
 NOISE_DN = 0.7
+CLOUD_FRACTION = 0.04
+SNOW_PATCH_M, SNOWLINE_ABOVE_ELA_M = 350.0, 260.0  # seasonal snow off the glaciers
+DEBRIS_BELOW_ELA_M, DEBRIS_RAMP_M = 120.0, 160.0  # debris cover grows below the ELA
 DETECTOR_GAIN_SD = 0.006
 
 
+# Terrain: massifs ~7 km across (the demo's are ~20 km), so that the scene holds many
+# glaciers spread over it rather than one ice cap; a smoother spectrum than the demo's
+# (beta 4.4) keeps slopes at a median of ~37 degrees.
+TERRAIN_BETA, TERRAIN_WAVELENGTH_M, VALLEY_DEPTH = 4.4, 7000.0, 0.4
+RELIEF_M, RELIEF_GAMMA = (3700.0, 6300.0), 1.2
+WALL_SLOPE_DEG = 45.0
+
+
 def region_grid() -> RegionGrid:
+    """The scene's pixel grid (and the region grid)."""
     return RegionGrid.from_bounds(CRS, BOUNDS, RES_M)
 
 
-def _cover_fraction(z: NDArray[np.float64], res: float, ela: float) -> float:
-    """Glacier cover of the physics model inside the scene (the physics grid has 2 cells of
-    margin on every side)."""
-    return float((W.glacier_fraction(z, res, ela)[2:-2, 2:-2] > 0.5).mean())
+def _terrain(grid: RegionGrid, seed: int) -> NDArray[np.float64]:
+    """Fractal terrain (m) with incised valleys on the physics grid (as
+    :func:`glaciermap.world.build_world`, with this scene's spectrum)."""
+    res = grid.resolution
+    rng = np.random.default_rng(seed)
+    h = W.fractal_surface(grid.shape, res, rng, TERRAIN_BETA, TERRAIN_WAVELENGTH_M)
+    h = W.carve_valleys(h, res, depth=VALLEY_DEPTH, cell_m=100.0)
+    h = (h - h.min()) / (h.max() - h.min())
+    lo, hi = RELIEF_M
+    return np.asarray(lo + (hi - lo) * h**RELIEF_GAMMA)
 
 
-def _choose_ela(seed: int) -> float:
-    """The ELA giving about :data:`TARGET_GLACIER_FRACTION` glacier cover (bisection)."""
-    probe = W.build_world(region_grid(), seed, {})
-    z, res = probe.z, probe.grid.resolution
-    lo, hi = float(np.quantile(z, 0.05)), float(np.quantile(z, 0.9))
+def _rock_walls(z: NDArray[np.float64], res: float) -> NDArray[np.float64]:
+    """0..1, 1 on rock walls: ground steeper than about :data:`WALL_SLOPE_DEG` holds no ice
+    (peaks, aretes and headwalls stand out of the accumulation areas as rock)."""
+    dzdx, dzdy = horn_gradient(z, res)
+    slope = ndimage.gaussian_filter(np.degrees(np.arctan(np.hypot(dzdx, dzdy))), 1.5)
+    return np.asarray(np.clip((slope - WALL_SLOPE_DEG) / 10.0 + 0.5, 0.0, 1.0))
+
+
+def _cover(z: NDArray[np.float64], res: float, ela: float, walls: NDArray[Any]) -> NDArray[Any]:
+    """Smooth glacier cover (glacier where > 0.5): balance-flux model minus rock walls."""
+    return np.minimum(W.glacier_fraction(z, res, ela), 1.0 - walls).astype(np.float32)
+
+
+def _choose_ela(z: NDArray[np.float64], res: float, walls: NDArray[Any]) -> float:
+    """The ELA giving about :data:`TARGET_GLACIER_FRACTION` glacier cover inside the scene
+    (bisection; the physics grid has 2 cells of margin on every side)."""
+    lo, hi = float(np.quantile(z, 0.0)), float(np.quantile(z, 0.9))
     for _ in range(9):
         mid = 0.5 * (lo + hi)
-        if _cover_fraction(z, res, mid) > TARGET_GLACIER_FRACTION:
+        if (_cover(z, res, mid, walls)[2:-2, 2:-2] > 0.5).mean() > TARGET_GLACIER_FRACTION:
             lo = mid
         else:
             hi = mid
     return 0.5 * (lo + hi)
+
+
+def build_world(seed: int) -> W.World:
+    """The physics of the scene: terrain, one glacier state (2002) and its lakes."""
+    grid = W.physics_grid(region_grid())
+    res = grid.resolution
+    z = _terrain(grid, seed)
+    walls = _rock_walls(z, res)
+    ela = _choose_ela(z, res, walls)
+    cover = _cover(z, res, ela, walls)
+    lia = _cover(z, res, ela - 150.0, walls) > 0.5  # Little Ice Age forefields
+    dzdx, dzdy = horn_gradient(z, res)
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    hollow = z - ndimage.gaussian_filter(z, 400.0 / res) < -2.0
+    proglacial = lia & (cover < 0.3) & (slope < 10.0) & hollow
+    lake = ndimage.binary_opening(proglacial, iterations=1).astype(np.float32)
+    epoch = W.EpochState(YEAR, ela, cover, ndimage.gaussian_filter(lake, 0.7))
+    return W.World(
+        grid=grid,
+        seed=seed,
+        z=z,
+        z_spline=ndimage.spline_filter(z, order=3, mode="nearest"),
+        union=cover,
+        epochs={YEAR: epoch},
+    )
 
 
 def _centres(row0: int, nrows: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -126,8 +186,10 @@ def _centres(row0: int, nrows: int) -> tuple[NDArray[np.float64], NDArray[np.flo
 def _glacier_mask(world: W.World) -> NDArray[np.bool_]:
     """The 10 m glacier mask of the scene: the world's cover without parts under 0.01 km2 and
     with holes under 0.005 km2 filled."""
-    x, y = _centres(0, SHAPE[0])
-    mask = world.glacier(YEAR, x, y)
+    mask = np.zeros((SHAPE[0] * SUB, SHAPE[1] * SUB), dtype=bool)
+    for row0 in range(0, SHAPE[0], BLOCK_ROWS):
+        n = min(BLOCK_ROWS, SHAPE[0] - row0)
+        mask[row0 * SUB : (row0 + n) * SUB] = world.glacier(YEAR, *_centres(row0, n))
     min_px = MIN_GLACIER_M2 / SUB_RES_M**2
     lab, n = ndimage.label(~mask)
     if n:
@@ -152,11 +214,16 @@ def _mix(a: tuple[float, ...], b: tuple[float, ...], t: NDArray[Any]) -> NDArray
     return np.asarray(av + (bv - av) * t[None])
 
 
+AUX = ("debris", "bare_ice", "seasonal_snow", "shade", "cloud")
+"""Sub-pixel fractions kept per 30 m pixel (for diagnostics): debris cover on glaciers, bare
+ice, seasonal snow off glaciers, cast or cloud shadow, cloud."""
+
+
 def _render_block(
     world: W.World, sc: W.Scene, glacier: NDArray[np.bool_], row0: int, nrows: int, seed: int
-) -> NDArray[np.float64]:
-    """TOA reflectance (4, nrows, cols) of output rows row0..+nrows: rendered on the 10 m
-    subpixels and averaged over each 30 m pixel."""
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """TOA reflectance (4, nrows, cols) of output rows row0..+nrows, rendered on the 10 m
+    subpixels and averaged over each 30 m pixel, and the :data:`AUX` fractions."""
     x, y = _centres(row0, nrows)
     s = world.surface(YEAR, x, y)
     z, slope = s.z.astype(np.float64), s.slope.astype(np.float64)
@@ -164,16 +231,16 @@ def _render_block(
     r, c = W.pixel_keys(x, y)
 
     # Rock: lithology patches dark..bright, texture; vegetation low down.
-    litho = _unit(1.3 * W.fbm(x, y, seed + 101, 4000.0, 80.0, hurst=0.9)) ** 1.3
+    litho = np.clip(0.45 + 1.1 * W.fbm(x, y, seed + 101, 4000.0, 80.0, hurst=0.8), 0.0, 1.0)
     tex = 0.12 * W.hash_normal(seed, 7, r, c) + 0.08 * W.fbm(x, y, seed + 102, 160.0, 20.0)
     refl = _mix(ROCK_DARK, ROCK_BRIGHT, litho) * (1.0 + tex)[None]
     veg = s.classes == W.CLASS_CODES["vegetation"]
     refl = np.where(veg[None], _mix(VEGETATION, ROCK_DARK, 0.4 * litho), refl)
 
     # Seasonal snow off the glaciers: high, not too steep, patchy; partly thin over rock.
-    patch = 350.0 * W.fbm(x, y, seed + 103, 2500.0, 40.0, hurst=0.7)
-    snowline = ela + 260.0
-    depth = (z + patch - snowline) / 220.0 - np.clip((slope - 30.0) / 12.0, 0.0, 2.0)
+    patch = SNOW_PATCH_M * W.fbm(x, y, seed + 103, 2500.0, 40.0, hurst=0.7)
+    depth = (z + patch - (ela + SNOWLINE_ABOVE_ELA_M)) / 220.0
+    depth -= np.clip((slope - 32.0) / 10.0, 0.0, 2.0)
     f_snow = np.clip(depth, 0.0, 1.0) * ~glacier
     seasonal = _mix(SNOW_DIRTY, SNOW_CLEAN, _unit(W.fbm(x, y, seed + 104, 800.0, 40.0)))
     refl = refl * (1 - f_snow[None]) + seasonal * f_snow[None]
@@ -189,7 +256,10 @@ def _render_block(
     firn_w = np.clip(1.0 - np.abs(zw - ela) / 90.0, 0.0, 1.0)
     ice = ice * (1 - firn_w[None]) + np.asarray(FIRN)[:, None, None] * firn_w[None]
     f_debris = np.clip(
-        (ela - 120.0 - zw) / 160.0 + 0.6 * W.fbm(x, y, seed + 108, 700.0, 20.0), 0.0, 1.0
+        (ela - DEBRIS_BELOW_ELA_M - zw) / DEBRIS_RAMP_M
+        + 0.6 * W.fbm(x, y, seed + 108, 700.0, 20.0),
+        0.0,
+        1.0,
     )
     deb = np.asarray(DEBRIS)[:, None, None] * (1.0 + 0.5 * (litho - 0.5) + tex)[None]
     ice = ice * (1 - f_debris[None]) + deb * f_debris[None]
@@ -202,18 +272,26 @@ def _render_block(
 
     # Light: direct (cosine, cast and cloud shadows) + diffuse sky light (by sky view).
     cos_i = W.illumination(s.dzdx, s.dzdy, sc.sun_elev_deg, sc.sun_azim_deg).astype(np.float64)
-    shade = (world.physics_at(sc.cast, x, y) > 0.5) | (world.physics_at(sc.cloud_shadow, x, y) > 0.5)
+    cast = world.physics_at(sc.cast, x, y) > 0.5
+    shade = cast | (world.physics_at(sc.cloud_shadow, x, y) > 0.5)
     direct = np.where(shade, 0.0, cos_i) / math.sin(math.radians(sc.sun_elev_deg))
     svf = 0.5 * (1.0 + np.cos(np.radians(slope)))
     sky = np.asarray(SKY)[:, None, None]
     light = sky * svf[None] + (1 - sky) * direct[None]
     path = np.asarray(PATH)[:, None, None] * np.exp(-(z - 3000.0) / 8000.0)[None]
     toa = path + np.asarray(TRANS)[:, None, None] * refl * light
-    cloud = np.clip(world.physics_at(sc.cloud, x, y), 0.0, 1.0)[None]
-    toa = toa * (1 - cloud) + np.asarray(CLOUD_TOA)[:, None, None] * cloud
+    cloud = np.clip(world.physics_at(sc.cloud, x, y), 0.0, 1.0)
+    toa = toa * (1 - cloud[None]) + np.asarray(CLOUD_TOA)[:, None, None] * cloud[None]
+
     # Integrate the subpixels (mixed pixels at every edge).
-    h, w = nrows, SHAPE[1]
-    return np.asarray(toa.reshape(4, h, SUB, w, SUB).mean(axis=(2, 4)))
+    def block_mean(a: NDArray[Any]) -> NDArray[np.float64]:
+        return np.asarray(a.reshape(*a.shape[:-2], nrows, SUB, SHAPE[1], SUB).mean(axis=(-3, -1)))
+
+    bare = glacier * (1 - t_snow) * (1 - f_debris)
+    aux = np.stack(
+        [block_mean(f) for f in (glacier * f_debris, bare, f_snow, shade, cloud)]
+    ).astype(np.float32)
+    return block_mean(toa), aux
 
 
 def _sensor(toa: NDArray[np.float64], seed: int) -> NDArray[np.uint8]:
@@ -245,7 +323,7 @@ def _fixed_gpkg_date() -> Iterator[None]:
         pyogrio.set_gdal_config_options({key: old})
 
 
-def _write_inventory(path: Path, mask: NDArray[np.bool_], world: W.World, seed: int) -> int:
+def _write_inventory(path: Path, mask: NDArray[np.bool_]) -> int:
     """The 10 m glacier mask as RGI 6-like outlines (EPSG:4326); returns the glacier count."""
     import geopandas as gpd
     import rasterio.features
@@ -261,10 +339,6 @@ def _write_inventory(path: Path, mask: NDArray[np.bool_], world: W.World, seed: 
     utm = utm.iloc[np.argsort(-utm.area.to_numpy(), kind="stable")].reset_index(drop=True)
     area = utm.area.to_numpy() / 1e6
     cent = utm.centroid.to_crs("EPSG:4326")
-    zc = [
-        world.sample(world.z, np.array([p.x]), np.array([p.y]))[0, 0]
-        for p in utm.representative_point()
-    ]
     n = len(utm)
     gdf = gpd.GeoDataFrame(
         {
@@ -276,9 +350,7 @@ def _write_inventory(path: Path, mask: NDArray[np.bool_], world: W.World, seed: 
             "O1Region": ["14"] * n,
             "O2Region": ["14-02"] * n,
             "Area": area.round(4),
-            "Zmed": np.round(zc),
             "Name": [f"Rgbn glacier {i + 1}" if a >= 1.0 else None for i, a in enumerate(area)],
-            "seed": [seed] * n,
         },
         geometry=utm.to_crs("EPSG:4326").to_numpy(),
         crs="EPSG:4326",
@@ -304,6 +376,35 @@ def _sidecar_text() -> str:
     )
 
 
+@dataclass(frozen=True)
+class Rendered:
+    world: W.World
+    glacier10: NDArray[np.bool_]  # the glacier mask on the 10 m subpixels
+    dn: NDArray[np.uint8]  # (4, rows, cols)
+    aux: NDArray[np.float32]  # (len(AUX), rows, cols)
+
+    @property
+    def label(self) -> NDArray[np.bool_]:
+        """Glacier at each 30 m pixel centre (what the inventory rasterizes to)."""
+        return self.glacier10[SUB // 2 :: SUB, SUB // 2 :: SUB]
+
+
+def render(seed: int = 0) -> Rendered:
+    """The scene in memory (see the module docstring)."""
+    world = build_world(seed)
+    sc = W.scene(world, 1, SUN_ELEV_DEG, SUN_AZIM_DEG, cloud_fraction=CLOUD_FRACTION)
+    mask = _glacier_mask(world)
+    toa = np.empty((4, *SHAPE))
+    aux = np.empty((len(AUX), *SHAPE), dtype=np.float32)
+    for row0 in range(0, SHAPE[0], BLOCK_ROWS):
+        n = min(BLOCK_ROWS, SHAPE[0] - row0)
+        sub = mask[row0 * SUB : (row0 + n) * SUB]
+        toa[:, row0 : row0 + n], aux[:, row0 : row0 + n] = _render_block(
+            world, sc, sub, row0, n, seed
+        )
+    return Rendered(world, mask, _sensor(toa, seed), aux)
+
+
 def write_region(root: Path, seed: int = 0) -> dict[str, Any]:
     """Write the ``rgbn30`` region (year 2002) under ``root``; see the module docstring.
 
@@ -313,17 +414,9 @@ def write_region(root: Path, seed: int = 0) -> dict[str, Any]:
     """
     root = Path(root)
     grid = region_grid()
-    ela = _choose_ela(seed)
-    world = W.build_world(grid, seed, {YEAR: ela})
-    sc = W.scene(world, 1, SUN_ELEV_DEG, SUN_AZIM_DEG, cloud_fraction=0.04)
-    mask = _glacier_mask(world)
-    toa = np.empty((4, *SHAPE))
-    for row0 in range(0, SHAPE[0], BLOCK_ROWS):
-        n = min(BLOCK_ROWS, SHAPE[0] - row0)
-        sub = mask[row0 * SUB : (row0 + n) * SUB]
-        toa[:, row0 : row0 + n] = _render_block(world, sc, sub, row0, n, seed)
-    dn = _sensor(toa, seed)
-
+    rd = render(seed)
+    world, mask, dn = rd.world, rd.glacier10, rd.dn
+    ela = world.epochs[YEAR].ela_m
     opt_dir = root / "data" / REGION / str(YEAR) / "optical"
     image = opt_dir / f"{SCENE}.tif"
     sidecar = opt_dir / f"{SCENE}.tif.bands.yaml"
@@ -331,8 +424,7 @@ def write_region(root: Path, seed: int = 0) -> dict[str, Any]:
     write_raster(image, dn, grid, list(BANDS), nodata=0, tags=tags)
     sidecar.write_text(_sidecar_text())
     inventory = root / "data" / "inventory" / f"{REGION}_{YEAR}.gpkg"
-    n_glaciers = _write_inventory(inventory, mask, world, seed)
-    label = mask[SUB // 2 :: SUB, SUB // 2 :: SUB]  # the 10 m cell at each pixel centre
+    n_glaciers = _write_inventory(inventory, mask)
     return {
         "region": REGION,
         "year": YEAR,
@@ -346,7 +438,7 @@ def write_region(root: Path, seed: int = 0) -> dict[str, Any]:
             "resolution_m": int(RES_M),
             "years": [YEAR],
         },
-        "glacier_fraction": float(label.mean()),
+        "glacier_fraction": float(rd.label.mean()),
         "n_glaciers": n_glaciers,
         "ela_m": round(ela, 1),
     }
