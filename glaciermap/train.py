@@ -11,7 +11,8 @@
   Dice. Learning rate: linear warm-up, then cosine decay. Model selection and early stopping on
   the validation chips' mIoU (mean of glacier and background IoU), which, unlike glacier IoU,
   does not reward over-predicting glacier, never before ``min_epochs``. ``ensemble: k`` trains k
-  seeds whose probabilities prediction averages (their spread is an uncertainty). A checkpoint
+  seeds whose probabilities prediction averages (their spread is an uncertainty). The model
+  validated and kept is an exponential moving average of the weights (``ema``). A checkpoint
   after every epoch (with the random generators' states) lets an identical rerun resume;
   ``device: auto`` picks CUDA when present.
 * Random forest: balanced sample of train pixels, class weights ``balanced``, hyper-parameters
@@ -71,6 +72,7 @@ class CnnParams:
     depth: int = 3
     seed: int = 0
     ensemble: int = 1
+    ema: float = 0.99
     derived: bool = False
     device: str = "auto"
     max_pos_weight: float = 10.0
@@ -367,6 +369,28 @@ def lr_factor(epoch: int, epochs: int, warmup: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warmup) / span)))
 
 
+class WeightAverage:
+    """Exponential moving average of a model's weights (and batch-norm statistics), the model
+    that is validated and kept: it smooths the step-to-step noise of small batches, so the
+    chosen epoch depends less on luck. The decay ramps up as ``min(decay, (1 + t) / (10 + t))``
+    so short trainings are not dominated by the initial weights; ``decay`` 0 keeps the raw
+    weights."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay, self.steps = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    self.state[k].copy_(v)
+
+
 def val_scores(prob: NDArray[np.float32], y: NDArray[np.uint8]) -> dict[str, float]:
     """Validation metrics (``miou`` chooses the model), NaN-free: an undefined IoU counts 0."""
     m = confusion_metrics(prob >= 0.5, y == 1, y != IGNORE)
@@ -414,6 +438,8 @@ def _fit_member(
     history: list[dict[str, Any]] = []
     best, best_epoch, start, stopped = -1.0, -1, 0, False
     best_state: dict[str, torch.Tensor] | None = None
+    average = WeightAverage(model, p.ema)
+    shadow = build_cnn(arch, len(ts.layers), base=p.base_channels, depth=p.depth).to(device)
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         if state.get("config_hash") == chash:
@@ -428,6 +454,7 @@ def _fit_member(
             best_state, stopped = state["best_state"], bool(state["stopped"])
             history = json.loads(state["history"])
             rng.bit_generator.state = json.loads(state["numpy_rng"])
+            average.state, average.steps = state["ema_state"], int(state["ema_steps"])
             torch.set_rng_state(state["torch_rng"])
             log.info("member %d: resuming from epoch %d (best mIoU %.3f)", member, start, best)
         else:
@@ -457,9 +484,11 @@ def _fit_member(
             loss = masked_loss(model(xb)[:, 0], yb, pos_weight)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+            average.update(model)
             losses.append(loss.item())
         sched.step()
-        m = val_scores(predict_tiles(model, xva, device, p.batch_size), yva)
+        shadow.load_state_dict(average.state)
+        m = val_scores(predict_tiles(shadow, xva, device, p.batch_size), yva)
         row = {
             "member": member,
             "epoch": epoch,
@@ -483,7 +512,7 @@ def _fit_member(
         )
         if m["miou"] > best:
             best, best_epoch = m["miou"], epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in average.state.items()}
         stopped = epoch + 1 >= p.min_epochs and epoch - best_epoch >= p.patience
         with atomic_path(ckpt) as tmp:
             torch.save(
@@ -500,13 +529,15 @@ def _fit_member(
                     "history": json.dumps(history),
                     "numpy_rng": json.dumps(rng.bit_generator.state),
                     "torch_rng": torch.get_rng_state(),
+                    "ema_state": average.state,
+                    "ema_steps": average.steps,
                 },
                 tmp,
             )
         if stopped:
             log.info("member %d: early stopping at epoch %d (best %d)", member, epoch, best_epoch)
     if best_state is None:  # no epoch ran (epochs: 0)
-        best_state = model.state_dict()
+        best_state = average.state
     return _Fit(best_state, history, best, best_epoch)
 
 
