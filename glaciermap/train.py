@@ -166,11 +166,15 @@ def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> T
 
 
 def train_pixel_sample(
-    ts: TileSet, limit: int, rng: np.random.Generator, balanced: bool = True
+    ts: TileSet,
+    limit: int,
+    rng: np.random.Generator,
+    balanced: bool = True,
+    lab: NDArray[np.uint8] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.int64]]:
     """A (class-balanced) sample of labelled train pixels: raw features (n, C), labels (n,)
-    and flat store positions (n,)."""
-    lab = ts.train_labels()
+    and flat store positions (n,). ``lab``: :meth:`TileSet.train_labels` if the caller has it."""
+    lab = ts.train_labels() if lab is None else lab
     pos, neg = np.flatnonzero(lab == 1), np.flatnonzero(lab == 0)
     if balanced:
         half = limit // 2
@@ -412,6 +416,7 @@ def _fit_member(
     arch: str,
     p: CnnParams,
     member: int,
+    sampler: PatchSampler,
     norm: tuple[NDArray[np.float64], NDArray[np.float64]],
     pos_weight: float,
     xva: NDArray[np.float32],
@@ -429,12 +434,6 @@ def _fit_member(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: lr_factor(e, p.epochs, p.warmup_epochs)
     )
-    sampler = PatchSampler(ts, ts.tile_size, p.min_train_fraction)
-    if not len(sampler):
-        raise InputDataError(
-            f"{ckpt.parent}: no {ts.tile_size} px patch has {p.min_train_fraction:.0%} train "
-            "pixels; lower training: cnn: min_train_fraction or datasets: tile_size"
-        )
     history: list[dict[str, Any]] = []
     best, best_epoch, start, stopped = -1.0, -1, 0, False
     best_state: dict[str, torch.Tensor] | None = None
@@ -573,7 +572,7 @@ def train_cnn(
             "use a larger region or smaller datasets: tile_size / block_tiles"
         )
     rng = np.random.default_rng(p.seed)
-    sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False)
+    sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False, lab=lab)
     mean, std = normalisation_stats(sample)
     xva, yva = normalise(ts.x[va], mean, std), ts.y[va]
     pos_weight = float(np.clip(neg / max(pos, 1.0), 1.0, p.max_pos_weight))
@@ -609,12 +608,19 @@ def train_cnn(
         ts.layers,
         pos_weight,
     )
+    sampler = PatchSampler(ts, ts.tile_size, p.min_train_fraction)  # shared by the members
+    if not len(sampler):
+        raise InputDataError(
+            f"{tiles_dir}: no {ts.tile_size} px patch has {p.min_train_fraction:.0%} train "
+            "pixels; lower training: cnn: min_train_fraction or datasets: tile_size"
+        )
     fits = [
         _fit_member(
             ts,
             arch,
             p,
             k,
+            sampler,
             (mean, std),
             pos_weight,
             xva,
