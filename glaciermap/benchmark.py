@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
-from glaciermap.evaluate import confusion_metrics, metrics_from_counts
-from glaciermap.features import VALID
+from glaciermap.evaluate import COUNT_KEYS, Counts, count_confusion, metrics_with_seeds
 from glaciermap.grid import grid_of
-from glaciermap.io import PathLike, atomic_path, band_names, read_bands, read_json, write_json
+from glaciermap.io import PathLike, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -67,47 +67,41 @@ def evaluate_on_split(
     """
     index = pd.read_csv(index_csv)
     index = index[index["split"] == split]
-    keys = ("tp", "fp", "fn", "tn")
-    totals: dict[str, dict[str, int]] = {}
+    totals: dict[str, Counts] = {}
     for ry, (prob_path, lab_path, feat_path) in members.items():
         region, year = ry.rsplit("_", 1)
         rows = index[(index["region"] == region) & (index["year"] == int(year))]
         if rows.empty:
             continue
-        names = [n for n in band_names(prob_path) if n.startswith("probability")]
-        prob, _ = read_bands(prob_path, names)
-        lab, _ = read_bands(lab_path)
-        valid, _ = read_bands(feat_path, [VALID])
         g = grid_of(prob_path)
         tile = round((rows.iloc[0]["right"] - rows.iloc[0]["left"]) / g.resolution)
-        sel = np.zeros(g.shape, dtype=bool)
-        for r, c in zip(rows["row"], rows["col"], strict=True):
-            sel[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = True
-        ok = sel & (valid[0] > 0) & np.isfinite(prob[0])
-        for name, band in zip(names, prob, strict=True):
-            m = confusion_metrics(band >= threshold, lab[0] > 0, ok)
-            t = totals.setdefault(name, dict.fromkeys(keys, 0))
-            for k in keys:
-                t[k] += int(m[k])
+        chips = list(zip(rows["row"].astype(int), rows["col"].astype(int), strict=True))
+
+        def select(win: Window, chips: list[tuple[int, int]] = chips, tile: int = tile) -> Any:
+            r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+            sel = np.zeros((h, w), dtype=bool)
+            for r, c in chips:
+                ra, rb = max(r * tile, r0) - r0, min((r + 1) * tile, r0 + h) - r0
+                ca, cb = max(c * tile, c0) - c0, min((c + 1) * tile, c0 + w) - c0
+                if ra < rb and ca < cb:
+                    sel[ra:rb, ca:cb] = True
+            return sel
+
+        for name, c in count_confusion(prob_path, lab_path, feat_path, threshold, select).items():
+            t = totals.setdefault(name, dict.fromkeys(COUNT_KEYS, 0))
+            for k in COUNT_KEYS:
+                t[k] += c[k]
     if "probability" not in totals:
         raise InputDataError(
             f"{index_csv}: no {split} chip in {sorted(members)}; enlarge the dataset's regions "
             "or lower datasets: NAME: block_tiles"
         )
     out: dict[str, Any] = {
-        **metrics_from_counts(**totals.pop("probability")),
+        **metrics_with_seeds(totals),
         "split": split,
         "n_chips": len(index),
         **(extra or {}),
     }
-    if totals:
-        seeds = [metrics_from_counts(**totals[n]) for n in sorted(totals)]
-        mious = np.array([s["miou"] for s in seeds])
-        out.update(
-            seeds=seeds,
-            seed_miou_mean=float(mious.mean()),
-            seed_miou_sd=float(mious.std(ddof=1)) if len(mious) > 1 else 0.0,
-        )
     write_json(out, dest)
     log.info(
         "%s: %s IoU %.3f, background IoU %.3f, mIoU %.3f (all-glacier mIoU %.3f)",
@@ -126,6 +120,7 @@ def benchmark_table(
     dest_md: PathLike,
     dest_csv: PathLike,
     title: str,
+    scored_on: str = "the dataset's held-out test chips",
 ) -> pd.DataFrame:
     """Markdown and CSV table of measured metrics beside the published Alps values, with
     background IoU, mIoU, the seeds' mIoU (mean and sd, for ensembles) and the all-glacier
@@ -154,7 +149,7 @@ def benchmark_table(
     lines = [
         f"# {title}",
         "",
-        "Measured on the dataset's held-out test chips; published values (Alps, reference "
+        f"Measured on {scored_on}; published values (Alps, reference "
         "course) in parentheses. IoU is the glacier class's; mIoU averages it with the "
         "background IoU; seeds: mean (sd) of the ensemble members' mIoU; all-glacier: the "
         "mIoU of predicting glacier everywhere on the same pixels.",

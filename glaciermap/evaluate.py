@@ -10,15 +10,19 @@ of that trivial all-glacier predictor on the same pixels (``all_glacier_*``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from rasterio.windows import Window
 
+from glaciermap.errors import InputDataError
 from glaciermap.features import VALID
-from glaciermap.grid import RegionGrid, check_same_grid
-from glaciermap.io import PathLike, read_bands, write_json
+from glaciermap.grid import RegionGrid, check_same_grid, grid_of
+from glaciermap.io import PathLike, band_names, open_raster, read_bands, write_json
 from glaciermap.labels import rasterize_inventory
+from glaciermap.reproject import shape_windows
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,76 @@ def confusion_metrics(
     )
 
 
+COUNT_KEYS = ("tp", "fp", "fn", "tn")
+Counts = dict[str, int]
+
+
+def probability_bands(path: PathLike) -> list[str]:
+    """The probability bands of a prediction: ``probability`` (the ensemble mean) first, then
+    ``probability_member_K`` of each ensemble member."""
+    names = [n for n in band_names(path) if n.startswith("probability")]
+    if "probability" not in names:
+        raise InputDataError(f"{path}: has no band 'probability'; rerun its predict step")
+    return ["probability", *(n for n in names if n != "probability")]  # file order
+
+
+def count_confusion(
+    probability: PathLike,
+    labels: PathLike,
+    features: PathLike,
+    threshold: float = 0.5,
+    select: Callable[[Window], NDArray[np.bool_] | None] | None = None,
+    block: int = 1024,
+) -> dict[str, Counts]:
+    """Confusion counts (tp, fp, fn, tn) of every probability band against the labels over
+    valid pixels, read block by block (nothing region-sized in memory). ``select(window)``
+    restricts the pixels (a boolean mask of the window, or None to skip the window)."""
+    names = probability_bands(probability)
+    grid = grid_of(probability)
+    check_same_grid(grid, labels, features)
+    totals = {n: dict.fromkeys(COUNT_KEYS, 0) for n in names}
+    with open_raster(probability) as ps, open_raster(labels) as ls, open_raster(features) as fs:
+        all_p = [d or "" for d in ps.descriptions]
+        all_f = [d or "" for d in fs.descriptions]
+        if VALID not in all_f:
+            raise InputDataError(f"{features}: has no band {VALID!r}; rerun its features step")
+        pidx = [all_p.index(n) + 1 for n in names]
+        for win in shape_windows(grid.shape, block):
+            sel = None if select is None else select(win)
+            if select is not None and (sel is None or not sel.any()):
+                continue
+            prob = ps.read(pidx, window=win, masked=True).astype(np.float32).filled(np.nan)
+            truth = ls.read(1, window=win) > 0
+            ok = (fs.read(all_f.index(VALID) + 1, window=win) > 0) & np.isfinite(prob[0])
+            if sel is not None:
+                ok &= sel
+            t, f = truth[ok], ~truth[ok]
+            for name, band in zip(names, prob, strict=True):
+                pred = band[ok] >= threshold
+                c = totals[name]
+                c["tp"] += int(np.sum(pred & t))
+                c["fp"] += int(np.sum(pred & f))
+                c["fn"] += int(np.sum(~pred & t))
+                c["tn"] += int(np.sum(~pred & f))
+    return totals
+
+
+def metrics_with_seeds(totals: dict[str, Counts]) -> dict[str, Any]:
+    """Metrics of the ``probability`` counts; with ensemble members, each member's metrics
+    (``seeds``) and the mean / sd of their mIoU."""
+    out: dict[str, Any] = metrics_from_counts(**totals["probability"])
+    members = [n for n in totals if n != "probability"]
+    if members:
+        seeds = [metrics_from_counts(**totals[n]) for n in members]
+        mious = np.array([s["miou"] for s in seeds])
+        out.update(
+            seeds=seeds,
+            seed_miou_mean=float(mious.mean()),
+            seed_miou_sd=float(mious.std(ddof=1)) if len(mious) > 1 else 0.0,
+        )
+    return out
+
+
 def evaluate_probability(
     probability: PathLike,
     labels: PathLike,
@@ -73,12 +147,9 @@ def evaluate_probability(
     threshold: float = 0.5,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of ``probability >= threshold`` against rasterized labels; writes JSON."""
-    prob, _ = read_bands(probability, ["probability"])
-    lab, _ = read_bands(labels)
-    valid, _ = read_bands(features, [VALID])
-    ok = (valid[0] > 0) & np.isfinite(prob[0])
-    m: dict[str, Any] = confusion_metrics(prob[0] >= threshold, lab[0] > 0, ok)
+    """Metrics of ``probability >= threshold`` against rasterized labels (and of each ensemble
+    member's probability, ``seeds``); writes JSON."""
+    m = metrics_with_seeds(count_confusion(probability, labels, features, threshold))
     m.update({"threshold": threshold, "source": str(probability), **(extra or {})})
     write_json(m, dest)
     log.info(

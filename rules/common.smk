@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -7,10 +8,6 @@ from glaciermap.features import FEATURESET_INPUTS
 from glaciermap.inputs import InputCatalog, Missing
 from glaciermap.tiles import blocks_per_member
 
-validate(config, "../schemas/config.schema.yaml")
-
-CATALOG = InputCatalog(config)
-CHANGE_PAIRS = [f"{r}_{y1}_{y2}" for r, y1, y2 in CATALOG.change_pairs()]
 # The package is code too: its version is a param of every step, so releasing a new
 # glaciermap version reruns what it computes (Snakemake's code trigger sees scripts only).
 VERSION = glaciermap.__version__
@@ -56,6 +53,32 @@ def fail(msg):
     """Stop the DAG build with one line (Snakemake would print a traceback)."""
     print(f"glaciermap: error: {msg}", file=sys.stderr)
     raise SystemExit(1)
+
+
+def _check_config():
+    """Schema errors as one line (which key, what is wrong) instead of Snakemake's dump of
+    the whole configuration; then Snakemake's validate fills in the defaults."""
+    import jsonschema
+    import yaml
+
+    schema_path = Path(workflow.basedir) / "schemas/config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(config),
+        key=lambda e: [str(p) for p in e.absolute_path],
+    )
+    if errors:
+        e = errors[0]
+        where = ": ".join(map(str, e.absolute_path)) or "top level"
+        msg = e.message if len(e.message) < 240 else e.message[:240] + " ..."
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        fail(f"config {where}: {msg}{more}; see {schema_path.name} for the keys")
+    validate(config, "../schemas/config.schema.yaml")
+
+
+_check_config()
+CATALOG = InputCatalog(config)
+CHANGE_PAIRS = [f"{r}_{y1}_{y2}" for r, y1, y2 in CATALOG.change_pairs()]
 
 
 def missing_kinds(region, year, featureset):
@@ -317,7 +340,35 @@ def benchmark_pairs(wildcards):
     ]
 
 
+def benchmark_test_on():
+    """The held-out region_year the benchmark table is scored on (``benchmark: test_on``),
+    or None for the dataset's test chips."""
+    ry = config.get("benchmark", {}).get("test_on")
+    if ry is None:
+        return None
+    region, year = split_ry(ry)
+    if CATALOG.inventory(region, year) is None:
+        fail(
+            f"benchmark: test_on: {ry} has no inventory to score against; add the region's "
+            "inventory or remove test_on"
+        )
+    for a, f in benchmark_pairs(None):
+        require_featureset(region, year, f, f"benchmark: test_on ({a})")
+    return ry
+
+
 def benchmark_results(wildcards):
+    ry = benchmark_test_on()
+    if ry is not None:
+        members = config["datasets"].get(wildcards.dataset, {}).get("members", [])
+        if ry in members:
+            fail(
+                f"benchmark: test_on: {ry} is a member of datasets: {wildcards.dataset} (it "
+                "was trained on); name a region/year outside the dataset"
+            )
+        return [
+            f"results/eval/{ry}/{a}_{f}.json" for a, f in benchmark_pairs(wildcards)
+        ]
     return [
         f"results/eval/{wildcards.dataset}/test/{a}_{f}.json"
         for a, f in benchmark_pairs(wildcards)

@@ -108,7 +108,8 @@ rule evaluate_split:
 
 
 rule benchmark_table:
-    """Models x feature sets on the test chips, beside the published Alps table."""
+    """Models x feature sets on the test chips (or the held-out ``benchmark: test_on``
+    region/year), beside the published Alps table."""
     input:
         benchmark_results,
     output:
@@ -130,6 +131,7 @@ rule benchmark_table:
         runtime=scaled(5),
     params:
         models=benchmark_pairs,
+        test_on=config["benchmark"].get("test_on"),
         version=VERSION,
     script:
         "../workflow_scripts/benchmark_table.py"

@@ -119,6 +119,51 @@ def test_feature_set_without_layer_is_reported(done: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("drop", "add", "where", "key"),
+    [
+        ("", "polygonise: {smooth_m: 3}\n", "config top level: ", "polygonise"),
+        (
+            "inference:\n  window: 64\n",
+            "inference: {window: 64, overlpa: 16}\n",
+            "config inference: ",
+            "overlpa",
+        ),
+    ],
+)
+def test_config_typo_is_one_line(tmp_path: Path, drop: str, add: str, where: str, key: str) -> None:
+    """A typo'd key, top level or inside a section, stops the run at parse time with one line
+    naming the key (not a dump of the whole configuration)."""
+    wd = make_workdir(tmp_path)
+    cfg = wd / "config/config.yaml"
+    text = cfg.read_text()
+    if drop:
+        start = text.index(drop)
+        end = text.index("\n\n", start)
+        text = text[:start] + text[end:]
+    cfg.write_text(text + add)
+    proc = snakemake(wd, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert len(err) == 1 and where in err[0] and key in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "'regions'" not in proc.stderr
+
+
+def test_benchmark_test_on_a_training_member_is_refused(tmp_path: Path) -> None:
+    """Scoring the table on a region/year the models were trained on is not held out: one
+    line at DAG time."""
+    import yaml
+
+    wd = make_workdir(tmp_path)
+    cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
+    cfg["benchmark"]["test_on"] = "demo-train_2015"
+    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(wd, "-n", "--cores", "1", "tables/demo_benchmark.md", check=False)
+    assert proc.returncode != 0
+    err = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert len(err) == 1 and "demo-train_2015" in err[0] and "test_on" in err[0], proc.stderr
+
+
 def test_report_has_maps_curves_and_table(done: Path) -> None:
     for rel in (
         "results/quicklooks/demo_2021/false_colour.png",
@@ -129,6 +174,10 @@ def test_report_has_maps_curves_and_table(done: Path) -> None:
         assert (done / rel).stat().st_size > 0, rel
     table = (done / "tables/demo_benchmark.md").read_text()
     assert "| U-Net | Opt+DEM+SAR |" in table and "| RF | Opt+DEM+SAR |" in table
+    # benchmark: test_on: the table is scored on the held-out world, not the training world's
+    assert "held-out region/year demo_2021" in table
+    held_out = json.loads((done / "results/eval/demo_2021/unet_optical_dem_sar.json").read_text())
+    assert f"{held_out['miou']:.3f}".lstrip("0") in table
     snakemake(done, "--report", "report.html")
     html = (done / "report.html").read_text(errors="replace")
     for name in (
