@@ -58,6 +58,7 @@ from glaciermap.world import (
     CLASS_CODES,
     MAX_PHYS_CELLS,
     OPTICAL_BANDS,
+    SEASONAL_SNOW,
     WORLD_RES_M,
     World,
     build_world,
@@ -101,6 +102,9 @@ class EpochSpec:
     coherence: bool = True
     cloud_fraction: float = 0.1
     inventory: bool = True
+    # Seasonal snow off the glaciers, 0..1 (see glaciermap.world.EpochState): its snow line
+    # lies 350 - 500 * seasonal_snow m above the ELA; config key ``seasonal_snow``.
+    seasonal_snow: float = SEASONAL_SNOW
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
                     coherence=bool(ep.get("coherence", True)),
                     cloud_fraction=float(ep.get("cloud_fraction", 0.1)),
                     inventory=bool(ep.get("inventory", True)),
+                    seasonal_snow=float(ep.get("seasonal_snow", SEASONAL_SNOW)),
                 )
             )
         specs.append(
@@ -728,6 +733,7 @@ def make_world(spec: WorldSpec) -> World:
         mass_balance_gradient=spec.mass_balance_gradient,
         debris_below_ela_m=spec.debris_below_ela_m,
         max_phys_cells=spec.max_phys_cells,
+        seasonal_snow={ep.year: ep.seasonal_snow for ep in spec.epochs},
     )
 
 
@@ -751,7 +757,7 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
             doy = dt.date.fromisoformat(date).timetuple().tm_yday
             sun_elev = 62.0 - 0.25 * abs(doy - 172)
             sun_az = 140.0 if ep.sensor == "sentinel-2" else 128.0
-            sc = scene(world, 100_000 * k + idx, sun_elev, sun_az, ep.cloud_fraction)
+            sc = scene(world, 100_000 * k + idx, sun_elev, sun_az, ep.cloud_fraction, ep.sensor)
             if ep.sensor == "sentinel-2":
                 name = _s2_product(spec, date, idx)[0]
                 files = [f for f in paths[f"{ep.year}/optical"] if f.parent.name == name]
