@@ -73,7 +73,7 @@ class CnnParams:
     seed: int = 0
     ensemble: int = 1
     ema: float = 0.99
-    derived: bool = False
+    derived: bool = True
     device: str = "auto"
     max_pos_weight: float = 10.0
 
