@@ -80,7 +80,13 @@ def main() -> None:
     )
     print(f"\n{args.case}: {time.time() - t0:.0f} s in {root}\n")
     print((root / f"tables/{dataset}_benchmark.md").read_text())
-    for f in sorted((root / f"results/eval/{dataset}/test").glob("*.json")):
+    test_on = cfg.get("benchmark", {}).get("test_on")
+    scored = root / (f"results/eval/{test_on}" if test_on else f"results/eval/{dataset}/test")
+    print(f"scored on {test_on or 'the test chips of ' + dataset}")
+    models = {
+        f"{a}_{f}" for a in cfg["benchmark"]["archs"] for f in cfg["benchmark"]["featuresets"]
+    }
+    for f in sorted(p for p in scored.glob("*.json") if p.stem in models):
         m = json.loads(f.read_text())
         print(
             f"{f.stem:24s} ensemble: IoU {m['iou']:.3f} bg {m['iou_background']:.3f} "

@@ -14,7 +14,7 @@ import pandas as pd
 from rasterio.windows import Window
 
 from glaciermap.errors import InputDataError
-from glaciermap.evaluate import COUNT_KEYS, Counts, count_confusion, metrics_with_seeds
+from glaciermap.evaluate import Counts, count_confusion, metrics_with_seeds
 from glaciermap.grid import grid_of
 from glaciermap.io import PathLike, atomic_path, read_json, write_json
 
@@ -29,6 +29,8 @@ EXTRA = {
     "seed_miou_mean": "seeds mIoU",
     "seed_miou_sd": "seeds mIoU sd",
     "all_glacier_miou": "all-glacier mIoU",
+    "iou_clean": "clean-ice IoU",
+    "iou_debris": "debris IoU",
 }
 ARCH_NAMES = {"rf": "RF", "unet": "U-Net", "segnet": "SegNet", "deeplabv3plus": "DeepLabV3+"}
 FEATURESET_NAMES = {
@@ -56,6 +58,7 @@ def evaluate_on_split(
     split: str = "test",
     threshold: float = 0.5,
     extra: dict[str, Any] | None = None,
+    debris: Mapping[str, PathLike] | None = None,
 ) -> dict[str, Any]:
     """Pixel metrics over the chips of one split.
 
@@ -63,8 +66,13 @@ def evaluate_on_split(
     row/col in ``index.csv`` locate them. Counts are summed over all members' chips. A
     probability raster of a CNN ensemble also holds each seed's probability
     (``probability_member_K``): each is scored too (``seeds``: a list of metric dicts), and
-    ``seed_miou_mean`` / ``seed_miou_sd`` summarise them.
+    ``seed_miou_mean`` / ``seed_miou_sd`` summarise them. ``debris`` maps members to their
+    debris-cover labels: clean and debris-covered ice are then also scored apart (only when
+    every member has them, so no member's ice is silently counted as clean).
     """
+    if debris is not None and not set(members) <= set(debris):
+        log.info("debris labels for %s of %s members: not scored apart", len(debris), len(members))
+        debris = None
     index = pd.read_csv(index_csv)
     index = index[index["split"] == split]
     totals: dict[str, Counts] = {}
@@ -87,10 +95,12 @@ def evaluate_on_split(
                     sel[ra:rb, ca:cb] = True
             return sel
 
-        for name, c in count_confusion(prob_path, lab_path, feat_path, threshold, select).items():
-            t = totals.setdefault(name, dict.fromkeys(COUNT_KEYS, 0))
-            for k in COUNT_KEYS:
-                t[k] += c[k]
+        deb = (debris or {}).get(ry)
+        counts = count_confusion(prob_path, lab_path, feat_path, threshold, select, debris=deb)
+        for name, c in counts.items():
+            t = totals.setdefault(name, {})
+            for k, v in c.items():
+                t[k] = t.get(k, 0) + v
     if "probability" not in totals:
         raise InputDataError(
             f"{index_csv}: no {split} chip in {sorted(members)}; enlarge the dataset's regions "
@@ -152,7 +162,8 @@ def benchmark_table(
         f"Measured on {scored_on}; published values (Alps, reference "
         "course) in parentheses. IoU is the glacier class's; mIoU averages it with the "
         "background IoU; seeds: mean (sd) of the ensemble members' mIoU; all-glacier: the "
-        "mIoU of predicting glacier everywhere on the same pixels.",
+        "mIoU of predicting glacier everywhere on the same pixels; clean-ice / debris IoU: the "
+        "glacier IoU with the other ice type left out (where debris-cover polygons exist).",
         "",
         "| model | features | "
         + " | ".join(HEADERS[k] for k in METRICS)
@@ -169,6 +180,7 @@ def benchmark_table(
             else "–"
         )
         cells += [fmt(r["bg IoU"]), fmt(r["mIoU"]), seeds, fmt(r["all-glacier mIoU"])]
+        cells += [fmt(r["clean-ice IoU"]), fmt(r["debris IoU"])]
         lines.append(f"| {r['model']} | {r['features']} | " + " | ".join(cells) + " |")
     with atomic_path(dest_md) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -62,6 +62,7 @@ from glaciermap.world import (
     WORLD_RES_M,
     World,
     build_world,
+    class_map,
     render_backscatter,
     render_coherence,
     render_optical,
@@ -270,6 +271,9 @@ def product_paths(spec: WorldSpec, out_dir: Path | str) -> dict[str, list[Path]]
         paths[f"{ep.year}/sar"] = sar
         if ep.inventory:
             paths[f"{ep.year}/inventory"] = [out / "inventory" / f"{spec.region}_{ep.year}.gpkg"]
+            paths[f"{ep.year}/debris"] = [
+                out / "inventory" / f"{spec.region}_{ep.year}_debris.gpkg"
+            ]
     paths["dem"] = [out / "dem" / _dem_tile_name(lat, lon) for lat, lon in _dem_tiles(spec)]
     return paths
 
@@ -652,13 +656,17 @@ def _write_dem_tiles(files: list[Path], world: World, wgrid: RegionGrid, block: 
 
 
 def glacier_polygons(
-    world: World, year: int, wgrid: RegionGrid, block: int = 1024
+    world: World, year: int, wgrid: RegionGrid, block: int = 1024, debris: bool = False
 ) -> gpd.GeoSeries:
     """The glacier cover of ``year`` on the 10 m world grid as polygons, one per glacier,
-    polygonized block by block and merged across block edges."""
+    polygonized block by block and merged across block edges; ``debris``: only its
+    debris-covered part (the truth behind the clean-ice / debris-covered scores)."""
     parts: list[Any] = []
     for win in shape_windows(wgrid.shape, block):
-        mask = world.glacier(year, *_centres(wgrid.transform, win))
+        xy = _centres(wgrid.transform, win)
+        mask = world.glacier(year, *xy)
+        if debris and mask.any():
+            mask &= class_map(world, year, *xy) == CLASS_CODES["debris"]
         if not mask.any():
             continue
         tr = rasterio.windows.transform(win, wgrid.transform)
@@ -720,6 +728,16 @@ def _write_inventory(
     return float(area_km2.sum())
 
 
+def _write_debris(path: Path, world: World, wgrid: RegionGrid, spec: WorldSpec, year: int) -> None:
+    """The debris-covered parts of the epoch's glaciers as polygons (like a debris-cover map,
+    e.g. Scherler et al. 2018): the truth of the debris-covered IoU."""
+    geoms = glacier_polygons(world, year, wgrid, 2 * spec.block_px, debris=True)
+    out = gpd.GeoDataFrame({"class": ["debris"] * len(geoms)}, geometry=geoms, crs=wgrid.rio_crs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        out.to_file(tmp, driver="GPKG", layer=path.stem)
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -773,6 +791,7 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
             area = _write_inventory(
                 paths[f"{ep.year}/inventory"][0], world, wgrid, spec, ep.year, ep.optical_dates[0]
             )
+            _write_debris(paths[f"{ep.year}/debris"][0], world, wgrid, spec, ep.year)
         log.info(
             "demo %s %d: ELA %.0f m, glacier area %.1f km2", spec.region, ep.year, ep.ela_m, area
         )

@@ -9,6 +9,7 @@ of that trivial all-glacier predictor on the same pixels (``all_glacier_*``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -89,15 +90,21 @@ def count_confusion(
     threshold: float = 0.5,
     select: Callable[[Window], NDArray[np.bool_] | None] | None = None,
     block: int = 1024,
+    debris: PathLike | None = None,
 ) -> dict[str, Counts]:
     """Confusion counts (tp, fp, fn, tn) of every probability band against the labels over
     valid pixels, read block by block (nothing region-sized in memory). ``select(window)``
-    restricts the pixels (a boolean mask of the window, or None to skip the window)."""
+    restricts the pixels (a boolean mask of the window, or None to skip the window). With
+    ``debris`` labels (1 = debris-covered), the glacier pixels are also counted apart:
+    ``tp_debris`` / ``fn_debris`` (the rest is clean ice)."""
     names = probability_bands(probability)
     grid = grid_of(probability)
-    check_same_grid(grid, labels, features)
-    totals = {n: dict.fromkeys(COUNT_KEYS, 0) for n in names}
-    with open_raster(probability) as ps, open_raster(labels) as ls, open_raster(features) as fs:
+    check_same_grid(grid, labels, features, *([debris] if debris else []))
+    keys = (*COUNT_KEYS, "tp_debris", "fn_debris") if debris else COUNT_KEYS
+    totals = {n: dict.fromkeys(keys, 0) for n in names}
+    with contextlib.ExitStack() as stack:
+        ps, ls, fs = (stack.enter_context(open_raster(p)) for p in (probability, labels, features))
+        ds = stack.enter_context(open_raster(debris)) if debris else None
         all_p = [d or "" for d in ps.descriptions]
         all_f = [d or "" for d in fs.descriptions]
         if VALID not in all_f:
@@ -113,6 +120,7 @@ def count_confusion(
             if sel is not None:
                 ok &= sel
             t, f = truth[ok], ~truth[ok]
+            d = (ds.read(1, window=win)[ok] > 0) & t if ds is not None else None
             for name, band in zip(names, prob, strict=True):
                 pred = band[ok] >= threshold
                 c = totals[name]
@@ -120,16 +128,45 @@ def count_confusion(
                 c["fp"] += int(np.sum(pred & f))
                 c["fn"] += int(np.sum(~pred & t))
                 c["tn"] += int(np.sum(~pred & f))
+                if d is not None:
+                    c["tp_debris"] += int(np.sum(pred & d))
+                    c["fn_debris"] += int(np.sum(~pred & d))
     return totals
+
+
+def surface_metrics(c: Counts) -> dict[str, float]:
+    """IoU and recall of clean and of debris-covered glacier ice: each the glacier IoU with
+    the other ice type left out, ``tp_x / (tp_x + fn_x + fp)`` (false positives cannot be
+    assigned to an ice type, so both carry all of them)."""
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    td, fd = c["tp_debris"], c["fn_debris"]
+    tc, fc = c["tp"] - td, c["fn"] - fd
+    return {
+        "iou_clean": ratio(tc, tc + fc + c["fp"]),
+        "iou_debris": ratio(td, td + fd + c["fp"]),
+        "recall_clean": ratio(tc, tc + fc),
+        "recall_debris": ratio(td, td + fd),
+        "debris_fraction": ratio(td + fd, c["tp"] + c["fn"]),
+    }
 
 
 def metrics_with_seeds(totals: dict[str, Counts]) -> dict[str, Any]:
     """Metrics of the ``probability`` counts; with ensemble members, each member's metrics
     (``seeds``) and the mean / sd of their mIoU."""
-    out: dict[str, Any] = metrics_from_counts(**totals["probability"])
+
+    def metrics(c: Counts) -> dict[str, Any]:
+        m: dict[str, Any] = metrics_from_counts(**{k: c[k] for k in COUNT_KEYS})
+        if "tp_debris" in c:
+            m.update(surface_metrics(c))
+        return m
+
+    out = metrics(totals["probability"])
     members = [n for n in totals if n != "probability"]
     if members:
-        seeds = [metrics_from_counts(**totals[n]) for n in members]
+        seeds = [metrics(totals[n]) for n in members]
         mious = np.array([s["miou"] for s in seeds])
         out.update(
             seeds=seeds,
@@ -146,10 +183,12 @@ def evaluate_probability(
     dest: PathLike,
     threshold: float = 0.5,
     extra: dict[str, Any] | None = None,
+    debris: PathLike | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``probability >= threshold`` against rasterized labels (and of each ensemble
-    member's probability, ``seeds``); writes JSON."""
-    m = metrics_with_seeds(count_confusion(probability, labels, features, threshold))
+    member's probability, ``seeds``; with ``debris`` labels, of clean and debris-covered ice
+    apart); writes JSON."""
+    m = metrics_with_seeds(count_confusion(probability, labels, features, threshold, debris=debris))
     m.update({"threshold": threshold, "source": str(probability), **(extra or {})})
     write_json(m, dest)
     log.info(

@@ -255,6 +255,27 @@ class InputCatalog:
             return str(own).format(year=year, region=region)
         return f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg"
 
+    def debris(self, region: str, year: int) -> str | None:
+        """Debris-cover polygons of the region/year (e.g. Scherler et al. 2018), whose
+        glacier pixels are scored apart as debris-covered ice: the region's ``debris:`` key
+        (``{year}``/``{region}`` filled in), else
+        ``{data_dir}/inventory/{region}_{year}_debris.gpkg``
+        if present; the demo writes its own."""
+        if self.is_demo(region):
+            found = self.demo_files(region).get(f"{year}/debris")
+            return str(found[0]) if found else None
+        own = self.region(region).get("debris")
+        path = (
+            str(own).format(year=year, region=region)
+            if own
+            else f"{self.data_dir(region)}/inventory/{region}_{year}_debris.gpkg"
+        )
+        if own and not os.path.exists(path):
+            raise MissingInputError(
+                f"{region}: debris: {path} does not exist; fix the path or remove the key"
+            )
+        return path if os.path.exists(path) else None
+
     def require_inventory(self, region: str, year: int) -> str:
         inv = self.inventory(region, year)
         if inv is None:

@@ -61,8 +61,12 @@ def rasterize_inventory(path: PathLike, grid: RegionGrid) -> NDArray[np.uint8]:
     )
 
 
-def build_labels(inventory: PathLike, grid_path: PathLike, dest: PathLike) -> None:
+def build_labels(
+    inventory: PathLike, grid_path: PathLike, dest: PathLike, band: str = "glacier"
+) -> None:
+    """Polygons (an inventory, or debris-cover polygons with ``band="debris"``) rasterized
+    on the region grid: 1 inside, 0 outside."""
     grid = RegionGrid.load(grid_path)
     labels = rasterize_inventory(inventory, grid)
-    log.info("labels: %.2f km2 of glacier", labels.sum() * grid.resolution**2 / 1e6)
-    write_raster(dest, labels, grid, ["glacier"], nodata=None)
+    log.info("labels: %.2f km2 of %s", labels.sum() * grid.resolution**2 / 1e6, band)
+    write_raster(dest, labels, grid, [band], nodata=None)

@@ -200,6 +200,19 @@ def inventory_file(wildcards):
     return CATALOG.require_inventory(wildcards.region, int(wildcards.year))
 
 
+def debris_file(wildcards):
+    found = CATALOG.debris(wildcards.region, int(wildcards.year))
+    if found is None:
+        fail(f"{wildcards.region}_{wildcards.year}: no debris-cover polygons")
+    return found
+
+
+def optional_debris_labels(wildcards):
+    """The debris labels of a region/year with debris-cover polygons (else none)."""
+    r, y = wildcards.region, int(wildcards.year)
+    return [f"results/labels/debris/{r}_{y}.tif"] if CATALOG.debris(r, y) else []
+
+
 def feature_inputs(wildcards):
     """Optical always; DEM and SAR layers where the region/year has them."""
     r, y = wildcards.region, int(wildcards.year)
@@ -330,6 +343,11 @@ def split_eval_inputs(wildcards):
         "probability": [f"results/probability/{m}/{model}.tif" for m in members],
         "labels": [f"results/labels/{m}.tif" for m in members],
         "features": [f"results/features/{m}.tif" for m in members],
+        "debris": [
+            f"results/labels/debris/{m}.tif"
+            for m in members
+            if CATALOG.debris(*split_ry(m))
+        ],
     }
 
 

@@ -44,6 +44,30 @@ rule labels:
         "../workflow_scripts/labels.py"
 
 
+rule debris_labels:
+    """Debris-cover polygons rasterized on the grid (1 = debris-covered glacier): metrics
+    score clean and debris-covered ice apart."""
+    input:
+        grid="results/grid/{region}.json",
+        debris=debris_file,
+    output:
+        "results/labels/debris/{region}_{year}.tif",
+    log:
+        "logs/labels/debris/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/labels/debris/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    params:
+        version=VERSION,
+    script:
+        "../workflow_scripts/labels.py"
+
+
 rule tiles:
     """Chips of a training dataset with a spatial block train/val/test split."""
     input:

@@ -106,6 +106,7 @@ rule evaluate_model:
         probability=model_probability,
         labels=outline_labels,
         features="results/features/{region}_{year}.tif",
+        debris=optional_debris_labels,
     output:
         "results/eval/{region}_{year}/{arch}_{featureset}.json",
     log:

@@ -10,6 +10,7 @@ import yaml
 
 from glaciermap import demo
 from glaciermap import world as synth
+from glaciermap.errors import MissingInputError
 from glaciermap.inputs import InputCatalog, Missing
 from glaciermap.optical import discover_scenes
 from glaciermap.terrain import copernicus_tile_bounds
@@ -445,3 +446,27 @@ def test_shared_scene_folder_and_inventory_serve_several_regions(tmp_path: Path)
     with pytest.raises(InputDataError, match="none of the 2 optical scenes overlaps"):
         build_optical_composite(west, tmp_path / "far.json", tmp_path / "far.tif")  # type: ignore[arg-type]
     assert not (tmp_path / "far.tif").exists()
+
+
+def test_debris_cover_lies_inside_the_glaciers(tmp_path: Path) -> None:
+    """The demo's debris-cover polygons (truth of the debris IoU) are part of its glacier
+    cover, and a small part of it; a real region finds them beside its inventory."""
+    cfg = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
+    cfg["demo"]["worlds"] = {"demo": cfg["demo"]["worlds"]["demo"]}  # 6 x 6 km: has tongues
+    out = tmp_path / "demo"
+    demo.generate_demo(cfg, out)
+    inv = gpd.read_file(out / "inventory/demo_2021.gpkg").to_crs(32643)
+    deb = gpd.read_file(out / "inventory/demo_2021_debris.gpkg").to_crs(32643)
+    assert len(deb) > 0
+    ice, debris = inv.union_all(), deb.union_all()
+    assert debris.difference(ice.buffer(1.0)).area < 1e-3 * debris.area
+    assert 0 < debris.area < 0.5 * ice.area
+    region = {"crs": "EPSG:32643", "bounds": [0, 0, 100, 100], "resolution_m": 10, "years": [2021]}
+    cfg = {"data_dir": str(tmp_path), "regions": {"r": region}}
+    assert InputCatalog(cfg).debris("r", 2021) is None  # optional
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory/r_2021_debris.gpkg").write_bytes(b"")
+    assert InputCatalog(cfg).debris("r", 2021) == f"{tmp_path}/inventory/r_2021_debris.gpkg"
+    region["debris"] = "nowhere_{year}.gpkg"
+    with pytest.raises(MissingInputError, match=r"nowhere_2021\.gpkg"):
+        InputCatalog(cfg).debris("r", 2021)

@@ -176,3 +176,42 @@ def test_published_table_is_consistent(key: tuple[str, str]) -> None:
     _, p, r, f1, iou = PUBLISHED[key]
     assert f1 == pytest.approx(2 * p * r / (p + r), abs=0.002)
     assert iou == pytest.approx(f1 / (2 - f1), abs=0.002)
+
+
+def test_region_metrics_split_clean_and_debris_ice_and_seeds(tmp_path: Path) -> None:
+    """evaluate_probability counts block by block (any block size gives the same counts),
+    scores each ensemble member, and with debris labels scores clean and debris-covered ice
+    apart: tp_x / (tp_x + fn_x + fp)."""
+    from glaciermap.evaluate import count_confusion, evaluate_probability
+
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 1000, 600), 10)  # 60 x 100 px
+    lab = np.zeros(g.shape, np.uint8)
+    lab[:, :50] = 1  # 3000 glacier px
+    deb = np.zeros(g.shape, np.uint8)
+    deb[:, 40:50] = 1  # the glacier's last 10 columns are debris-covered: 600 px
+    prob = np.zeros((3, *g.shape), np.float32)
+    prob[:, :, :40] = 0.9  # every clean-ice pixel found, the debris missed
+    prob[:, :, 90:] = 0.9  # 600 false positives
+    prob[2, :, :] = 0.1  # member 1 predicts nothing
+    write_raster(
+        tmp_path / "p.tif",
+        prob,
+        g,
+        ["probability", "probability_member_0", "probability_member_1"],
+        nodata=np.nan,
+    )
+    write_raster(tmp_path / "l.tif", lab, g, ["glacier"])
+    write_raster(tmp_path / "d.tif", deb, g, ["debris"])
+    write_raster(tmp_path / "f.tif", np.ones((1, *g.shape), np.float32), g, [VALID])
+    args = (tmp_path / "p.tif", tmp_path / "l.tif", tmp_path / "f.tif")
+    whole = count_confusion(*args, block=1024, debris=tmp_path / "d.tif")
+    assert count_confusion(*args, block=16, debris=tmp_path / "d.tif") == whole
+    m = evaluate_probability(*args, tmp_path / "m.json", debris=tmp_path / "d.tif")
+    assert (m["tp"], m["fn"], m["fp"]) == (2400, 600, 600)
+    assert m["iou_clean"] == pytest.approx(2400 / (2400 + 0 + 600))
+    assert m["iou_debris"] == 0.0 and m["recall_debris"] == 0.0
+    assert m["debris_fraction"] == pytest.approx(0.2)
+    assert [s["tp"] for s in m["seeds"]] == [2400, 0]
+    assert m["seed_miou_sd"] > 0
+    plain = evaluate_probability(*args, tmp_path / "n.json")
+    assert "iou_debris" not in plain and plain["iou"] == m["iou"]

@@ -32,6 +32,10 @@ def test_outputs_are_sound(done: Path) -> None:
     for key in ("accuracy", "precision", "recall", "f1", "iou"):
         assert 0 <= m[key] <= 1
     assert m["iou"] > 0.6, m  # a tiny U-Net, a few epochs, still clearly better than nothing
+    # the demo writes debris-cover polygons: per-model metrics score clean and debris ice apart
+    mm = json.loads((done / "results/eval/demo_2021/unet_optical_dem_sar.json").read_text())
+    assert 0 < mm["debris_fraction"] < 1 and 0 <= mm["iou_debris"] <= 1, mm
+    assert 0 <= mm["iou_clean"] <= 1
     with rasterio.open(done / "results/features/demo_2021.tif") as src:
         assert "sar_copol_coherence" in src.descriptions
     for log in (

@@ -12,4 +12,5 @@ with step_logging(snakemake.log[0]):
         snakemake.output[0],
         threshold=snakemake.params.threshold,
         extra=dict(snakemake.wildcards),
+        debris=inp.debris[0] if inp.debris else None,
     )

@@ -11,6 +11,17 @@ with step_logging(snakemake.log[0]):
             snakemake.params.members, inp.probability, inp.labels, inp.features, strict=True
         )
     }
+    debris = {
+        m: f"results/labels/debris/{m}.tif"
+        for m in snakemake.params.members
+        if f"results/labels/debris/{m}.tif" in list(inp.debris)
+    }
     evaluate_on_split(
-        inp.index, members, snakemake.output[0], wc.split, snakemake.params.threshold, dict(wc)
+        inp.index,
+        members,
+        snakemake.output[0],
+        wc.split,
+        snakemake.params.threshold,
+        dict(wc),
+        debris=debris,
     )

@@ -1,7 +1,11 @@
-"""Rule labels: rasterize the inventory on the grid."""
+"""Rules labels and debris_labels: rasterize the inventory (or debris cover) on the grid."""
 
 from glaciermap.labels import build_labels
 from glaciermap.logs import step_logging
 
 with step_logging(snakemake.log[0]):
-    build_labels(snakemake.input.inventory, snakemake.input.grid, snakemake.output[0])
+    inp = snakemake.input
+    if "debris" in inp.keys():
+        build_labels(inp.debris, inp.grid, snakemake.output[0], band="debris")
+    else:
+        build_labels(inp.inventory, inp.grid, snakemake.output[0])
