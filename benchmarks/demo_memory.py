@@ -21,8 +21,8 @@ from common import run_python
 
 CODE = """
 import dataclasses
-from glaciermap import demo
-from glaciermap.grid import RegionGrid
+from glaciermap.synthetic import demo
+from glaciermap.core.grid import RegionGrid
 size = kwargs["size"]
 x0, y0 = 400000.0, 4000000.0
 grid = RegionGrid.from_bounds("EPSG:32643", (x0, y0, x0 + size * 10, y0 + size * 10), 10.0)

@@ -36,7 +36,7 @@ import yaml
 from affine import Affine
 from common import run_python, write_scene
 
-from glaciermap.grid import RegionGrid
+from glaciermap.core.grid import RegionGrid
 
 STEPS = ("optical", "terrain", "backscatter", "coherence")
 SAR_PX = 0.0002  # degrees
@@ -115,23 +115,23 @@ def coherence_inputs(d: Path, size: int, n_dates: int) -> dict[str, Any]:
 
 CODE = {
     "optical": (
-        "from glaciermap.optical import build_optical_composite\n"
+        "from glaciermap.ingest.optical import build_optical_composite\n"
         "build_optical_composite(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
         "                        threads=kwargs['threads'])\n"
     ),
     "terrain": (
-        "from glaciermap.terrain import build_terrain\n"
+        "from glaciermap.ingest.terrain import build_terrain\n"
         "o = kwargs['out']\n"
         "build_terrain(kwargs['files'], kwargs['grid'], o + '_dem.tif', o + '_slope.tif',\n"
         "              o + '_aspect.tif', threads=kwargs['threads'])\n"
     ),
     "backscatter": (
-        "from glaciermap.sar import build_backscatter\n"
+        "from glaciermap.ingest.sar import build_backscatter\n"
         "build_backscatter(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
         "                  threads=kwargs['threads'], reducer='median')\n"
     ),
     "coherence": (
-        "from glaciermap.sar import build_coherence\n"
+        "from glaciermap.ingest.sar import build_coherence\n"
         "build_coherence(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
         "                threads=kwargs['threads'], reducer='mean')\n"
     ),

@@ -14,8 +14,8 @@ chunk's size to its source window's. Across UTM zones the mapping rotates the pi
 an amount that depends on the chunk's shape; the scale drops below 0.95 and the kernel widens
 (a downsampling filter) by a chunk-dependent amount. gdalwarp's default result therefore
 depends on how it divides the output (its ``-wm`` memory limit): the benchmark prints the
-difference between ``-wm 256`` and ``-wm 2048``. ``glaciermap.reproject`` fixes the scale from
-the source and grid resolutions (:func:`glaciermap.reproject.warp_scale`; 1 for equal
+difference between ``-wm 256`` and ``-wm 2048``. ``glaciermap.core.reproject`` fixes the scale from
+the source and grid resolutions (:func:`glaciermap.core.reproject.warp_scale`; 1 for equal
 resolutions, below 1 when downsampling), as gdalwarp does when given the same values, which
 removes the dependence on chunking; the comparison that measures our warp is against gdalwarp
 with the same scale. gdalwarp is run with ``-et 0`` (exact coordinate transformation) and with
@@ -38,8 +38,8 @@ import rasterio.warp
 from affine import Affine
 from common import require_gdal_tools, run_python, timed, write_scene
 
-from glaciermap.grid import RegionGrid
-from glaciermap.reproject import warp_options
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.reproject import warp_options
 
 
 def max_dn_difference(a_path: Path, b_path: Path) -> int:
@@ -81,8 +81,8 @@ def compare(
     ours = d / "ours.tif"
     ours.unlink(missing_ok=True)
     code = (
-        "from glaciermap.grid import RegionGrid\n"
-        "from glaciermap.reproject import reproject_file\n"
+        "from glaciermap.core.grid import RegionGrid\n"
+        "from glaciermap.core.reproject import reproject_file\n"
         "g = RegionGrid.from_dict(kwargs['grid'])\n"
         "reproject_file(kwargs['src'], g, kwargs['dest'], threads=kwargs['threads'])\n"
     )

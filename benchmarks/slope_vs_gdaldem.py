@@ -64,7 +64,7 @@ def main() -> int:
         ]
     )
     code = (
-        "from glaciermap.terrain import slope_file\n"
+        "from glaciermap.ingest.terrain import slope_file\n"
         "slope_file(kwargs['dem'], kwargs['dest'], threads=kwargs['threads'])\n"
     )
     t_ours, rss_ours, _ = run_python(code, dem=str(dem), dest=str(ours), threads=args.threads)

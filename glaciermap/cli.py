@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from glaciermap import __version__
-from glaciermap.errors import GlacierMapError
-from glaciermap.logs import configure
+from glaciermap.core.errors import GlacierMapError
+from glaciermap.core.logs import configure
 
 
 def _load_config(path: str) -> dict[str, object]:
@@ -27,7 +27,7 @@ def _load_config(path: str) -> dict[str, object]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from glaciermap.demo import generate_demo
+    from glaciermap.synthetic.demo import generate_demo
 
     files = generate_demo(_load_config(args.config), args.out)
     print(f"demo world: {len(files)} files written")

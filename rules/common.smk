@@ -4,15 +4,17 @@ from pathlib import Path
 from snakemake.utils import validate
 
 import glaciermap
-from glaciermap.features import FEATURESET_INPUTS
-from glaciermap.inputs import InputCatalog, Missing
-from glaciermap.tiles import blocks_per_member
+from glaciermap.ingest.catalog import InputCatalog, Missing
+from glaciermap.registry import (
+    CNN_ARCHS,
+    FEATURESET_INPUTS,
+    FEATURESETS,
+    blocks_per_member,
+)
 
 # The package is code too: its version is a param of every step, so releasing a new
 # glaciermap version reruns what it computes (Snakemake's code trigger sees scripts only).
 VERSION = glaciermap.__version__
-CNN_ARCHS = ["unet", "segnet", "deeplabv3plus"]  # glaciermap.models.CNN_ARCHS
-FEATURESETS = ["rgbn", "optical", "optical_dem", "optical_dem_sar"]
 
 
 wildcard_constraints:

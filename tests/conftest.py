@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glaciermap.grid import RegionGrid, write_raster
+from glaciermap.core.grid import RegionGrid, write_raster
 
 REPO = Path(__file__).resolve().parents[1]
 # Real sample data (never copied into the repo): $GLACIERMAP_SHARED_DATA or ../shared/data.

@@ -6,8 +6,8 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import box
 
-from glaciermap.changes import LAYERS, glacier_changes, write_changes
-from glaciermap.errors import InputDataError
+from glaciermap.core.errors import InputDataError
+from glaciermap.products.changes import LAYERS, glacier_changes, write_changes
 
 CRS = "EPSG:32643"
 
@@ -108,7 +108,7 @@ def test_no_glaciers_at_all_is_not_an_error() -> None:
 def test_outlines_with_glacier_and_complex_layers_are_compared_by_complex(
     tmp_path: Path,
 ) -> None:
-    """Outlines of glaciermap.polygonize have layers glaciers (first) and complexes."""
+    """Outlines of glaciermap.products.outlines have layers glaciers (first) and complexes."""
     paths = []
     for year, width in ((2005, 2000), (2021, 1500)):
         p = tmp_path / f"r_{year}.gpkg"

@@ -8,12 +8,12 @@ import pytest
 import rasterio
 import yaml
 
-from glaciermap import demo
-from glaciermap import world as synth
-from glaciermap.errors import MissingInputError
-from glaciermap.inputs import InputCatalog, Missing
-from glaciermap.optical import discover_scenes
-from glaciermap.terrain import copernicus_tile_bounds
+from glaciermap.core.errors import MissingInputError
+from glaciermap.ingest.catalog import InputCatalog, Missing
+from glaciermap.ingest.names import copernicus_tile_bounds
+from glaciermap.ingest.optical import discover_scenes
+from glaciermap.synthetic import demo
+from glaciermap.synthetic import world as synth
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -249,7 +249,7 @@ def test_world_generation_memory_is_bounded(tiny_config: dict) -> None:  # type:
     """Peak memory (tracemalloc: numpy buffers included) hardly grows with the world area."""
     import tracemalloc
 
-    from glaciermap.grid import RegionGrid
+    from glaciermap.core.grid import RegionGrid
 
     def peak(size_m: float, tmp: Path) -> int:
         grid = RegionGrid.from_bounds(
@@ -288,7 +288,7 @@ def test_sar_products_carry_a_layover_shadow_map(
     tiny_config: dict,
     world: tuple[Path, list[Path]],  # type: ignore[type-arg]
 ) -> None:
-    from glaciermap.sar import classify_sar_files
+    from glaciermap.ingest.names import classify_sar_files
 
     _, files = world
     ls = [f for f in files if f.name.endswith("_ls_map.tif")]
@@ -323,7 +323,7 @@ def test_hashed_noise_is_standard_and_reproducible() -> None:
 
 
 def test_change_pairs_are_checked(tmp_path: Path) -> None:
-    from glaciermap.errors import ConfigError
+    from glaciermap.core.errors import ConfigError
 
     cfg = {
         "regions": {"r": {"crs": "EPSG:32643", "bounds": [0, 0, 10, 10], "resolution_m": 10}},
@@ -347,8 +347,8 @@ def test_demo_never_writes_into_user_data(tmp_path: Path) -> None:
 
     from workflow_helpers import make_workdir, snakemake
 
-    from glaciermap.demo import DEMO_DIR
-    from glaciermap.errors import ConfigError
+    from glaciermap.core.errors import ConfigError
+    from glaciermap.synthetic.demo import DEMO_DIR
 
     work = make_workdir(tmp_path / "w")
     cfg = yaml.safe_load((work / "config/config.yaml").read_text())
@@ -382,8 +382,8 @@ def test_shared_scene_folder_and_inventory_serve_several_regions(tmp_path: Path)
 
     from affine import Affine
 
-    from glaciermap.grid import RegionGrid
-    from glaciermap.optical import build_optical_composite
+    from glaciermap.core.grid import RegionGrid
+    from glaciermap.ingest.optical import build_optical_composite
 
     region = {"crs": "EPSG:32643", "resolution_m": 30, "years": [2002], "inventory": "rgi.gpkg"}
     cfg = {
@@ -431,17 +431,17 @@ def test_shared_scene_folder_and_inventory_serve_several_regions(tmp_path: Path)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    logging.getLogger("glaciermap.optical").addHandler(handler)
+    logging.getLogger("glaciermap.ingest.optical").addHandler(handler)
     try:
         build_optical_composite(west, tmp_path / "g.json", tmp_path / "east.tif")  # type: ignore[arg-type]
     finally:
-        logging.getLogger("glaciermap.optical").removeHandler(handler)
+        logging.getLogger("glaciermap.ingest.optical").removeHandler(handler)
     assert any("elsewhere" in r.getMessage() and "skipped" in r.getMessage() for r in records)
     with rasterio.open(tmp_path / "east.tif") as src:
         assert np.allclose(src.read(1), 0.4)
     g_far = RegionGrid.from_bounds("EPSG:32643", cfg["regions"]["far"]["bounds"], 30)
     g_far.save(tmp_path / "far.json")
-    from glaciermap.errors import InputDataError
+    from glaciermap.core.errors import InputDataError
 
     with pytest.raises(InputDataError, match="none of the 2 optical scenes overlaps"):
         build_optical_composite(west, tmp_path / "far.json", tmp_path / "far.tif")  # type: ignore[arg-type]

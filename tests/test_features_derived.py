@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from glaciermap.errors import ConfigError, MissingLayerError
-from glaciermap.features import (
+from glaciermap.core.errors import ConfigError, MissingLayerError
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.io import band_names, read_bands
+from glaciermap.ingest.optical import COMMON_NAMES
+from glaciermap.ml.features import (
     FEATURE_SETS,
-    FEATURESET_INPUTS,
     RATIO_EPS,
     RATIO_MAX,
     VALID,
@@ -24,9 +26,7 @@ from glaciermap.features import (
     model_layers,
     select_derived,
 )
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.io import band_names, read_bands
-from glaciermap.optical import COMMON_NAMES
+from glaciermap.registry import FEATURESET_INPUTS
 
 RGBN = ["blue", "green", "red", "nir"]
 RGBN_DERIVED = [

@@ -5,15 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glaciermap.errors import (
+from glaciermap.core.errors import (
     ConfigError,
     GlacierMapError,
     GridMismatchError,
     InputDataError,
     MissingInputError,
 )
-from glaciermap.grid import RegionGrid, check_same_grid, grid_of, write_raster
-from glaciermap.io import atomic_path, band_names, read_bands, read_json
+from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of, write_raster
+from glaciermap.core.io import atomic_path, band_names, read_bands, read_json
 
 
 def test_errors_inherit_builtins() -> None:
@@ -87,7 +87,7 @@ def test_write_raster_shape_mismatch(tmp_path: Path, grid: RegionGrid) -> None:
 def test_reproject_file_matches_in_memory_warp(tmp_path: Path) -> None:
     import rasterio
 
-    from glaciermap.reproject import reproject_file, reproject_to_grid
+    from glaciermap.core.reproject import reproject_file, reproject_to_grid
 
     src_grid = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 403000, 4003000), 10)
     rng = np.random.default_rng(0)

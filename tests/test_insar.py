@@ -9,8 +9,8 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.errors import InputDataError
-from glaciermap.insar import boxcar_coherence, coherence_from_slc_files
+from glaciermap.core.errors import InputDataError
+from glaciermap.ingest.insar import boxcar_coherence, coherence_from_slc_files
 
 
 def _circular(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:

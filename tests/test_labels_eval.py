@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.evaluate import confusion_metrics
-from glaciermap.grid import RegionGrid
-from glaciermap.labels import rasterize_inventory, read_inventory
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.labels import rasterize_inventory, read_inventory
+from glaciermap.products.metrics import confusion_metrics
 
 
 def test_confusion_metrics_known_case() -> None:

@@ -8,9 +8,9 @@ import rasterio
 import yaml
 from affine import Affine
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid
-from glaciermap.optical import (
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.optical import (
     COMMON_NAMES,
     build_optical_composite,
     composite,
@@ -243,8 +243,8 @@ def test_sidecar_maps_separate_band_files_and_nodata_null(tmp_path: Path) -> Non
     ],
 )
 def test_bad_sidecars_are_one_clear_line(tmp_path: Path, content: str, message: str) -> None:
-    from glaciermap.errors import GlacierMapError
-    from glaciermap.optical import read_generic_scene
+    from glaciermap.core.errors import GlacierMapError
+    from glaciermap.ingest.optical import read_generic_scene
 
     g = RegionGrid.from_bounds("EPSG:32643", (400000, 4000000, 400300, 4000300), 30)
     _band_file(tmp_path / "scene.tif", 1, g)

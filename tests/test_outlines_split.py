@@ -12,9 +12,9 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.labels import rasterize_inventory
-from glaciermap.polygonize import _merge_small, polygonize_probability
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.ingest.labels import rasterize_inventory
+from glaciermap.products.outlines import _merge_small, polygonize_probability
 
 X0, Y0 = 400_000.0, 4_000_000.0
 G = RegionGrid.from_bounds("EPSG:32643", (X0, Y0, X0 + 2000, Y0 + 1000), 10)  # 100 x 200 px

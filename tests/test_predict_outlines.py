@@ -11,11 +11,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glaciermap.features import VALID
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.models import build_cnn
-from glaciermap.polygonize import clean_mask, polygonize_probability
-from glaciermap.predict import ramp_weight, sliding_window_predict, window_origins
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.ml.features import VALID
+from glaciermap.ml.models import build_cnn
+from glaciermap.ml.predict import ramp_weight, sliding_window_predict, window_origins
+from glaciermap.products.outlines import clean_mask, polygonize_probability
 
 
 @given(st.integers(0, 500), st.integers(1, 300), st.sampled_from([(32, 8), (64, 16), (64, 0)]))
@@ -93,7 +93,7 @@ def test_prediction_names_missing_layers(tmp_path: Path) -> None:
     g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 640, 640), 10)
     f = tmp_path / "f.tif"
     write_raster(f, np.ones((2, *g.shape), np.float32), g, ["l0", VALID], nodata=np.nan)
-    from glaciermap.errors import MissingInputError
+    from glaciermap.core.errors import MissingInputError
 
     with pytest.raises(MissingInputError, match=r"\['l1', 'l2'\]"):
         sliding_window_predict(

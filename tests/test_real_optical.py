@@ -14,8 +14,8 @@ import pytest
 import rasterio
 import yaml
 
-from glaciermap.grid import RegionGrid
-from glaciermap.optical import build_optical_composite, discover_scenes, scene_reflectance
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.optical import build_optical_composite, discover_scenes, scene_reflectance
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import rasterio
 
-from glaciermap.benchmark import PUBLISHED, benchmark_table, evaluate_on_split
-from glaciermap.features import VALID
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.plots import false_colour, layer_map, training_curves
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.ml.features import VALID
+from glaciermap.products.accuracy_table import PUBLISHED, benchmark_table, evaluate_on_split
+from glaciermap.products.plots import false_colour, layer_map, training_curves
 
 
 def test_evaluate_on_split_counts_only_test_chips(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Title and texts of each figure the plots module saves, by file name."""
-    import glaciermap.plots as plots
+    import glaciermap.products.plots as plots
 
     seen: dict[str, list[str]] = {}
     save = plots._save
@@ -135,7 +135,7 @@ def test_false_colour_for_every_band_set(
     prob = np.zeros((1, *grid.shape), np.float32)
     prob[0, 5:35, 5:45] = 0.9
     write_raster(tmp_path / "p.tif", prob, grid, ["probability"], nodata=np.nan)
-    from glaciermap.polygonize import polygonize_probability
+    from glaciermap.products.outlines import polygonize_probability
 
     polygonize_probability(tmp_path / "p.tif", tmp_path / "o.gpkg", "r", 2020)  # two layers
     with warnings.catch_warnings():
@@ -182,7 +182,7 @@ def test_region_metrics_split_clean_and_debris_ice_and_seeds(tmp_path: Path) -> 
     """evaluate_probability counts block by block (any block size gives the same counts),
     scores each ensemble member, and with debris labels scores clean and debris-covered ice
     apart: tp_x / (tp_x + fn_x + fp)."""
-    from glaciermap.evaluate import count_confusion, evaluate_probability
+    from glaciermap.products.metrics import count_confusion, evaluate_probability
 
     g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 1000, 600), 10)  # 60 x 100 px
     lab = np.zeros(g.shape, np.uint8)

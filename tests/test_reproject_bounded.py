@@ -20,11 +20,16 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
 
-import glaciermap.reproject as rp
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.reproject import block_windows, reproject_to_grid, warp_scale
-from glaciermap.sar import backscatter_stack, build_backscatter, build_coherence, coherence_stack
-from glaciermap.terrain import mosaic_to_grid
+import glaciermap.core.reproject as rp
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.reproject import block_windows, reproject_to_grid, warp_scale
+from glaciermap.ingest.sar import (
+    backscatter_stack,
+    build_backscatter,
+    build_coherence,
+    coherence_stack,
+)
+from glaciermap.ingest.terrain import mosaic_to_grid
 
 SIZE, TILE = 2048, 128  # scene pixels (0.0002 degrees, 41 x 45 km) and its tiles
 SCENE_TRANSFORM = Affine(0.0002, 0, 73.6, 0, -0.0002, 36.3)
@@ -147,7 +152,7 @@ def test_sar_stacks_read_only_the_region(tmp_path: Path, region: RegionGrid, red
 def test_out_of_range_coherence_written_block_by_block_leaves_no_file(
     tmp_path: Path, region: RegionGrid
 ) -> None:
-    from glaciermap.errors import InputDataError
+    from glaciermap.core.errors import InputDataError
 
     bad = _scene(tmp_path / "x_20210806_20210818_corr.tif", 3, 3.0)
     region.save(tmp_path / "grid.json")
@@ -215,7 +220,7 @@ def test_warp_scale_from_resolutions() -> None:
 def test_block_percentile_is_numpys() -> None:
     import warnings
 
-    from glaciermap.sar import _nanpercentile_sorting
+    from glaciermap.ingest.sar import _nanpercentile_sorting
 
     rng = np.random.default_rng(2)
     for dates in (1, 2, 3, 6):

@@ -13,9 +13,9 @@ import rasterio
 import yaml
 from data.rgbn30.data import BANDS, DN_SCALE, SHAPE, write_region
 
-from glaciermap.grid import RegionGrid
-from glaciermap.labels import rasterize_inventory
-from glaciermap.optical import build_optical_composite, discover_scenes
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.labels import rasterize_inventory
+from glaciermap.ingest.optical import build_optical_composite, discover_scenes
 
 
 @pytest.fixture(scope="module")

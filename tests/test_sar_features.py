@@ -7,18 +7,19 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.errors import InputDataError, MissingInputError, MissingLayerError
-from glaciermap.features import (
+from glaciermap.core.errors import InputDataError, MissingInputError, MissingLayerError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.io import band_names, read_bands
+from glaciermap.ingest.names import classify_sar_files
+from glaciermap.ingest.optical import COMMON_NAMES
+from glaciermap.ingest.sar import backscatter_stack, coherence_stack, to_db
+from glaciermap.ml.features import (
     FEATURE_SETS,
     VALID,
     build_feature_stack,
     feature_indices,
     normalized_difference,
 )
-from glaciermap.grid import RegionGrid
-from glaciermap.io import band_names, read_bands
-from glaciermap.optical import COMMON_NAMES
-from glaciermap.sar import backscatter_stack, classify_sar_files, coherence_stack, to_db
 
 
 def _geo(path: Path, value: np.ndarray) -> Path:

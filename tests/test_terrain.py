@@ -7,15 +7,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.errors import InputDataError
-from glaciermap.grid import RegionGrid
-from glaciermap.terrain import (
-    build_terrain,
-    copernicus_tile_bounds,
-    mosaic_to_grid,
-    select_dem_tiles,
-    slope_aspect,
-)
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.names import copernicus_tile_bounds, select_dem_tiles
+from glaciermap.ingest.terrain import build_terrain, mosaic_to_grid, slope_aspect
 
 
 def test_slope_aspect_of_a_plane() -> None:
@@ -140,7 +135,7 @@ def test_real_dem_hintereisferner(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_slope_file_blocks_match_in_memory(tmp_path: Path) -> None:
-    from glaciermap.terrain import slope_file
+    from glaciermap.ingest.terrain import slope_file
 
     rng = np.random.default_rng(0)
     dem = np.cumsum(np.cumsum(rng.normal(size=(300, 270)), 0), 1).astype(np.float32)

@@ -12,11 +12,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from glaciermap.features import VALID
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.models import build_cnn
-from glaciermap.tiles import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_blocks, make_tiles
-from glaciermap.train import (
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.ml.chips import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_blocks, make_tiles
+from glaciermap.ml.features import VALID
+from glaciermap.ml.models import build_cnn
+from glaciermap.ml.train import (
     CnnParams,
     PatchSampler,
     RfParams,
@@ -206,7 +206,7 @@ def test_ensemble_trains_one_member_per_seed(tmp_path: Path) -> None:
 
 
 def test_warmup_then_cosine() -> None:
-    from glaciermap.train import lr_factor
+    from glaciermap.ml.train import lr_factor
 
     f = [lr_factor(e, 20, 2) for e in range(20)]
     assert f[0] < f[1] < f[2] == pytest.approx(1.0)
@@ -214,7 +214,7 @@ def test_warmup_then_cosine() -> None:
 
 
 def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import glaciermap.train as tr
+    import glaciermap.ml.train as tr
 
     tiles = _toy_dataset(tmp_path)
     out = tmp_path / "m"
@@ -288,7 +288,7 @@ def test_rf_tuning_picks_by_grouped_cv() -> None:
 
 
 def test_chips_too_small_for_the_network_are_refused(tmp_path: Path) -> None:
-    from glaciermap.errors import ConfigError
+    from glaciermap.core.errors import ConfigError
 
     tiles = _toy_dataset(tmp_path)  # 32 px chips
     p = CnnParams(epochs=1, base_channels=4, depth=6)  # U-Net with 6 poolings wants 64 px
@@ -308,7 +308,7 @@ def test_train_rf_writes_cv_table(tmp_path: Path) -> None:
 
 def test_training_rejects_missing_layer(tmp_path: Path) -> None:
     """A feature set that needs the DEM, on a dataset without it: one clear message."""
-    from glaciermap.errors import MissingLayerError
+    from glaciermap.core.errors import MissingLayerError
 
     tiles = _toy_dataset(tmp_path)
     with pytest.raises(MissingLayerError, match="elevation"):
@@ -334,7 +334,7 @@ def test_rerun_after_outputs_deleted_restores_weights(
     # New tiles (same settings): a fresh training, not a resume.
     st = (tiles / "index.csv").stat()
     os.utime(tiles / "index.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    import glaciermap.train as tr
+    import glaciermap.ml.train as tr
 
     calls = {"n": 0}
     real = tr.predict_tiles
@@ -346,3 +346,13 @@ def test_rerun_after_outputs_deleted_restores_weights(
     monkeypatch.setattr(tr, "predict_tiles", counting)
     train_cnn(tiles, "optical", "unet", out, p)
     assert calls["n"] == 3
+
+
+def test_registry_is_in_step_with_the_implementations() -> None:
+    """The parse-time registry names exactly the networks and feature sets that exist."""
+    from glaciermap import registry
+    from glaciermap.ml.features import FEATURE_SETS
+    from glaciermap.ml.models import CNN_ARCHS
+
+    assert registry.CNN_ARCHS == tuple(CNN_ARCHS)
+    assert set(registry.FEATURESETS) == set(FEATURE_SETS)

@@ -153,6 +153,37 @@ def test_config_typo_is_one_line(tmp_path: Path, drop: str, add: str, where: str
     assert "Traceback" not in proc.stderr and "'regions'" not in proc.stderr
 
 
+PARSE_PROBE = """
+import atexit, sys
+heavy = ("torch", "sklearn", "glaciermap.synthetic.world", "glaciermap.synthetic.demo",
+         "rasterio.warp", "glaciermap.ml.train")
+atexit.register(lambda: print("IMPORTED", [m for m in heavy if m in sys.modules], file=sys.stderr))
+from snakemake.cli import main
+sys.argv = ["snakemake", *sys.argv[1:]]
+main()
+"""
+
+
+def test_parsing_the_workflow_imports_nothing_heavy(tmp_path: Path) -> None:
+    """Building the DAG (demo regions included) imports neither torch nor scikit-learn, nor
+    the demo world's physics, nor raster warping: the input catalogue lists files only."""
+    import subprocess
+    import sys
+
+    from workflow_helpers import REPO
+
+    wd = make_workdir(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, "-s", str(REPO / "Snakefile"), "-d", str(wd), "-n"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORTED")]
+    assert line == ["IMPORTED []"], proc.stderr[-3000:]
+
+
 def test_benchmark_test_on_a_training_member_is_refused(tmp_path: Path) -> None:
     """Scoring the table on a region/year the models were trained on is not held out: one
     line at DAG time."""

@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from glaciermap import world as W
-from glaciermap.grid import RegionGrid
+from glaciermap.core.grid import RegionGrid
+from glaciermap.synthetic import world as W
 
 BLOCK = 512
 C = W.CLASS_CODES

@@ -1,7 +1,7 @@
 """Rule benchmark_table: the table of models x feature sets."""
 
-from glaciermap.benchmark import benchmark_table
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.products.accuracy_table import benchmark_table
 
 with step_logging(snakemake.log[0]):
     pairs = [tuple(p) for p in snakemake.params.models]

@@ -1,8 +1,8 @@
 """Rule changes: two epochs of outlines -> per-glacier area change + change map."""
 
-from glaciermap.changes import write_changes
-from glaciermap.logs import step_logging
-from glaciermap.plots import change_map
+from glaciermap.core.logs import step_logging
+from glaciermap.products.changes import write_changes
+from glaciermap.products.plots import change_map
 
 with step_logging(snakemake.log[0]):
     w = snakemake.wildcards

@@ -1,7 +1,7 @@
 """Rule evaluate_model: pixel metrics of one model's probability against the inventory."""
 
-from glaciermap.evaluate import evaluate_probability
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.products.metrics import evaluate_probability
 
 with step_logging(snakemake.log[0]):
     inp = snakemake.input

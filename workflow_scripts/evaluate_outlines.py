@@ -1,7 +1,7 @@
 """Rule evaluate_outlines: metrics of the final outlines against the inventory."""
 
-from glaciermap.evaluate import evaluate_outlines
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.products.metrics import evaluate_outlines
 
 with step_logging(snakemake.log[0]):
     inp = snakemake.input

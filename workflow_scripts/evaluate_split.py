@@ -1,7 +1,7 @@
 """Rule evaluate_split: metrics of one model on the dataset's test chips."""
 
-from glaciermap.benchmark import evaluate_on_split
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.products.accuracy_table import evaluate_on_split
 
 with step_logging(snakemake.log[0]):
     inp, wc = snakemake.input, snakemake.wildcards

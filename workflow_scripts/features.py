@@ -1,7 +1,7 @@
 """Rule features: stack all layers of a region/year (DEM and SAR where it has them)."""
 
-from glaciermap.features import build_feature_stack
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.ml.features import build_feature_stack
 
 with step_logging(snakemake.log[0]):
     inp = snakemake.input

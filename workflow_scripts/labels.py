@@ -1,7 +1,7 @@
 """Rules labels and debris_labels: rasterize the inventory (or debris cover) on the grid."""
 
-from glaciermap.labels import build_labels
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.labels import build_labels
 
 with step_logging(snakemake.log[0]):
     inp = snakemake.input

@@ -1,7 +1,7 @@
 """Rule optical_composite: scenes of one epoch -> cloud-free composite on the grid."""
 
-from glaciermap.logs import step_logging
-from glaciermap.optical import build_optical_composite
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.optical import build_optical_composite
 
 with step_logging(snakemake.log[0]):
     opt = snakemake.params.optical

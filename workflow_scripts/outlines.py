@@ -1,8 +1,8 @@
 """Rule outlines: probability -> glacier outlines (GeoPackage layers glaciers, complexes)."""
 
-from glaciermap.io import open_raster
-from glaciermap.logs import step_logging
-from glaciermap.polygonize import polygonize_probability
+from glaciermap.core.io import open_raster
+from glaciermap.core.logs import step_logging
+from glaciermap.products.outlines import polygonize_probability
 
 
 def optional(name):

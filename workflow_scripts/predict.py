@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from glaciermap.logs import step_logging
-from glaciermap.predict import sliding_window_predict
+from glaciermap.core.logs import step_logging
+from glaciermap.ml.predict import sliding_window_predict
 
 with step_logging(snakemake.log[0]):
     sliding_window_predict(

@@ -1,7 +1,7 @@
 """Rule quicklooks: report maps of one region/year (a placeholder PNG for an absent layer)."""
 
-from glaciermap.logs import step_logging
-from glaciermap.plots import false_colour, layer_map
+from glaciermap.core.logs import step_logging
+from glaciermap.products.plots import false_colour, layer_map
 
 with step_logging(snakemake.log[0]):
     inp, out, wc = snakemake.input, snakemake.output, snakemake.wildcards

@@ -1,7 +1,7 @@
 """Rule region_grid: write the region's analysis grid."""
 
-from glaciermap.grid import RegionGrid
-from glaciermap.logs import step_logging
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.logs import step_logging
 
 with step_logging(snakemake.log[0]):
     spec = snakemake.params.spec

@@ -1,7 +1,7 @@
 """Rule sar_backscatter: per-date backscatter -> temporal mean/median in dB on the grid."""
 
-from glaciermap.logs import step_logging
-from glaciermap.sar import build_backscatter
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.sar import build_backscatter
 
 with step_logging(snakemake.log[0]):
     build_backscatter(

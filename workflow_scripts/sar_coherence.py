@@ -1,7 +1,7 @@
 """Rule sar_coherence: selected coherence pairs -> temporal mean/median on the grid."""
 
-from glaciermap.logs import step_logging
-from glaciermap.sar import build_coherence
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.sar import build_coherence
 
 with step_logging(snakemake.log[0]):
     p = snakemake.params

@@ -1,7 +1,7 @@
 """Rule slc_coherence: coherence of one co-registered SLC pair."""
 
-from glaciermap.insar import coherence_from_slc_files
-from glaciermap.logs import step_logging
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.insar import coherence_from_slc_files
 
 with step_logging(snakemake.log[0]):
     coherence_from_slc_files(

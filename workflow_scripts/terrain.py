@@ -1,7 +1,7 @@
 """Rule terrain: DEM tiles -> DEM, slope, aspect on the grid."""
 
-from glaciermap.logs import step_logging
-from glaciermap.terrain import build_terrain
+from glaciermap.core.logs import step_logging
+from glaciermap.ingest.terrain import build_terrain
 
 with step_logging(snakemake.log[0]):
     build_terrain(

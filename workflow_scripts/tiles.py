@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from glaciermap.logs import step_logging
-from glaciermap.tiles import TileSource, make_tiles
+from glaciermap.core.logs import step_logging
+from glaciermap.ml.chips import TileSource, make_tiles
 
 with step_logging(snakemake.log[0]):
     cfg = snakemake.params.cfg

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from glaciermap.logs import step_logging
-from glaciermap.train import RfParams, train_rf
+from glaciermap.core.logs import step_logging
+from glaciermap.ml.train import RfParams, train_rf
 
 with step_logging(snakemake.log[0]):
     train_rf(

@@ -1,7 +1,7 @@
 """Rule training_curves: loss and validation IoU per epoch."""
 
-from glaciermap.logs import step_logging
-from glaciermap.plots import training_curves
+from glaciermap.core.logs import step_logging
+from glaciermap.products.plots import training_curves
 
 with step_logging(snakemake.log[0]):
     wc = snakemake.wildcards

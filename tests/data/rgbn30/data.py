@@ -10,11 +10,11 @@ region ``rgbn30`` and the year 2002::
 
 and returns the paths and the ``region_config`` (crs, bounds, resolution_m, years) whose grid
 is the scene's pixel grid. The sidecar is ``<image name>.bands.yaml`` (``scene.tif.bands.yaml``):
-:func:`glaciermap.optical.read_generic_scene` finds the image by removing ``.bands.yaml``.
+:func:`glaciermap.ingest.optical.read_generic_scene` finds the image by removing ``.bands.yaml``.
 
 Terrain, glacier extent (balance-flux model), proglacial lakes, cast shadows and clouds come
-from :mod:`glaciermap.world` (physics grid 20 m). The glacier extent is then fixed on a 10 m
-subpixel grid, and the four bands are rendered here at 10 m and integrated to 30 m, so the
+from :mod:`glaciermap.synthetic.world` (physics grid 20 m). The glacier extent is then fixed
+on a 10 m subpixel grid, and the four bands are rendered here at 10 m and integrated to 30 m, so the
 edges are mixed pixels. What makes the scene hard, as real imagery of a glacierised range is:
 
 * snow and ice brightness varies: clean and dirty snow, firn, clean and dirty bare ice;
@@ -54,9 +54,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from glaciermap import world as W
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.terrain import horn_gradient
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.ingest.terrain import horn_gradient
+from glaciermap.synthetic import world as W
 
 REGION = "rgbn30"
 YEAR = 2002
@@ -115,7 +115,7 @@ def region_grid() -> RegionGrid:
 
 def _terrain(grid: RegionGrid, seed: int) -> NDArray[np.float64]:
     """Fractal terrain (m) with incised valleys on the physics grid (as
-    :func:`glaciermap.world.build_world`, with this scene's spectrum)."""
+    :func:`glaciermap.synthetic.world.build_world`, with this scene's spectrum)."""
     res = grid.resolution
     rng = np.random.default_rng(seed)
     h = W.fractal_surface(grid.shape, res, rng, TERRAIN_BETA, TERRAIN_WAVELENGTH_M)

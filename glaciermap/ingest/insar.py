@@ -18,8 +18,8 @@ import rasterio
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from glaciermap.errors import InputDataError
-from glaciermap.io import PathLike, atomic_path, open_raster
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.io import PathLike, atomic_path, open_raster
 
 log = logging.getLogger(__name__)
 

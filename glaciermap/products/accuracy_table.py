@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from rasterio.windows import Window
 
-from glaciermap.errors import InputDataError
-from glaciermap.evaluate import Counts, count_confusion, metrics_with_seeds
-from glaciermap.grid import grid_of
-from glaciermap.io import PathLike, atomic_path, read_json, write_json
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.grid import grid_of
+from glaciermap.core.io import PathLike, atomic_path, read_json, write_json
+from glaciermap.products.metrics import Counts, count_confusion, metrics_with_seeds
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ import shapely
 from numpy.typing import NDArray
 from pyproj import CRS
 
-from glaciermap.errors import InputDataError
-from glaciermap.io import PathLike, atomic_path
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.io import PathLike, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def glacier_changes(
 
 
 def read_complexes(path: PathLike) -> gpd.GeoDataFrame:
-    """The ``complexes`` layer of a :mod:`glaciermap.polygonize` GeoPackage, or the only
+    """The ``complexes`` layer of a :mod:`glaciermap.products.outlines` GeoPackage, or the only
     layer of any other outlines file."""
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]

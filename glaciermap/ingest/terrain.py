@@ -10,7 +10,6 @@ clockwise from north (0 = north-facing, 90 = east), NaN where flat.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,42 +22,12 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.io import PathLike, atomic_path, open_raster
-from glaciermap.reproject import CONTINUOUS, block_windows, warp_options, warp_window
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 
 log = logging.getLogger(__name__)
-
-_COP_RE = re.compile(
-    r"Copernicus_DSM_(?:COG_)?(?P<res>\d{2})_(?P<ns>[NS])(?P<lat>\d{2})_00_(?P<ew>[EW])"
-    r"(?P<lon>\d{3})_00_DEM\.tif$",
-    re.IGNORECASE,
-)
-
-
-def copernicus_tile_bounds(name: str) -> tuple[float, float, float, float] | None:
-    """(west, south, east, north) in degrees of a Copernicus DEM tile name, else None."""
-    m = _COP_RE.search(name)
-    if not m:
-        return None
-    lat = int(m["lat"]) * (1 if m["ns"].upper() == "N" else -1)
-    lon = int(m["lon"]) * (1 if m["ew"].upper() == "E" else -1)
-    return (float(lon), float(lat), float(lon + 1), float(lat + 1))
-
-
-def select_dem_tiles(
-    files: Sequence[PathLike], bounds_lonlat: tuple[float, float, float, float]
-) -> list[Path]:
-    """DEM files whose Copernicus tile name intersects ``bounds_lonlat``; files not named like
-    Copernicus tiles are all kept (their footprint is checked when mosaicking)."""
-    w, s, e, n = bounds_lonlat
-    keep = []
-    for f in map(Path, files):
-        b = copernicus_tile_bounds(f.name)
-        if b is None or (b[0] < e and b[2] > w and b[1] < n and b[3] > s):
-            keep.append(f)
-    return sorted(keep)
 
 
 def mosaic_to_grid(

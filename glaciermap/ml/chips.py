@@ -34,10 +34,10 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from glaciermap.errors import InputDataError
-from glaciermap.features import VALID, stack_layers
-from glaciermap.grid import grid_of
-from glaciermap.io import PathLike, atomic_path, read_bands, write_json
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.grid import grid_of
+from glaciermap.core.io import PathLike, atomic_path, read_bands, write_json
+from glaciermap.ml.features import VALID, stack_layers
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,6 @@ def assign_blocks(
     split[order[:n_test]] = "test"
     split[order[n_test : n_test + n_val]] = "val"
     return split.reshape(n_rows, n_cols)
-
-
-def blocks_per_member(shape: tuple[int, int], tile_size: int, block_tiles: int) -> int:
-    """How many split blocks a grid of ``shape`` pixels gives (padded to whole chips)."""
-    nr, nc = -(-shape[0] // tile_size), -(-shape[1] // tile_size)
-    return -(-nr // block_tiles) * -(-nc // block_tiles)
 
 
 def buffer_mask(split_px: NDArray[np.uint8], buffer_px: int) -> NDArray[np.bool_]:

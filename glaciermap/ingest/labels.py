@@ -16,9 +16,9 @@ import rasterio.features
 import shapely
 from numpy.typing import NDArray
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid, write_raster
-from glaciermap.io import PathLike
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.io import PathLike
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 from numpy.typing import NDArray
 
-from glaciermap.errors import InputDataError, MissingInputError
+from glaciermap.core.errors import InputDataError, MissingInputError
 
 PathLike = str | os.PathLike[str]
 

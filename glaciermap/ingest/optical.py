@@ -29,10 +29,10 @@ import rasterio.warp
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid
-from glaciermap.io import PathLike, atomic_path, open_raster
-from glaciermap.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
 
 log = logging.getLogger(__name__)
 

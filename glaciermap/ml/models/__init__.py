@@ -6,10 +6,10 @@ from typing import Any
 
 from torch import nn
 
-from glaciermap.errors import ConfigError
-from glaciermap.models.deeplab import DeepLabV3Plus
-from glaciermap.models.segnet import SegNet
-from glaciermap.models.unet import UNet
+from glaciermap.core.errors import ConfigError
+from glaciermap.ml.models.deeplab import DeepLabV3Plus
+from glaciermap.ml.models.segnet import SegNet
+from glaciermap.ml.models.unet import UNet
 
 CNN_ARCHS: dict[str, type[nn.Module]] = {
     "unet": UNet,

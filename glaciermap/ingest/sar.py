@@ -20,7 +20,6 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,41 +27,21 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import InputDataError, MissingInputError
-from glaciermap.grid import RegionGrid
-from glaciermap.io import PathLike, atomic_path, open_raster
-from glaciermap.reproject import CONTINUOUS, block_windows, warp_options, warp_window
+from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
+from glaciermap.ingest.names import (
+    COPOL,
+    CROSSPOL,
+    LAYER_COHERENCE,
+    LAYER_COPOL_DB,
+    LAYER_CROSSPOL_DB,
+    SarFile,
+    classify_sar_files,
+)
 
 log = logging.getLogger(__name__)
-
-_POL_RE = re.compile(r"_(VV|VH|HH|HV)\.tiff?$", re.IGNORECASE)
-_DATE_RE = re.compile(r"(?<!\d)((?:19|20)\d{6})(?!\d)")
-COPOL, CROSSPOL = ("VV", "HH"), ("VH", "HV")
-LAYER_COPOL_DB, LAYER_CROSSPOL_DB = "sar_copol_db", "sar_crosspol_db"
-LAYER_COHERENCE = "sar_copol_coherence"
-
-
-@dataclass(frozen=True)
-class SarFile:
-    path: Path
-    kind: str  # "backscatter" or "coherence"
-    pol: str  # VV/VH/HH/HV for backscatter, "copol" for coherence
-    dates: tuple[str, ...]
-
-
-def classify_sar_files(files: Sequence[PathLike]) -> list[SarFile]:
-    """Recognise backscatter and coherence files by name; others are ignored."""
-    out = []
-    for f in sorted(map(Path, files)):
-        name = f.name
-        dates = tuple(_DATE_RE.findall(name))
-        if name.lower().endswith(("_corr.tif", "_corr.tiff")) or "coh" in name.lower():
-            out.append(SarFile(f, "coherence", "copol", dates))
-            continue
-        m = _POL_RE.search(name)
-        if m:
-            out.append(SarFile(f, "backscatter", m.group(1).upper(), dates))
-    return out
 
 
 def to_db(power: NDArray[np.floating], floor: float = 1e-6) -> NDArray[np.float32]:
@@ -119,7 +98,7 @@ def reduced_blocks(
     block: int | None = None,
 ) -> Iterator[tuple[Window, NDArray[np.float32]]]:
     """Per-pixel ``mean``, ``median`` or percentile (``p10`` ... ``p90``) over files on the
-    grid, in the power domain, one window (:func:`~glaciermap.reproject.block_windows`) at a
+    grid, in the power domain, one window (:func:`~glaciermap.core.reproject.block_windows`) at a
     time; an error after the last window if no file overlaps the grid.
 
     Each file is warped onto the window alone, reading only the source blocks under it. The

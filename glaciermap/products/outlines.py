@@ -46,9 +46,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 from shapely.geometry import shape
 
-from glaciermap.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.io import PathLike, atomic_path, read_bands
-from glaciermap.labels import read_inventory
+from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
+from glaciermap.core.io import PathLike, atomic_path, read_bands
+from glaciermap.ingest.labels import read_inventory
 
 log = logging.getLogger(__name__)
 

@@ -54,11 +54,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from glaciermap.grid import RegionGrid
-from glaciermap.terrain import horn_gradient, horn_gradient_padded
-
-WORLD_RES_M = 10.0
-"""Spacing of the rendered world (that of Sentinel-2's finest bands)."""
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.terrain import horn_gradient, horn_gradient_padded
+from glaciermap.synthetic.layout import MAX_PHYS_CELLS, SEASONAL_SNOW, WORLD_RES_M
 
 OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 OPTICAL_SENSORS = ("sentinel-2", "landsat-5")
@@ -166,7 +164,6 @@ SAR_LOOK_AZIMUTH_DEG = 100.0  # horizontal look direction sensor -> ground (desc
 SAR_INCIDENCE_DEG = 38.0
 SAR_LOOKS = 4.0  # equivalent number of looks of one 10 m sample
 
-MAX_PHYS_CELLS = 1_500_000
 MIN_PHYS_RES_M = 20.0
 
 
@@ -568,9 +565,6 @@ def radar_shadow(
 
 
 # --------------------------------------------------------------------------- the world
-
-SEASONAL_SNOW = 0.3
-"""Default amount of seasonal snow off the glaciers (see :class:`EpochState`)."""
 
 
 def _bilinear(

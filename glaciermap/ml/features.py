@@ -19,7 +19,7 @@ allow, or the ``derived`` selection):
   over the finite pixels of the window inside the region (so nodata and the region edge
   shrink the window instead of spreading NaN); NaN where ``brightness`` itself is NaN.
 
-The stack is written block by block (:func:`glaciermap.reproject.block_windows`) with a halo of
+The stack is written block by block (:func:`glaciermap.core.reproject.block_windows`) with a halo of
 ``texture_px // 2`` pixels for the texture, so memory depends on the block size, not on the
 region, and the result does not depend on the block size.
 """
@@ -37,12 +37,12 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import ConfigError, InputDataError, MissingLayerError
-from glaciermap.grid import RegionGrid, check_same_grid
-from glaciermap.io import PathLike, atomic_path, band_names, open_raster
-from glaciermap.optical import COMMON_NAMES
-from glaciermap.reproject import block_windows
-from glaciermap.sar import LAYER_COHERENCE, LAYER_COPOL_DB, LAYER_CROSSPOL_DB
+from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
+from glaciermap.core.grid import RegionGrid, check_same_grid
+from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+from glaciermap.core.reproject import block_windows
+from glaciermap.ingest.names import LAYER_COHERENCE, LAYER_COPOL_DB, LAYER_CROSSPOL_DB
+from glaciermap.ingest.optical import COMMON_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,6 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Input kinds (rules/common.smk feature_inputs) each feature set needs.
-FEATURESET_INPUTS: dict[str, frozenset[str]] = {
-    "rgbn": frozenset({"optical"}),
-    "optical": frozenset({"optical"}),
-    "optical_dem": frozenset({"optical", "dem"}),
-    "optical_dem_sar": frozenset({"optical", "dem", "backscatter", "coherence"}),
-}
 VALID = "valid"
 
 BRIGHTNESS_BANDS = ("blue", "green", "red", "nir")

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rasterio.warp
+from pyproj import Transformer
 
-from glaciermap import demo
-from glaciermap.errors import ConfigError, MissingInputError
-from glaciermap.grid import RegionGrid
-from glaciermap.sar import classify_sar_files
-from glaciermap.terrain import select_dem_tiles
+from glaciermap.core.errors import ConfigError, MissingInputError
+from glaciermap.core.grid import RegionGrid
+from glaciermap.ingest.names import classify_sar_files, select_dem_tiles
+from glaciermap.synthetic import layout as demo
 
 _SLC_RE = re.compile(r"((?:19|20)\d{6})(?:T\d{6})?_SLC\.tiff?$", re.IGNORECASE)
 # Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
@@ -210,7 +209,8 @@ class InputCatalog:
         folder = f"{self.data_dir(region)}/dem"
         files = [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
         g = self.grid(region)
-        w, s, e, n = rasterio.warp.transform_bounds(g.rio_crs, "EPSG:4326", *g.bounds)
+        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
+        w, s, e, n = to_geo.transform_bounds(*g.bounds, densify_pts=21)
         sel = [str(p) for p in select_dem_tiles(files, (w - 0.01, s - 0.01, e + 0.01, n + 0.01))]
         return sel or Missing(
             folder, DEM_HELP + f" covering lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}"

@@ -31,8 +31,8 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from glaciermap.grid import RegionGrid
-from glaciermap.io import PathLike, atomic_path, open_raster
+from glaciermap.core.grid import RegionGrid
+from glaciermap.core.io import PathLike, atomic_path, open_raster
 
 CONTINUOUS = Resampling.bilinear
 CATEGORICAL = Resampling.nearest

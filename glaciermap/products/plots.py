@@ -22,9 +22,9 @@ import pyogrio
 from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
-from glaciermap.errors import InputDataError
-from glaciermap.io import PathLike, atomic_path, band_names, open_raster
-from glaciermap.labels import read_inventory
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+from glaciermap.ingest.labels import read_inventory
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def training_curves(history: PathLike, dest: PathLike, title: str = "") -> None:
 
 def change_map(changes: PathLike, dest: PathLike, title: str = "") -> None:
     """Glacier complexes coloured by area change (% of the first epoch), with lost ground in
-    red and gained ground in blue (layers of a :mod:`glaciermap.changes` GeoPackage)."""
+    red and gained ground in blue (layers of a :mod:`glaciermap.products.changes` GeoPackage)."""
     glaciers = gpd.read_file(changes, layer="glaciers")
     lost = gpd.read_file(changes, layer="lost")
     gained = gpd.read_file(changes, layer="gained")

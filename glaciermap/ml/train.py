@@ -1,6 +1,6 @@
 """Training: random forest (scikit-learn) and CNNs (PyTorch) on a dataset's pixel store.
 
-* Both models learn only from train pixels of the store (``glaciermap.tiles``): pixels of
+* Both models learn only from train pixels of the store (``glaciermap.ml.chips``): pixels of
   train blocks farther than the buffer from any held-out block. Normalisation statistics
   (per-layer mean and standard deviation) come from those pixels only; missing values become 0
   after normalisation (the layer mean).
@@ -19,7 +19,7 @@
   tuned by cross-validation with folds of whole spatial blocks.
 * Both take the feature set's layers plus, when ``derived`` is on, the derived layers
   (brightness, band ratios, texture) computable from them
-  (:func:`glaciermap.features.model_layers`).
+  (:func:`glaciermap.ml.features.model_layers`).
 
 Every model directory holds ``norm.json`` (layers, mean, std), ``history.csv`` and
 ``config.json`` (what was used, with the package version).
@@ -45,12 +45,12 @@ from numpy.typing import NDArray
 from torch import nn
 
 from glaciermap import __version__
-from glaciermap.errors import ConfigError, InputDataError
-from glaciermap.evaluate import confusion_metrics, metrics_from_counts
-from glaciermap.features import model_layers
-from glaciermap.io import PathLike, atomic_path, read_json, write_json
-from glaciermap.models import build_cnn
-from glaciermap.tiles import IGNORE, SPLIT_CODES
+from glaciermap.core.errors import ConfigError, InputDataError
+from glaciermap.core.io import PathLike, atomic_path, read_json, write_json
+from glaciermap.ml.chips import IGNORE, SPLIT_CODES
+from glaciermap.ml.features import model_layers
+from glaciermap.ml.models import build_cnn
+from glaciermap.products.metrics import confusion_metrics, metrics_from_counts
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ import torch
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import MissingInputError
-from glaciermap.features import VALID
-from glaciermap.grid import grid_of
-from glaciermap.io import PathLike, atomic_path, band_names, open_raster, read_json
-from glaciermap.models import build_cnn
-from glaciermap.reproject import block_windows
-from glaciermap.train import normalise, resolve_device
+from glaciermap.core.errors import MissingInputError
+from glaciermap.core.grid import grid_of
+from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster, read_json
+from glaciermap.core.reproject import block_windows
+from glaciermap.ml.features import VALID
+from glaciermap.ml.models import build_cnn
+from glaciermap.ml.train import normalise, resolve_device
 
 log = logging.getLogger(__name__)
 

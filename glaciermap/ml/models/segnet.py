@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from glaciermap.models.unet import conv_block
+from glaciermap.ml.models.unet import conv_block
 
 
 class SegNet(nn.Module):

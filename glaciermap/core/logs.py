@@ -1,7 +1,7 @@
 """Logging for workflow steps and the command line.
 
 :func:`step_logging` sends log records to a job's log file (and stderr) and turns a
-:class:`~glaciermap.errors.GlacierMapError` into one clear line and exit code 1, instead of a
+:class:`~glaciermap.core.errors.GlacierMapError` into one clear line and exit code 1, instead of a
 traceback: bad input is the user's to fix, a traceback is for bugs.
 """
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from glaciermap.errors import GlacierMapError
+from glaciermap.core.errors import GlacierMapError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -18,12 +18,12 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.errors import InputDataError
-from glaciermap.features import VALID
-from glaciermap.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.io import PathLike, band_names, open_raster, read_bands, write_json
-from glaciermap.labels import rasterize_inventory
-from glaciermap.reproject import shape_windows
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
+from glaciermap.core.io import PathLike, band_names, open_raster, read_bands, write_json
+from glaciermap.core.reproject import shape_windows
+from glaciermap.ingest.labels import rasterize_inventory
+from glaciermap.ml.features import VALID
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from glaciermap.errors import ConfigError, GridMismatchError
-from glaciermap.io import PathLike, atomic_path, open_raster, read_json, write_json
+from glaciermap.core.errors import ConfigError, GridMismatchError
+from glaciermap.core.io import PathLike, atomic_path, open_raster, read_json, write_json
 
 
 @dataclass(frozen=True)

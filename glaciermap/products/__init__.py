@@ -1,0 +1,1 @@
+"""Products: glacier outlines, changes between epochs, metrics, accuracy tables, plots."""

@@ -1,0 +1,1 @@
+"""The synthetic demo world and its rendering into real product formats."""
