@@ -9,6 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import rasterio
+import yaml
 from workflow_helpers import make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -43,6 +44,39 @@ def test_outputs_are_sound(done: Path) -> None:
         "logs/predict/demo_2021/unet_optical_dem_sar.log",
     ):
         assert (done / log).stat().st_size > 0
+
+
+def test_readme_notebook_example_runs_and_matches_the_workflow(
+    done: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's notebook block runs as written in a finished run; its prediction is the
+    workflow's (same window/overlap: the same numbers) and comes back georeferenced."""
+    import re
+
+    import numpy as np
+    from workflow_helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- notebook-example.*?```python\n(.*?)```", readme, re.S)
+    assert block, "README lost its notebook example"
+    monkeypatch.chdir(done)
+    scope: dict[str, object] = {}
+    exec(compile(block.group(1), "README.md", "exec"), scope)
+    import glaciermap as gm
+
+    features, glaciers = scope["features"], scope["glaciers"]
+    assert features.rio.crs.to_epsg() == 32643 and "ndsi" in list(features["band"].values)
+    assert len(glaciers) > 0 and glaciers.crs.to_epsg() == 32643
+    assert set(scope["change"]) == {"glaciers", "lost", "gained"}
+    cfg = yaml.safe_load((done / "config/config.yaml").read_text())["inference"]
+    mine = gm.predict(
+        features, "results/models/demo/unet_optical_dem_sar", cfg["window"], cfg["overlap"]
+    )
+    theirs = gm.open_raster("results/probability/demo_2021/unet_optical_dem_sar.tif", load=True)
+    assert mine.rio.transform() == theirs.rio.transform()
+    np.testing.assert_allclose(
+        mine.sel(band="probability").values, theirs.sel(band="probability").values, atol=1e-5
+    )
 
 
 def test_glacier_change_between_epochs(done: Path) -> None:
