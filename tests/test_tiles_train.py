@@ -356,3 +356,42 @@ def test_registry_is_in_step_with_the_implementations() -> None:
 
     assert registry.CNN_ARCHS == tuple(CNN_ARCHS)
     assert set(registry.FEATURESETS) == set(FEATURE_SETS)
+
+
+def _schema_defaults(*keys: str) -> dict[str, object]:
+    import yaml
+    from workflow_helpers import REPO
+
+    node = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    for k in keys:
+        node = node["properties"][k]
+    return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
+
+
+@pytest.mark.parametrize(
+    ("section", "fn"),
+    [
+        (("training", "cnn"), "CnnParams"),
+        (("training", "rf"), "RfParams"),
+        (("polygonize",), "polygonize_probability"),
+    ],
+)
+def test_code_defaults_are_the_schema_defaults(section: tuple[str, ...], fn: str) -> None:
+    """The schema is the one source of defaults: the parameter classes and functions that
+    take a section's keys default to exactly the schema's values and know every key."""
+    import dataclasses
+    import inspect
+
+    import glaciermap.ml.train as tr
+    from glaciermap.products import outlines
+
+    schema = _schema_defaults(*section)
+    if fn.endswith("Params"):
+        code = {f.name: f.default for f in dataclasses.fields(getattr(tr, fn))}
+    else:
+        sig = inspect.signature(getattr(outlines, fn))
+        code = {k: p.default for k, p in sig.parameters.items()}
+    for key, default in schema.items():
+        assert key in code, f"{fn} does not take {'.'.join(section)}.{key}"
+        value = list(code[key]) if isinstance(code[key], tuple) else code[key]
+        assert value == default, f"{'.'.join(section)}.{key}: schema {default!r}, code {value!r}"
