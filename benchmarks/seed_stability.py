@@ -74,6 +74,7 @@ def main() -> None:
             str(root),
             "--cores",
             "2",
+            "--rerun-incomplete",  # a killed run resumes (training from its checkpoints)
             f"tables/{dataset}_benchmark.md",
         ],
         check=True,
