@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from rasterio.crs import CRS
 
 from glaciermap.core.errors import ConfigError, GridMismatchError
-from glaciermap.core.io import PathLike, atomic_path, open_raster, read_json, write_json
+from glaciermap.core.io import PathLike, open_raster, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -159,11 +159,7 @@ def write_raster(
         )
     if len(names) != data.shape[0]:
         raise ValueError(f"{dest}: {len(names)} names for {data.shape[0]} bands")
-    profile = grid.profile(count=data.shape[0], dtype=str(data.dtype), nodata=nodata)
-    with atomic_path(dest) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            for i, name in enumerate(names, start=1):
-                dst.set_band_description(i, name)
-            if tags:
-                dst.update_tags(**tags)
+    from glaciermap.core.raster import grid_writer  # the engine builds on this module
+
+    with grid_writer(dest, grid, names, str(data.dtype), nodata, tags) as dst:
+        dst.write(data)

@@ -31,7 +31,8 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.io import PathLike, open_raster
+from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
 
 log = logging.getLogger(__name__)
@@ -507,18 +508,17 @@ def build_optical_composite(
     for sc in scenes:
         log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
     names = present_bands(scenes)
-    profile = grid.profile(count=len(names) + 1, dtype="float32", nodata=np.nan)
     covered = 0
     with ExitStack() as stack:
         readers = [_SceneReader(sc, grid, stack, threads) for sc in scenes]
-        tmp = stack.enter_context(atomic_path(dest))
-        dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
-        for i, name in enumerate([*names, "clear_count"], start=1):
-            dst.set_band_description(i, name)
-        dst.update_tags(
-            SENSOR=",".join(sorted({s.sensor for s in scenes})),
-            ACQUISITION_DATES=",".join(s.date for s in scenes),
-            COMPOSITE=method,
+        tags = {
+            "SENSOR": ",".join(sorted({s.sensor for s in scenes})),
+            "ACQUISITION_DATES": ",".join(s.date for s in scenes),
+            "COMPOSITE": method,
+        }
+        layers = [*names, "clear_count"]
+        dst = stack.enter_context(
+            grid_writer(dest, grid, layers, "float32", np.nan, tags, units=["1"] * len(layers))
         )
         for win in block_windows(grid, block):
             med, count = _composite_block(readers, win, names, method, target_doy)

@@ -29,7 +29,8 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.io import PathLike, open_raster
+from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 from glaciermap.ingest.names import (
     COPOL,
@@ -272,19 +273,18 @@ def _write_blocks(
     cache bounded to ``cache_mb``. ``check`` gets the range of the values written (min, max;
     NaN when all are NaN) before ``dest`` appears and may raise to discard it."""
     lo, hi = np.inf, -np.inf
-    profile = grid.profile(count=len(layers), dtype="float32", nodata=np.nan)
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb), atomic_path(dest) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i, (name, blocks) in enumerate(layers, start=1):
-                dst.set_band_description(i, name)
+    names = [name for name, _ in layers]
+    units = ["dB" if name.endswith("_db") else "1" for name in names]
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+        with grid_writer(dest, grid, names, "float32", np.nan, tags, units=units) as dst:
+            for i, (_, blocks) in enumerate(layers, start=1):
                 for win, data in blocks:
                     if np.isfinite(data).any():
                         lo = min(lo, float(np.nanmin(data)))
                         hi = max(hi, float(np.nanmax(data)))
                     dst.write(data, i, window=win)
-            dst.update_tags(**tags)
-        if check is not None:
-            check(*((lo, hi) if lo <= hi else (np.nan, np.nan)))
+            if check is not None:  # may raise: then nothing is written
+                check(*((lo, hi) if lo <= hi else (np.nan, np.nan)))
 
 
 def _db_blocks(

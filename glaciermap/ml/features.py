@@ -39,7 +39,8 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
 from glaciermap.core.grid import RegionGrid, check_same_grid
-from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+from glaciermap.core.io import PathLike, band_names, open_raster
+from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import block_windows
 from glaciermap.ingest.names import LAYER_COHERENCE, LAYER_COPOL_DB, LAYER_CROSSPOL_DB
 from glaciermap.ingest.optical import COMMON_NAMES
@@ -63,6 +64,18 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 }
 # Input kinds (rules/common.smk feature_inputs) each feature set needs.
 VALID = "valid"
+
+
+def layer_unit(name: str) -> str:
+    """The unit of a feature layer (band metadata): reflectance and ratios are unitless."""
+    if name == "elevation":
+        return "m"
+    if name == "slope":
+        return "degree"
+    if name.endswith("_db"):
+        return "dB"
+    return "1"
+
 
 BRIGHTNESS_BANDS = ("blue", "green", "red", "nir")
 RATIO_EPS = 0.01
@@ -320,7 +333,6 @@ def build_feature_stack(
             others.append((src, idx))
             names += got
         names += [derived_layer_name(k, texture_px) for k in keys]
-        profile = grid.profile(count=len(names) + 1, dtype="float32", nodata=np.nan)
         windows = list(block_windows(grid, block))
         n_valid = 0
         log.info(
@@ -330,11 +342,16 @@ def build_feature_stack(
             block,
             texture_px,
         )
-        tmp = stack.enter_context(atomic_path(dest))
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i, name in enumerate([*names, VALID], start=1):
-                dst.set_band_description(i, name)
-            dst.update_tags(texture_px=str(texture_px), ratio_eps=str(RATIO_EPS))
+        layers = [*names, VALID]
+        with grid_writer(
+            dest,
+            grid,
+            layers,
+            "float32",
+            np.nan,
+            tags={"texture_px": str(texture_px), "ratio_eps": str(RATIO_EPS)},
+            units=[layer_unit(n) for n in layers],
+        ) as dst:
             for n, win in enumerate(windows, start=1):
                 data = _stack_block(
                     grid, win, halo, opt_src, opt_idx, present, others, keys, texture_px

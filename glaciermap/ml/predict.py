@@ -33,7 +33,8 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import MissingInputError
 from glaciermap.core.grid import grid_of
-from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster, read_json
+from glaciermap.core.io import PathLike, band_names, open_raster, read_json
+from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import block_windows
 from glaciermap.ml.features import VALID
 from glaciermap.ml.models import build_cnn
@@ -211,16 +212,13 @@ def sliding_window_predict(
     grid = grid_of(features)
     block = max(256, block // 256 * 256)
     n_members = len(lm.nets) if len(lm.nets) > 1 else 0
-    prof = grid.profile(count=2 + n_members, dtype="float32", nodata=np.nan)
+    names = ["probability", "uncertainty", *(f"probability_member_{m}" for m in range(n_members))]
     t0 = time.time()
     nblocks = math.ceil(grid.height / block) * math.ceil(grid.width / block)
-    with open_raster(features) as src, atomic_path(dest) as tmp:
-        with rasterio.open(tmp, "w", **prof) as dst:
-            dst.set_band_description(1, "probability")
-            dst.set_band_description(2, "uncertainty")
-            for m in range(n_members):
-                dst.set_band_description(3 + m, f"probability_member_{m}")
-            dst.update_tags(MODEL=str(model_dir), ARCH=lm.arch, LAYERS=",".join(lm.layers))
+    tags = {"MODEL": str(model_dir), "ARCH": lm.arch, "LAYERS": ",".join(lm.layers)}
+    with open_raster(features) as src:
+        # The region's probability is a product people open in a GIS: a COG with overviews.
+        with grid_writer(dest, grid, names, "float32", np.nan, tags, cog=True) as dst:
             for n, win in enumerate(block_windows(grid, block), 1):
                 r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
                 if lm.arch == "rf":
