@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,8 +23,9 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
-from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.raster import grid_writer, halo_windows
 from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,40 @@ def mosaic_to_grid(
     plus one window and GDAL's block cache, bounded to ``cache_mb``, whatever the size and
     number of the tiles.
     """
+    dem = np.full(grid.shape, np.nan, dtype=np.float32)
+    for win, part in mosaic_blocks(files, grid, threads, block, cache_mb):
+        dem[win.toslices()] = part
+    _check_cover(files, grid, int(np.isnan(dem).sum()))
+    return dem
+
+
+def mosaic_blocks(
+    files: Sequence[PathLike],
+    grid: RegionGrid,
+    threads: int = 1,
+    block: int = 1024,
+    cache_mb: int = 64,
+) -> Iterator[tuple[Window, NDArray[np.float32]]]:
+    """The DEM mosaic window by window (first file wins where tiles overlap): each file is
+    warped onto one window at a time, so memory is one window whatever the region size."""
     if not files:
         raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
-    dem = np.full(grid.shape, np.nan, dtype=np.float32)
     with rasterio.Env(GDAL_CACHEMAX=cache_mb), ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(f)) for f in files]
         opts = [warp_options(src, grid) for src in srcs]
         for win in block_windows(grid, block):
-            part_of_dem = dem[win.toslices()]  # a view: filled in place
+            out = np.full((int(win.height), int(win.width)), np.nan, dtype=np.float32)
             for src, opt in zip(srcs, opts, strict=True):
-                if not np.isnan(part_of_dem).any():
+                if not np.isnan(out).any():
                     break  # the window is full: later files would not win anywhere
                 part = warp_window(src, grid, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
-                fill = np.isnan(part_of_dem) & np.isfinite(part)
-                part_of_dem[fill] = part[fill]
-    missing = float(np.isnan(dem).mean())
+                fill = np.isnan(out) & np.isfinite(part)
+                out[fill] = part[fill]
+            yield win, out
+
+
+def _check_cover(files: Sequence[PathLike], grid: RegionGrid, n_missing: int) -> None:
+    missing = n_missing / (grid.width * grid.height)
     if missing > 0.5:
         raise InputDataError(
             f"DEM files {[Path(f).name for f in files]} cover only {1 - missing:.0%} of the "
@@ -66,7 +86,6 @@ def mosaic_to_grid(
         )
     if missing > 0:
         log.warning("DEM leaves %.2f%% of the region without elevation", 100 * missing)
-    return dem
 
 
 def horn_gradient(
@@ -129,7 +148,12 @@ def slope_aspect(
     dem: NDArray[Any], res_m: float, res_y_m: float | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Slope (degrees) and aspect (degrees clockwise from north, NaN where flat)."""
-    dzdx, dzdy = horn_gradient(dem, res_m, res_y_m or res_m)
+    return _slope_aspect_from_gradient(*horn_gradient(dem, res_m, res_y_m or res_m))
+
+
+def _slope_aspect_from_gradient(
+    dzdx: NDArray[np.float32], dzdy: NDArray[np.float32]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     slope = _slope_deg(dzdx, dzdy)
     # Downslope direction is -grad; azimuth from north, clockwise.
     azimuth = np.degrees(np.arctan2(-dzdx, -dzdy)) % 360.0
@@ -198,14 +222,47 @@ def build_terrain(
     slope_dest: PathLike,
     aspect_dest: PathLike,
     threads: int = 1,
+    block: int = 1024,
 ) -> None:
-    """Mosaic DEM tiles on the region grid and write DEM, slope and aspect."""
+    """Mosaic DEM tiles on the region grid and write DEM, slope and aspect, block by block
+    (memory: a few blocks whatever the region size; results independent of ``block``)."""
     grid = RegionGrid.load(grid_path)
     for f in files:
         with open_raster(f):
             pass  # fail early with a clear message on an unreadable tile
-    dem = mosaic_to_grid(files, grid, threads)
-    slope, aspect = slope_aspect(dem, grid.resolution, abs(grid.transform.e))
-    write_raster(dem_dest, dem, grid, ["elevation"], nodata=np.nan, tags={"UNITS": "m"})
-    write_raster(slope_dest, slope, grid, ["slope"], nodata=np.nan, tags={"UNITS": "degree"})
-    write_raster(aspect_dest, aspect, grid, ["aspect"], nodata=np.nan, tags={"UNITS": "degree"})
+    n_missing = 0
+    with grid_writer(
+        dem_dest, grid, ["elevation"], "float32", np.nan, {"UNITS": "m"}, units=["m"]
+    ) as dst:
+        for win, part in mosaic_blocks(files, grid, threads, block):
+            n_missing += int(np.isnan(part).sum())
+            dst.write(part[None], window=win)
+        _check_cover(files, grid, n_missing)  # raises before dem_dest appears
+    deg = {"UNITS": "degree"}
+    with (
+        open_raster(dem_dest) as src,
+        grid_writer(slope_dest, grid, ["slope"], "float32", np.nan, deg, ["degree"]) as sd,
+        grid_writer(aspect_dest, grid, ["aspect"], "float32", np.nan, deg, ["degree"]) as ad,
+    ):
+        for win, z in _halo_blocks(src, grid, block):
+            dzdx, dzdy = horn_gradient_padded(z, grid.resolution, abs(grid.transform.e))
+            slope, aspect = _slope_aspect_from_gradient(dzdx, dzdy)
+            sd.write(slope[None], window=win)
+            ad.write(aspect[None], window=win)
+
+
+def _halo_blocks(
+    src: rasterio.io.DatasetReader, grid: RegionGrid, block: int
+) -> Iterator[tuple[Window, NDArray[np.float32]]]:
+    """Blocks of the grid's DEM with a one-pixel halo: the neighbours' pixels inside the grid,
+    linear extrapolation beyond its edge (as :func:`horn_gradient` pads the whole grid), so
+    slope and aspect do not depend on the block layout."""
+    for win, _ in halo_windows(grid, block, 1):
+        r0, c0 = int(win.row_off), int(win.col_off)
+        r1, c1 = r0 + int(win.height), c0 + int(win.width)
+        rr0, cc0 = max(0, r0 - 1), max(0, c0 - 1)
+        rr1, cc1 = min(grid.height, r1 + 1), min(grid.width, c1 + 1)
+        z = src.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0), masked=True)
+        z = np.ma.filled(z.astype(np.float32), np.nan)
+        pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
+        yield win, _pad_extrapolate(z, pad)
