@@ -8,17 +8,21 @@ keeps the rasterized area unbiased with respect to the vector area.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import rasterio.features
+import rasterio.windows
 import shapely
 from numpy.typing import NDArray
+from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
-from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike
+from glaciermap.core.raster import grid_writer, halo_windows
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,51 @@ def rasterize_inventory(path: PathLike, grid: RegionGrid) -> NDArray[np.uint8]:
 
 
 def build_labels(
-    inventory: PathLike, grid_path: PathLike, dest: PathLike, band: str = "glacier"
+    inventory: PathLike,
+    grid_path: PathLike,
+    dest: PathLike,
+    band: str = "glacier",
+    block: int = 2048,
 ) -> None:
     """Polygons (an inventory, or debris-cover polygons with ``band="debris"``) rasterized
     on the region grid: 1 inside, 0 outside."""
     grid = RegionGrid.load(grid_path)
-    labels = rasterize_inventory(inventory, grid)
-    log.info("labels: %.2f km2 of %s", labels.sum() * grid.resolution**2 / 1e6, band)
-    write_raster(dest, labels, grid, [band], nodata=None)
+    gdf = read_inventory(inventory, grid.crs)
+    n = 0
+    with grid_writer(dest, grid, [band], "uint8", None) as dst:
+        for win, part in rasterized_blocks(gdf, grid, block):
+            n += int(part.sum())
+            dst.write(part[None], window=win)
+    log.info("labels: %.2f km2 of %s", n * grid.resolution**2 / 1e6, band)
+
+
+def rasterized_blocks(
+    gdf: gpd.GeoDataFrame, grid: RegionGrid, block: int = 2048
+) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
+    """The polygons burnt block by block (pixel centres inside, as :func:`rasterize_inventory`
+    over the whole grid; each block takes the polygons its bounds intersect, found with the
+    frame's spatial index), so memory is one block whatever the region size."""
+    sindex = gdf.sindex if len(gdf) else None
+    for win, _ in halo_windows(grid, block):
+        h, w = int(win.height), int(win.width)
+        tr = rasterio.windows.transform(win, grid.transform)
+        if sindex is None:
+            yield win, np.zeros((h, w), dtype=np.uint8)
+            continue
+        left, top = tr.c, tr.f
+        bbox = shapely.box(left, top + h * tr.e, left + w * tr.a, top)
+        hits = sindex.query(bbox)
+        if not len(hits):
+            yield win, np.zeros((h, w), dtype=np.uint8)
+            continue
+        yield (
+            win,
+            rasterio.features.rasterize(
+                ((g, 1) for g in gdf.geometry.iloc[hits]),
+                out_shape=(h, w),
+                transform=tr,
+                fill=0,
+                dtype="uint8",
+                all_touched=False,
+            ),
+        )
