@@ -93,3 +93,39 @@ def test_block_wise_labels_equal_whole_grid(tmp_path: Path) -> None:
         )
         np.testing.assert_array_equal(read_bands(tmp_path / f"l{block}.tif")[0][0], whole)
     assert whole.sum() > 0
+
+
+def test_outline_metrics_block_wise_equal_whole_grid(tmp_path: Path) -> None:
+    """evaluate_outlines counts block by block: the counts of one whole-grid comparison."""
+    from glaciermap.core.grid import write_raster
+    from glaciermap.ml.features import VALID
+    from glaciermap.products.metrics import evaluate_outlines
+
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 3000, 2000), 10)
+    g.save(tmp_path / "g.json")
+    gpd.GeoDataFrame(
+        geometry=[Polygon([(100, 100), (2900, 300), (1500, 1900)])], crs="EPSG:32643"
+    ).to_file(tmp_path / "out.gpkg")
+    truth = np.zeros(g.shape, np.uint8)
+    truth[50:150, 20:260] = 1
+    valid = np.ones((1, *g.shape), np.float32)
+    valid[0, :, :15] = 0
+    write_raster(tmp_path / "l.tif", truth, g, ["glacier"])
+    write_raster(tmp_path / "f.tif", valid, g, [VALID])
+    pred = rasterize_inventory(tmp_path / "out.gpkg", g) > 0
+    expected = confusion_metrics(pred, truth > 0, valid[0] > 0)
+    for block in (2048, 48):
+        m = evaluate_outlines(
+            tmp_path / "out.gpkg",
+            tmp_path / "l.tif",
+            tmp_path / "f.tif",
+            tmp_path / "g.json",
+            tmp_path / f"m{block}.json",
+            block=block,
+        )
+        assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (
+            expected["tp"],
+            expected["fp"],
+            expected["fn"],
+            expected["tn"],
+        )

@@ -20,9 +20,9 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, band_names, open_raster, read_bands, write_json
+from glaciermap.core.io import PathLike, band_names, open_raster, write_json
 from glaciermap.core.reproject import shape_windows
-from glaciermap.ingest.labels import rasterize_inventory
+from glaciermap.ingest.labels import rasterized_blocks, read_inventory
 from glaciermap.ml.features import VALID
 
 log = logging.getLogger(__name__)
@@ -209,14 +209,24 @@ def evaluate_outlines(
     grid_path: PathLike,
     dest: PathLike,
     extra: dict[str, Any] | None = None,
+    block: int = 2048,
 ) -> dict[str, Any]:
-    """Metrics of the final outlines (rasterized on the grid) against the labels."""
+    """Metrics of the final outlines (rasterized on the grid, block by block) against the
+    labels."""
     grid = RegionGrid.load(grid_path)
     check_same_grid(grid, labels, features)
-    pred = rasterize_inventory(outlines, grid) > 0
-    lab, _ = read_bands(labels)
-    valid, _ = read_bands(features, [VALID])
-    m: dict[str, Any] = confusion_metrics(pred, lab[0] > 0, valid[0] > 0)
+    gdf = read_inventory(outlines, grid.crs)
+    c = dict.fromkeys(COUNT_KEYS, 0)
+    with open_raster(labels) as ls, open_raster(features) as fs:
+        vband = [d or "" for d in fs.descriptions].index(VALID) + 1
+        for win, burnt in rasterized_blocks(gdf, grid, block):
+            ok = fs.read(vband, window=win) > 0
+            pred, truth = burnt[ok] > 0, ls.read(1, window=win)[ok] > 0
+            c["tp"] += int(np.sum(pred & truth))
+            c["fp"] += int(np.sum(pred & ~truth))
+            c["fn"] += int(np.sum(~pred & truth))
+            c["tn"] += int(np.sum(~pred & ~truth))
+    m: dict[str, Any] = metrics_from_counts(**c)
     m.update({"source": str(outlines), **(extra or {})})
     write_json(m, dest)
     log.info(
