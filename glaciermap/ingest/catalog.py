@@ -250,10 +250,15 @@ class InputCatalog:
         """The region's ``inventory:`` (``{year}`` is filled in; one RGI/GLIMS file may serve
         several regions: each rasterizes what lies on its grid), else
         ``{data_dir}/inventory/{region}_{year}.gpkg``."""
-        own = self.region(region).get("inventory")
+        return self._polygon_file(region, year, "inventory")
+
+    def _polygon_file(self, region: str, year: int, key: str, suffix: str = "") -> str:
+        """The region's ``key:`` (``{year}``/``{region}`` filled in), else
+        ``{data_dir}/inventory/{region}_{year}{suffix}.gpkg``."""
+        own = self.region(region).get(key)
         if own:
             return str(own).format(year=year, region=region)
-        return f"{self.data_dir(region)}/inventory/{region}_{year}.gpkg"
+        return f"{self.data_dir(region)}/inventory/{region}_{year}{suffix}.gpkg"
 
     def debris(self, region: str, year: int) -> str | None:
         """Debris-cover polygons of the region/year (e.g. Scherler et al. 2018), whose
@@ -264,13 +269,8 @@ class InputCatalog:
         if self.is_demo(region):
             found = self.demo_files(region).get(f"{year}/debris")
             return str(found[0]) if found else None
-        own = self.region(region).get("debris")
-        path = (
-            str(own).format(year=year, region=region)
-            if own
-            else f"{self.data_dir(region)}/inventory/{region}_{year}_debris.gpkg"
-        )
-        if own and not os.path.exists(path):
+        path = self._polygon_file(region, year, "debris", "_debris")
+        if self.region(region).get("debris") and not os.path.exists(path):
             raise MissingInputError(
                 f"{region}: debris: {path} does not exist; fix the path or remove the key"
             )

@@ -77,3 +77,15 @@ def select_dem_tiles(
         if b is None or (b[0] < e and b[2] > w and b[1] < n and b[3] > s):
             keep.append(f)
     return sorted(keep)
+
+
+def layer_unit(name: str) -> str:
+    """The unit of a layer by its name (band metadata): elevation m, slope degree, SAR
+    backscatter dB; reflectance, ratios, coherence and counts are unitless."""
+    if name == "elevation":
+        return "m"
+    if name == "slope":
+        return "degree"
+    if name.endswith("_db"):
+        return "dB"
+    return "1"

@@ -34,6 +34,7 @@ from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, open_raster
 from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
+from glaciermap.ingest.names import layer_unit
 
 log = logging.getLogger(__name__)
 
@@ -518,7 +519,9 @@ def build_optical_composite(
         }
         layers = [*names, "clear_count"]
         dst = stack.enter_context(
-            grid_writer(dest, grid, layers, "float32", np.nan, tags, units=["1"] * len(layers))
+            grid_writer(
+                dest, grid, layers, "float32", np.nan, tags, [layer_unit(n) for n in layers]
+            )
         )
         for win in block_windows(grid, block):
             med, count = _composite_block(readers, win, names, method, target_doy)

@@ -40,6 +40,7 @@ from glaciermap.ingest.names import (
     LAYER_CROSSPOL_DB,
     SarFile,
     classify_sar_files,
+    layer_unit,
 )
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def _write_blocks(
     NaN when all are NaN) before ``dest`` appears and may raise to discard it."""
     lo, hi = np.inf, -np.inf
     names = [name for name, _ in layers]
-    units = ["dB" if name.endswith("_db") else "1" for name in names]
+    units = [layer_unit(name) for name in names]
     with rasterio.Env(GDAL_CACHEMAX=cache_mb):
         with grid_writer(dest, grid, names, "float32", np.nan, tags, units=units) as dst:
             for i, (_, blocks) in enumerate(layers, start=1):

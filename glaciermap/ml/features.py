@@ -42,7 +42,12 @@ from glaciermap.core.grid import RegionGrid, check_same_grid
 from glaciermap.core.io import PathLike, band_names, open_raster
 from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import block_windows
-from glaciermap.ingest.names import LAYER_COHERENCE, LAYER_COPOL_DB, LAYER_CROSSPOL_DB
+from glaciermap.ingest.names import (
+    LAYER_COHERENCE,
+    LAYER_COPOL_DB,
+    LAYER_CROSSPOL_DB,
+    layer_unit,
+)
 from glaciermap.ingest.optical import COMMON_NAMES
 
 log = logging.getLogger(__name__)
@@ -64,17 +69,6 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 }
 # Input kinds (rules/common.smk feature_inputs) each feature set needs.
 VALID = "valid"
-
-
-def layer_unit(name: str) -> str:
-    """The unit of a feature layer (band metadata): reflectance and ratios are unitless."""
-    if name == "elevation":
-        return "m"
-    if name == "slope":
-        return "degree"
-    if name.endswith("_db"):
-        return "dB"
-    return "1"
 
 
 BRIGHTNESS_BANDS = ("blue", "green", "red", "nir")

@@ -28,13 +28,15 @@ from glaciermap.ml.features import VALID
 log = logging.getLogger(__name__)
 
 
+def _ratio(a: int, b: int) -> float:
+    """a / b, NaN when undefined (b == 0)."""
+    return a / b if b else float("nan")
+
+
 def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
     """Acc, P, R, F1, IoU of the glacier class, background IoU, mIoU and the all-glacier
     predictor's scores from confusion counts (NaN when undefined)."""
-
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else float("nan")
-
+    ratio = _ratio
     iou, iou_bg = ratio(tp, tp + fp + fn), ratio(tn, tn + fp + fn)
     n, ice = tp + fp + fn + tn, tp + fn
     return {
@@ -58,20 +60,27 @@ def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
     }
 
 
+COUNT_KEYS = ("tp", "fp", "fn", "tn")
+Counts = dict[str, int]
+
+
+def add_confusion(c: Counts, pred: NDArray[np.bool_], truth: NDArray[np.bool_]) -> None:
+    """Add the confusion counts of boolean ``pred`` vs ``truth`` (same shape) to ``c``."""
+    c["tp"] += int(np.sum(pred & truth))
+    c["fp"] += int(np.sum(pred & ~truth))
+    c["fn"] += int(np.sum(~pred & truth))
+    c["tn"] += int(np.sum(~pred & ~truth))
+
+
 def confusion_metrics(
     pred: NDArray[np.bool_], truth: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None
 ) -> dict[str, float]:
     """Acc, P, R, F1, IoU (and the confusion counts) of ``pred`` vs ``truth`` where ``valid``."""
     if valid is None:
         valid = np.ones(pred.shape, dtype=bool)
-    p, t = pred[valid].astype(bool), truth[valid].astype(bool)
-    return metrics_from_counts(
-        int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)), int(np.sum(~p & ~t))
-    )
-
-
-COUNT_KEYS = ("tp", "fp", "fn", "tn")
-Counts = dict[str, int]
+    c = dict.fromkeys(COUNT_KEYS, 0)
+    add_confusion(c, pred[valid].astype(bool), truth[valid].astype(bool))
+    return metrics_from_counts(**c)
 
 
 def probability_bands(path: PathLike) -> list[str]:
@@ -119,15 +128,12 @@ def count_confusion(
             ok = (fs.read(all_f.index(VALID) + 1, window=win) > 0) & np.isfinite(prob[0])
             if sel is not None:
                 ok &= sel
-            t, f = truth[ok], ~truth[ok]
+            t = truth[ok]
             d = (ds.read(1, window=win)[ok] > 0) & t if ds is not None else None
             for name, band in zip(names, prob, strict=True):
                 pred = band[ok] >= threshold
                 c = totals[name]
-                c["tp"] += int(np.sum(pred & t))
-                c["fp"] += int(np.sum(pred & f))
-                c["fn"] += int(np.sum(~pred & t))
-                c["tn"] += int(np.sum(~pred & f))
+                add_confusion(c, pred, t)
                 if d is not None:
                     c["tp_debris"] += int(np.sum(pred & d))
                     c["fn_debris"] += int(np.sum(~pred & d))
@@ -139,9 +145,7 @@ def surface_metrics(c: Counts) -> dict[str, float]:
     the other ice type left out, ``tp_x / (tp_x + fn_x + fp)`` (false positives cannot be
     assigned to an ice type, so both carry all of them)."""
 
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else float("nan")
-
+    ratio = _ratio
     td, fd = c["tp_debris"], c["fn_debris"]
     tc, fc = c["tp"] - td, c["fn"] - fd
     return {
@@ -221,11 +225,7 @@ def evaluate_outlines(
         vband = [d or "" for d in fs.descriptions].index(VALID) + 1
         for win, burnt in rasterized_blocks(gdf, grid, block):
             ok = fs.read(vband, window=win) > 0
-            pred, truth = burnt[ok] > 0, ls.read(1, window=win)[ok] > 0
-            c["tp"] += int(np.sum(pred & truth))
-            c["fp"] += int(np.sum(pred & ~truth))
-            c["fn"] += int(np.sum(~pred & truth))
-            c["tn"] += int(np.sum(~pred & ~truth))
+            add_confusion(c, burnt[ok] > 0, ls.read(1, window=win)[ok] > 0)
     m: dict[str, Any] = metrics_from_counts(**c)
     m.update({"source": str(outlines), **(extra or {})})
     write_json(m, dest)
