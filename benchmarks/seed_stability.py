@@ -11,6 +11,7 @@ and prints per model the ensemble's and each seed's glacier IoU, background IoU 
 
     .venv/bin/python benchmarks/seed_stability.py rgbn30 --seeds 3
     .venv/bin/python benchmarks/seed_stability.py demo --seeds 3 --featuresets optical_dem_sar
+    .venv/bin/python benchmarks/seed_stability.py rgbn30 --cnn epochs=80 patience=16
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ def main() -> None:
     ap.add_argument("--featuresets", nargs="*", default=None)
     ap.add_argument("--world-seed", type=int, default=0, help="rgbn30 generator seed")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
+    ap.add_argument(
+        "--cnn",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training.cnn overrides to measure, e.g. epochs=80 patience=16",
+    )
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix=f"seeds-{args.case}-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -58,7 +66,11 @@ def main() -> None:
     else:
         cfg = yaml.safe_load((REPO / "config/demo.yaml").read_text())
         cfg["targets"], cfg["changes"] = [], {"pairs": []}
-    cfg.setdefault("training", {}).setdefault("cnn", {})["ensemble"] = args.seeds
+    cnn = cfg.setdefault("training", {}).setdefault("cnn", {})
+    cnn["ensemble"] = args.seeds
+    for kv in args.cnn:
+        key, _, value = kv.partition("=")
+        cnn[key] = yaml.safe_load(value)
     if args.featuresets:
         cfg["benchmark"]["featuresets"] = args.featuresets
     dataset = cfg["model"]["dataset"]

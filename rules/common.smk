@@ -113,7 +113,7 @@ def require_featureset(region, year, featureset, why):
 
 def check_datasets():
     """Each dataset's grids must give val and test blocks: checked before any job runs."""
-    for name, d in (config.get("datasets") or {}).items():
+    for name, d in config["datasets"].items():
         blocks = 0
         for m in d["members"]:
             region, year = split_ry(m)
@@ -149,7 +149,7 @@ def benchmark_models(region, year):
 
 def all_targets():
     out = []
-    for ry in config.get("targets", []):
+    for ry in config["targets"]:
         out.append(f"outlines/{ry}.gpkg")
         region, year = split_ry(ry)
         require_featureset(region, year, default_model(region, year)[2], "model:")
@@ -251,12 +251,12 @@ def dataset_labels(wildcards):
 
 
 def default_model(region, year):
-    m = config.get("model", {})
-    over = m.get("overrides", {}).get(f"{region}_{year}", {})
+    m = config["model"]
+    over = m["overrides"].get(f"{region}_{year}", {})
     return (
-        m.get("dataset", "demo"),
-        over.get("arch", m.get("arch", "unet")),
-        over.get("featureset", m.get("featureset", "optical_dem_sar")),
+        m["dataset"],
+        over.get("arch", m["arch"]),
+        over.get("featureset", m["featureset"]),
     )
 
 
@@ -267,7 +267,7 @@ def model_files(wildcards):
         wildcards.featureset,
         f"model {wildcards.arch}",
     )
-    dataset = config.get("model", {}).get("dataset", "demo")
+    dataset = config["model"]["dataset"]
     d = f"results/models/{dataset}/{wildcards.arch}_{wildcards.featureset}"
     main = "model.joblib" if wildcards.arch == "rf" else "weights.pt"
     return [f"{d}/{main}", f"{d}/norm.json", f"{d}/config.json"]
@@ -354,16 +354,14 @@ def split_eval_inputs(wildcards):
 
 
 def benchmark_pairs(wildcards):
-    b = config.get("benchmark", {})
-    return [
-        [a, f] for a in b.get("archs", ["rf", "unet"]) for f in b.get("featuresets", [])
-    ]
+    b = config["benchmark"]
+    return [[a, f] for a in b["archs"] for f in b["featuresets"]]
 
 
 def benchmark_test_on():
     """The held-out region_year the benchmark table is scored on (``benchmark: test_on``),
     or None for the dataset's test chips."""
-    ry = config.get("benchmark", {}).get("test_on")
+    ry = config["benchmark"]["test_on"]
     if ry is None:
         return None
     region, year = split_ry(ry)
@@ -398,15 +396,12 @@ def benchmark_results(wildcards):
 def report_targets():
     """Figures and tables that `snakemake --report` shows."""
     out = [
-        f"results/quicklooks/{ry}/false_colour.png" for ry in config.get("targets", [])
+        f"results/quicklooks/{ry}/false_colour.png" for ry in config["targets"]
     ]
     out += [f"results/quicklooks/changes/{pair}.png" for pair in CHANGE_PAIRS]
-    m = config.get("model", {})
-    dataset = m.get("dataset", "demo")
-    out.append(
-        f"results/models/{dataset}/{m.get('arch', 'unet')}_"
-        f"{m.get('featureset', 'optical_dem_sar')}/history.png"
-    )
-    if config.get("benchmark", {}).get("featuresets"):
+    m = config["model"]
+    dataset = m["dataset"]
+    out.append(f"results/models/{dataset}/{m['arch']}_{m['featureset']}/history.png")
+    if config["benchmark"]["featuresets"]:
         out.append(f"tables/{dataset}_benchmark.md")
     return out

@@ -18,10 +18,10 @@ if DEMO_FILES:
             mem_mb=scaled(6000),
             runtime=scaled(20),
         params:
-            demo=config.get("demo", {}),
+            demo=config["demo"],
             regions={
                 r: config["regions"][r]
-                for r in config.get("demo", {}).get("worlds", {})
+                for r in config["demo"]["worlds"]
             },
             version=VERSION,
         script:
