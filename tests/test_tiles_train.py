@@ -17,6 +17,7 @@ from glaciermap.ml.chips import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_
 from glaciermap.ml.features import VALID
 from glaciermap.ml.models import build_cnn
 from glaciermap.ml.train import (
+    Jitter,
     CnnParams,
     PatchSampler,
     RfParams,
@@ -143,6 +144,38 @@ def test_dihedral_group() -> None:
     x = torch.arange(16.0).reshape(1, 4, 4)
     outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
     assert len(outs) == 8
+
+
+def test_jitter_changes_whole_patches_consistently() -> None:
+    layers = [
+        "blue",
+        "nir",
+        "ndsi",
+        "brightness",
+        "brightness_std_5",
+        "elevation",
+        "slope",
+        "sar_copol_db",
+        "sar_copol_coherence",
+    ]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, (64, len(layers), 4, 4)).astype(np.float32)
+    x[:, 5] = 4000.0
+    x[:, 7] = -10.0
+    out = Jitter(layers, 0.1, 200.0, 1.0)(x.copy(), np.random.default_rng(1))
+    gain = out[:, 0] / x[:, 0]
+    # one factor per patch, shared by every reflectance-like layer
+    for i in (1, 3, 4):
+        np.testing.assert_allclose(out[:, i] / x[:, i], gain, rtol=1e-5)
+    assert np.ptp(gain.reshape(64, -1), axis=1).max() < 1e-5
+    assert 0.05 < np.log(gain[:, 0, 0]).std() < 0.15
+    # ratios, slope and coherence untouched; elevation and SAR shifted by a per-patch offset
+    for i in (2, 6, 8):
+        np.testing.assert_array_equal(out[:, i], x[:, i])
+    assert 100 < (out[:, 5, 0, 0] - 4000).std() < 300
+    assert 0.5 < (out[:, 7, 0, 0] + 10).std() < 1.5
+    # off: nothing drawn, nothing changed
+    assert not Jitter(layers, 0.0, 0.0, 0.0)
 
 
 def test_masked_loss_ignores_pixels() -> None:

@@ -47,6 +47,8 @@ from torch import nn
 from glaciermap import __version__
 from glaciermap.core.errors import ConfigError, InputDataError
 from glaciermap.core.io import PathLike, atomic_path, read_json, write_json
+from glaciermap.ingest.names import LAYER_COPOL_DB, LAYER_CROSSPOL_DB
+from glaciermap.ingest.optical import COMMON_NAMES
 from glaciermap.ml.chips import IGNORE, SPLIT_CODES
 from glaciermap.ml.features import model_layers
 from glaciermap.ml.models import build_cnn
@@ -76,6 +78,10 @@ class CnnParams:
     derived: bool = True
     device: str = "auto"
     max_pos_weight: float = 10.0
+    # Radiometric augmentation per patch (0 = off): see Jitter.
+    jitter_gain: float = 0.0
+    jitter_elevation_m: float = 0.0
+    jitter_sar_db: float = 0.0
 
 
 @dataclass
@@ -278,6 +284,46 @@ class PatchSampler:
         return np.stack(xs).astype(np.float32), np.stack(ys)
 
 
+class Jitter:
+    """Per-patch radiometric augmentation of raw (unnormalised) layers, the differences between
+    scenes, years and regions that a model trained on one of them must tolerate:
+
+    * ``gain``: reflectance-like layers (the optical bands, brightness and its texture) times
+      ``exp(N(0, gain))``, one factor per patch: illumination, atmosphere and calibration move
+      whole scenes by ~5-15 %; band ratios and normalised differences do not change with a
+      common gain, so they are left as they are;
+    * ``elevation_m``: ``elevation`` plus ``N(0, elevation_m)`` metres: the snow line and the
+      glacier termini lie hundreds of metres apart between years and neighbouring regions, so a
+      network should not learn one absolute altitude threshold;
+    * ``sar_db``: the backscatter layers (dB) plus ``N(0, sar_db)``: absolute calibration and
+      incidence-angle differences between tracks are of the order of 1 dB.
+    """
+
+    def __init__(self, layers: list[str], gain: float, elevation_m: float, sar_db: float):
+        def idx(pred: Any) -> NDArray[np.int64]:
+            return np.array([i for i, n in enumerate(layers) if pred(n)], dtype=np.int64)
+
+        self.groups = [
+            (idx(lambda n: n in COMMON_NAMES or n.startswith("brightness")), gain, True),
+            (idx(lambda n: n == "elevation"), elevation_m, False),
+            (idx(lambda n: n in (LAYER_COPOL_DB, LAYER_CROSSPOL_DB)), sar_db, False),
+        ]
+        self.groups = [g for g in self.groups if g[1] > 0 and len(g[0])]
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def __call__(self, x: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:
+        """``x`` (patches, layers, h, w), changed in place and returned."""
+        for index, sd, multiplicative in self.groups:
+            shift = rng.normal(0.0, sd, size=(len(x), 1, 1, 1)).astype(np.float32)
+            if multiplicative:
+                x[:, index] *= np.exp(shift)
+            else:
+                x[:, index] += shift
+        return x
+
+
 def normalisation_stats(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-layer mean and std over finite values of ``x`` (N, C, ...)."""
     flat = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
@@ -459,6 +505,7 @@ def _fit_member(
         else:
             log.info("ignoring %s: it belongs to other settings or tiles", ckpt)
     mean, std = norm
+    jitter = Jitter(ts.layers, p.jitter_gain, p.jitter_elevation_m, p.jitter_sar_db)
     log.info(
         "member %d (seed %d): %d patch positions, %d patches of %d px per epoch",
         member,
@@ -476,6 +523,8 @@ def _fit_member(
         positions = sampler.draw(p.patches_per_epoch, rng)
         for i in range(0, len(positions), p.batch_size):
             xb_raw, yb_raw = sampler.read(positions[i : i + p.batch_size])
+            if jitter:
+                xb_raw = jitter(xb_raw, rng)
             k = int(rng.integers(8))
             xb = dihedral(torch.from_numpy(normalise(xb_raw, mean, std)), k).to(device)
             yb = dihedral(torch.from_numpy(yb_raw), k).to(device)
