@@ -248,10 +248,102 @@ def _landsat_l1_rescaling(band_file: Path, band: str) -> tuple[float, float, flo
     return values[keys[0]], values[keys[1]], values[keys[2]]
 
 
+class SensorFamily:
+    """How one family of products names its band files and how its DNs become reflectance.
+
+    A family declares ``pattern`` (a regular expression on file names) and ``add`` (put a
+    matched file into its scene). :func:`discover_scenes` hands each file to the first family
+    whose pattern matches, so a new sensor is a new subclass in :data:`SENSOR_FAMILIES`.
+    """
+
+    name = ""
+    pattern: re.Pattern[str]
+
+    def add(self, f: Path, m: re.Match[str], scenes: dict[tuple[str, str], OpticalScene]) -> None:
+        """Record band or QA file ``f`` (matched as ``m``) in its scene of ``scenes``."""
+        raise NotImplementedError
+
+
+class Sentinel2(SensorFamily):
+    """Sentinel-2 L2A (``T43SDV_20210818T054639_B03_10m.jp2``, SCL cloud mask) and L1C
+    (``T43SDV_20210818T054639_B03.jp2``, no mask) band files, as in a .SAFE folder or loose;
+    the finest resolution of a band wins; scale and offset from the product metadata."""
+
+    name = "sentinel-2"
+    pattern = _S2_RE
+
+    def __init__(self) -> None:
+        self._res: dict[tuple[str, str, str], int] = {}
+
+    def add(self, f: Path, m: re.Match[str], scenes: dict[tuple[str, str], OpticalScene]) -> None:
+        """Record band or QA file ``f`` (matched as ``m``) in its scene of ``scenes``."""
+        key = ("s2", f"{m['tile']}_{m['sensing']}")
+        level = "L2A" if "L2A" in str(f) or m["res"] else "L1C"
+        sc = scenes.setdefault(
+            key,
+            OpticalScene(
+                sensor=f"sentinel-2-{level.lower()}", product=key[1], date=_iso(m["sensing"][:8])
+            ),
+        )
+        band, res = m["band"].upper(), int(m["res"] or 0)
+        if band == "SCL":
+            sc.qa, sc.qa_kind = f, "scl"
+        elif band in S2_BAND_NAMES:
+            name = S2_BAND_NAMES[band]
+            prev = self._res.get((*key, name))
+            if prev is None or res < prev:  # keep the finest resolution
+                sc.bands[name] = f
+                self._res[(*key, name)] = res
+                sc.scale, sc.offset = _s2_radiometry(f)
+
+
+class Landsat(SensorFamily):
+    """Landsat 4-9 Collection 2 band files: Level-2 surface reflectance (``SR_B*``, fixed
+    scale/offset) or Level-1 (``B*``, top-of-atmosphere reflectance from the ``_MTL.txt``);
+    ``QA_PIXEL`` is the cloud mask."""
+
+    name = "landsat"
+    pattern = _LS_RE
+
+    def add(self, f: Path, m: re.Match[str], scenes: dict[tuple[str, str], OpticalScene]) -> None:
+        """Record band or QA file ``f`` (matched as ``m``) in its scene of ``scenes``."""
+        sat = m["sat"].upper()
+        key = ("ls", f"{sat}_{m['pathrow']}_{m['date']}")
+        sc = scenes.setdefault(
+            key,
+            OpticalScene(
+                sensor=f"landsat-{int(sat[2:])}",
+                product=key[1],
+                date=_iso(m["date"]),
+                scale=LANDSAT_L2_SCALE,
+                offset=LANDSAT_L2_OFFSET,
+            ),
+        )
+        band = m["band"].upper()
+        if band == "QA_PIXEL":
+            sc.qa, sc.qa_kind = f, "qa_pixel"
+            return
+        key_band = band.removeprefix("SR_")
+        common = LANDSAT_BANDS[LANDSAT_SENSOR.get(sat, "OLI")].get(key_band)
+        if common:
+            sc.bands[common] = f
+            if m["level"].upper().startswith("L1"):  # top-of-atmosphere reflectance
+                mult, add, sun_elev = _landsat_l1_rescaling(f, key_band)
+                k = 1.0 / np.sin(np.radians(sun_elev))
+                sc.band_scale[common], sc.band_offset[common] = mult * k, add * k
+                sc.sensor = f"landsat-{int(sat[2:])}-l1"
+
+
+# The product families recognised by file name (a sidecar ``*.bands.yaml`` describes others).
+SENSOR_FAMILIES: tuple[type[SensorFamily], ...] = (Sentinel2, Landsat)
+
+
 def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
-    """Group band files into scenes by product naming. Unrecognised files are ignored."""
+    """Group band files into scenes: files a ``*.bands.yaml`` sidecar describes first, then
+    each file by the first of :data:`SENSOR_FAMILIES` whose name pattern it matches.
+    Unrecognised files are ignored; a scene lacking one of the six common bands is an error."""
     scenes: dict[tuple[str, str], OpticalScene] = {}
-    s2_res: dict[tuple[str, str, str], int] = {}
+    families = [family() for family in SENSOR_FAMILIES]
     paths = sorted(Path(p) for p in files)
     generic = [read_generic_scene(f) for f in paths if f.name.endswith(GENERIC_SUFFIX)]
     # Files a sidecar describes are that scene's, whatever their names look like.
@@ -259,58 +351,11 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
     for f in paths:
         if f.name.endswith(GENERIC_SUFFIX) or f.resolve() in claimed:
             continue
-        m = _S2_RE.match(f.name)
-        if m:
-            key = ("s2", f"{m['tile']}_{m['sensing']}")
-            level = "L2A" if "L2A" in str(f) or m["res"] else "L1C"
-            sc = scenes.setdefault(
-                key,
-                OpticalScene(
-                    sensor=f"sentinel-2-{level.lower()}",
-                    product=key[1],
-                    date=_iso(m["sensing"][:8]),
-                ),
-            )
-            band = m["band"].upper()
-            res = int(m["res"] or 0)
-            if band == "SCL":
-                sc.qa, sc.qa_kind = f, "scl"
-            elif band in S2_BAND_NAMES:
-                name = S2_BAND_NAMES[band]
-                prev = s2_res.get((*key, name))
-                if prev is None or res < prev:  # keep the finest resolution
-                    sc.bands[name] = f
-                    s2_res[(*key, name)] = res
-                    sc.scale, sc.offset = _s2_radiometry(f)
-            continue
-        m = _LS_RE.match(f.name)
-        if m:
-            sat = m["sat"].upper()
-            key = ("ls", f"{sat}_{m['pathrow']}_{m['date']}")
-            level = m["level"].upper()
-            sc = scenes.setdefault(
-                key,
-                OpticalScene(
-                    sensor=f"landsat-{int(sat[2:])}",
-                    product=key[1],
-                    date=_iso(m["date"]),
-                    scale=LANDSAT_L2_SCALE,
-                    offset=LANDSAT_L2_OFFSET,
-                ),
-            )
-            band = m["band"].upper()
-            if band == "QA_PIXEL":
-                sc.qa, sc.qa_kind = f, "qa_pixel"
-                continue
-            key_band = band.removeprefix("SR_")
-            common = LANDSAT_BANDS[LANDSAT_SENSOR.get(sat, "OLI")].get(key_band)
-            if common:
-                sc.bands[common] = f
-                if level.startswith("L1"):  # top-of-atmosphere reflectance from the MTL
-                    mult, add, sun_elev = _landsat_l1_rescaling(f, key_band)
-                    k = 1.0 / np.sin(np.radians(sun_elev))
-                    sc.band_scale[common], sc.band_offset[common] = mult * k, add * k
-                    sc.sensor = f"landsat-{int(sat[2:])}-l1"
+        for family in families:
+            m = family.pattern.match(f.name)
+            if m:
+                family.add(f, m, scenes)
+                break
     out = list(generic)
     for sc in scenes.values():
         missing = sc.missing_bands()
