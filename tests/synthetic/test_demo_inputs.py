@@ -15,7 +15,7 @@ from glaciermap.ingest.optical import discover_scenes
 from glaciermap.synthetic import demo
 from glaciermap.synthetic import world as synth
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
