@@ -8,7 +8,7 @@ DataArray or a file::
 
     import glaciermap as gm
 
-    features = gm.open_raster("results/features/demo_2021.tif")
+    features = gm.open_raster("results/features/demo_2021.vrt")
     features.sel(band="ndsi").plot()
     probability = gm.predict(features, "results/models/demo/unet_optical_dem_sar")
     glaciers = gm.outlines(probability, inventory="resources/demo/inventory/demo_2021.gpkg")

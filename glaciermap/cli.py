@@ -27,6 +27,7 @@ def _load_config(path: str) -> dict[str, object]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``glaciermap demo``: generate the demo world of ``--config`` (into ``--out`` if given)."""
     from glaciermap.synthetic.demo import generate_demo
 
     files = generate_demo(_load_config(args.config), args.out)
@@ -35,6 +36,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    """``glaciermap summary``: print a region/year's outlines (glacier count, total area) and,
+    if it has been evaluated, its metrics."""
     ry = args.region_year
     outlines = Path(f"outlines/{ry}.gpkg")
     metrics = Path(f"results/eval/{ry}/outlines.json")
@@ -53,6 +56,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status
+    (1 after a :class:`GlacierMapError`, whose message goes to stderr)."""
     parser = argparse.ArgumentParser(prog="glaciermap", description=__doc__)
     parser.add_argument("--version", action="version", version=f"glaciermap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

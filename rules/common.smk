@@ -10,6 +10,7 @@ from glaciermap.registry import (
     FEATURESET_INPUTS,
     FEATURESETS,
     blocks_per_member,
+    processing_tiles,
 )
 
 # The package is code too: its version is a param of every step, so releasing a new
@@ -26,6 +27,7 @@ wildcard_constraints:
     arch="rf|" + "|".join(CNN_ARCHS),
     cnn="|".join(CNN_ARCHS),
     featureset="|".join(FEATURESETS),
+    tile=r"r\d+c\d+",
 
 
 _REPORTED = set()
@@ -232,6 +234,40 @@ def feature_inputs(wildcards):
     return ins
 
 
+def region_tiles(region):
+    """Processing tiles of a region (id -> (row_off, col_off, height, width)), known from
+    its grid when the DAG is built: ``processing: tile_km`` rounded to whole 256 px blocks.
+    """
+    grid = CATALOG.grid(region)
+    return processing_tiles(
+        grid.shape, grid.resolution, config["processing"]["tile_km"]
+    )
+
+
+def tile_window(wildcards):
+    tiles = region_tiles(wildcards.region)
+    if wildcards.tile not in tiles:
+        fail(
+            f"{wildcards.region} has no processing tile {wildcards.tile} (it has {list(tiles)})"
+        )
+    return list(tiles[wildcards.tile])
+
+
+def tile_windows(wildcards):
+    return [list(w) for w in region_tiles(wildcards.region).values()]
+
+
+def feature_tiles(wildcards):
+    r, y = wildcards.region, wildcards.year
+    return [f"results/features/{r}_{y}/{t}.tif" for t in region_tiles(r)]
+
+
+def probability_tiles(wildcards):
+    r, y = wildcards.region, wildcards.year
+    m = f"{wildcards.arch}_{wildcards.featureset}"
+    return [f"results/probability/{r}_{y}/{m}/{t}.tif" for t in region_tiles(r)]
+
+
 def dataset_cfg(name):
     return config["datasets"][name]
 
@@ -243,7 +279,9 @@ def dataset_members(wildcards, kind):
 
 
 def dataset_features(wildcards):
-    return dataset_members(wildcards, "features")
+    return [
+        f"results/features/{m}.vrt" for m in dataset_cfg(wildcards.dataset)["members"]
+    ]
 
 
 def dataset_labels(wildcards):
@@ -344,7 +382,7 @@ def split_eval_inputs(wildcards):
         "index": f"results/tiles/{wildcards.dataset}/index.csv",
         "probability": [f"results/probability/{m}/{model}.tif" for m in members],
         "labels": [f"results/labels/{m}.tif" for m in members],
-        "features": [f"results/features/{m}.tif" for m in members],
+        "features": [f"results/features/{m}.vrt" for m in members],
         "debris": [
             f"results/labels/debris/{m}.tif"
             for m in members
@@ -395,9 +433,7 @@ def benchmark_results(wildcards):
 
 def report_targets():
     """Figures and tables that `snakemake --report` shows."""
-    out = [
-        f"results/quicklooks/{ry}/false_colour.png" for ry in config["targets"]
-    ]
+    out = [f"results/quicklooks/{ry}/false_colour.png" for ry in config["targets"]]
     out += [f"results/quicklooks/changes/{pair}.png" for pair in CHANGE_PAIRS]
     m = config["model"]
     dataset = m["dataset"]

@@ -19,10 +19,7 @@ if DEMO_FILES:
             runtime=scaled(20),
         params:
             demo=config["demo"],
-            regions={
-                r: config["regions"][r]
-                for r in config["demo"]["worlds"]
-            },
+            regions={r: config["regions"][r] for r in config["demo"]["worlds"]},
             version=VERSION,
         script:
             "../workflow_scripts/demo_world.py"

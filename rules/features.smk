@@ -1,9 +1,35 @@
-rule features:
-    """All layers of a region/year stacked on its grid, with a valid mask."""
+rule features_tile:
+    """All layers of one processing tile of a region/year, with a valid mask (the texture's
+    halo read from the region's inputs beyond the tile)."""
     input:
         unpack(feature_inputs),
     output:
-        "results/features/{region}_{year}.tif",
+        "results/features/{region}_{year}/{tile}.tif",
+    log:
+        "logs/features/{region}_{year}/{tile}.log",
+    benchmark:
+        "logs/benchmarks/features/{region}_{year}/{tile}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(20),
+    params:
+        features=config["features"],
+        tile=tile_window,
+        version=VERSION,
+    script:
+        "../workflow_scripts/features.py"
+
+
+rule features:
+    """The region/year's feature stack: a VRT mosaic of its processing tiles."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=feature_tiles,
+    output:
+        "results/features/{region}_{year}.vrt",
     log:
         "logs/features/{region}_{year}.log",
     benchmark:
@@ -12,13 +38,14 @@ rule features:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(6000),
-        runtime=scaled(20),
+        mem_mb=scaled(500),
+        runtime=scaled(5),
     params:
-        features=config["features"],
+        windows=tile_windows,
+        cog=False,
         version=VERSION,
     script:
-        "../workflow_scripts/features.py"
+        "../workflow_scripts/gather_tiles.py"
 
 
 rule labels:

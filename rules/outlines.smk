@@ -1,25 +1,55 @@
-rule predict:
-    """Sliding-window probability (+ uncertainty) on the region grid, block by block."""
+rule predict_tile:
+    """Sliding-window probability (+ uncertainty) of one processing tile, block by block;
+    windows reach into the neighbouring tiles' features and sit on the region's lattice.
+    """
     input:
-        features="results/features/{region}_{year}.tif",
+        features="results/features/{region}_{year}.vrt",
         model=model_files,
     output:
-        "results/probability/{region}_{year}/{arch}_{featureset}.tif",
+        "results/probability/{region}_{year}/{arch}_{featureset}/{tile}.tif",
+    log:
+        "logs/predict/{region}_{year}/{arch}_{featureset}/{tile}.log",
+    benchmark:
+        "logs/benchmarks/predict/{region}_{year}/{arch}_{featureset}/{tile}.tsv"
+    conda:
+        "../envs/ml.yaml"
+    threads: config["threads"]["predict"]
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        inference=config["inference"],
+        tile=tile_window,
+        version=VERSION,
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule predict:
+    """A model's probability over the region/year: its tiles gathered into one
+    Cloud-Optimized GeoTIFF with overviews (and a VRT of the tiles)."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=probability_tiles,
+    output:
+        vrt="results/probability/{region}_{year}/{arch}_{featureset}.vrt",
+        cog="results/probability/{region}_{year}/{arch}_{featureset}.tif",
     log:
         "logs/predict/{region}_{year}/{arch}_{featureset}.log",
     benchmark:
         "logs/benchmarks/predict/{region}_{year}/{arch}_{featureset}.tsv"
     conda:
-        "../envs/ml.yaml"
-    threads: config["threads"]["predict"]
+        "../envs/geo.yaml"
+    threads: 1
     resources:
-        mem_mb=scaled(6000),
-        runtime=scaled(60),
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     params:
-        inference=config["inference"],
+        windows=tile_windows,
+        cog=True,
         version=VERSION,
     script:
-        "../workflow_scripts/predict.py"
+        "../workflow_scripts/gather_tiles.py"
 
 
 rule outlines:
@@ -80,7 +110,7 @@ rule evaluate_outlines:
     input:
         outlines="outlines/{region}_{year}.gpkg",
         labels=outline_labels,
-        features="results/features/{region}_{year}.tif",
+        features="results/features/{region}_{year}.vrt",
         grid="results/grid/{region}.json",
     output:
         "results/eval/{region}_{year}/outlines.json",
@@ -105,7 +135,7 @@ rule evaluate_model:
     input:
         probability=model_probability,
         labels=outline_labels,
-        features="results/features/{region}_{year}.tif",
+        features="results/features/{region}_{year}.vrt",
         debris=optional_debris_labels,
     output:
         "results/eval/{region}_{year}/{arch}_{featureset}.json",

@@ -49,22 +49,27 @@ class RegionGrid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
         return (self.height, self.width)
 
     @property
     def resolution(self) -> float:
+        """Pixel size in CRS units."""
         return float(self.transform.a)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in CRS units."""
         t = self.transform
         return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
 
     @property
     def rio_crs(self) -> CRS:
+        """``crs`` as a rasterio :class:`CRS`."""
         return CRS.from_user_input(self.crs)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: crs, transform, width and height, plus bounds and resolution."""
         return {
             "crs": self.crs,
             "transform": list(self.transform)[:6],
@@ -76,6 +81,7 @@ class RegionGrid:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RegionGrid:
+        """The grid a :meth:`to_dict` mapping describes (its bounds and resolution are not read)."""
         return cls(
             crs=str(d["crs"]),
             transform=Affine(*d["transform"][:6]),
@@ -84,10 +90,12 @@ class RegionGrid:
         )
 
     def save(self, dest: PathLike) -> None:
+        """Write :meth:`to_dict` to ``dest`` as JSON."""
         write_json(self.to_dict(), dest)
 
     @classmethod
     def load(cls, path: PathLike) -> RegionGrid:
+        """The grid written by :meth:`save` to ``path``."""
         return cls.from_dict(read_json(path))
 
     def profile(
@@ -115,6 +123,7 @@ class RegionGrid:
         return prof
 
     def matches(self, other: RegionGrid, tol: float = 1e-6) -> bool:
+        """Whether ``other`` has the same CRS and shape and a transform equal within ``tol``."""
         return (
             self.rio_crs == other.rio_crs
             and self.shape == other.shape

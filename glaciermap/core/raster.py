@@ -8,16 +8,23 @@ iteration with a halo (boundless reads beyond the grid edge).
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import rasterio
 import rasterio.shutil
+from affine import Affine
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path
+from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+
+log = logging.getLogger(__name__)
 
 COG_BLOCK = 512
 """Tile size of the Cloud-Optimized GeoTIFFs (GDAL's default)."""
@@ -88,3 +95,106 @@ def halo_windows(
         for c0 in range(0, grid.width, block):
             h, w = min(block, grid.height - r0), min(block, grid.width - c0)
             yield Window(c0, r0, w, h), Window(c0 - halo, r0 - halo, w + 2 * halo, h + 2 * halo)
+
+
+def tile_grid(grid: RegionGrid, win: Window) -> RegionGrid:
+    """The part of ``grid`` under window ``win``: same CRS and pixel size, shifted origin."""
+    return RegionGrid(
+        crs=grid.crs,
+        transform=grid.transform @ Affine.translation(win.col_off, win.row_off),
+        width=int(win.width),
+        height=int(win.height),
+    )
+
+
+def write_vrt(dest: PathLike, grid: RegionGrid, parts: Sequence[tuple[PathLike, Window]]) -> None:
+    """A GDAL VRT mosaic on ``grid`` of tile files, each placed at its window: the region's
+    file of a tiled stage (opens in rasterio, GDAL and QGIS like one GeoTIFF). Band count,
+    type, names, units, scales, offsets and nodata come from the first tile; tile paths are
+    stored relative to the VRT. Written atomically."""
+    if not parts:
+        raise ValueError(f"{dest}: no tiles to mosaic")
+    first = Path(parts[0][0])
+    with open_raster(first) as src:
+        count, dtype, nodata = src.count, src.dtypes[0], src.nodata
+        units, scales, offsets = src.units, src.scales, src.offsets
+        names = band_names(first)
+    gdal_type = {
+        "float32": "Float32",
+        "float64": "Float64",
+        "uint8": "Byte",
+        "int16": "Int16",
+        "uint16": "UInt16",
+        "int32": "Int32",
+    }[dtype]
+    root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
+    ET.SubElement(root, "SRS").text = grid.rio_crs.to_wkt()
+    t = grid.transform
+    ET.SubElement(root, "GeoTransform").text = ", ".join(
+        repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e)
+    )
+    base = Path(dest).resolve().parent
+    for b in range(1, count + 1):
+        band = ET.SubElement(root, "VRTRasterBand", dataType=gdal_type, band=str(b))
+        ET.SubElement(band, "Description").text = names[b - 1]
+        if nodata is not None:
+            ET.SubElement(band, "NoDataValue").text = (
+                "nan" if np.isnan(nodata) else repr(float(nodata))
+            )
+        if units[b - 1]:
+            ET.SubElement(band, "UnitType").text = units[b - 1]
+        if offsets[b - 1] != 0.0:
+            ET.SubElement(band, "Offset").text = repr(float(offsets[b - 1]))
+        if scales[b - 1] != 1.0:
+            ET.SubElement(band, "Scale").text = repr(float(scales[b - 1]))
+        for path, win in parts:
+            w, h = int(win.width), int(win.height)
+            src_el = ET.SubElement(band, "SimpleSource")
+            rel = os.path.relpath(Path(path).resolve(), base)
+            ET.SubElement(src_el, "SourceFilename", relativeToVRT="1").text = rel
+            ET.SubElement(src_el, "SourceBand").text = str(b)
+            ET.SubElement(src_el, "SrcRect", xOff="0", yOff="0", xSize=str(w), ySize=str(h))
+            ET.SubElement(
+                src_el,
+                "DstRect",
+                xOff=str(int(win.col_off)),
+                yOff=str(int(win.row_off)),
+                xSize=str(w),
+                ySize=str(h),
+            )
+    ET.indent(root)
+    with atomic_path(dest) as tmp:
+        tmp.write_text(ET.tostring(root, encoding="unicode") + "\n")
+    log.info(
+        "%s: VRT of %d tile(s), %d band(s), %d x %d px",
+        dest,
+        len(parts),
+        count,
+        grid.width,
+        grid.height,
+    )
+
+
+def gather_cog(src_path: PathLike, dest: PathLike, block: int = 1024) -> None:
+    """Copy a raster (e.g. the VRT of a stage's tiles) block by block into one
+    Cloud-Optimized GeoTIFF on the same grid, with its band names, units, scales, tags."""
+    from glaciermap.core.grid import grid_of
+
+    grid = grid_of(src_path)
+    with open_raster(src_path) as src:
+        with grid_writer(
+            dest,
+            grid,
+            band_names(src_path),
+            src.dtypes[0],
+            src.nodata,
+            tags=src.tags(),
+            units=list(src.units),
+            scales=list(src.scales),
+            offsets=list(src.offsets),
+            cog=True,
+        ) as dst:
+            windows = [win for win, _ in halo_windows(grid, block)]
+            for n, win in enumerate(windows, 1):
+                dst.write(src.read(window=win), window=win)
+                log.info("%s: block %d/%d gathered", dest, n, len(windows))

@@ -44,6 +44,7 @@ class Missing:
     help: str
 
     def message(self, region: str, year: int | None = None) -> str:
+        """The error message for ``region`` (or ``region_year``): the folder, what to put there."""
         what = f"{region}_{year}" if year is not None else region
         return f"{what}: no input files in {self.path}/ ; {self.help} (see README 'Real data')"
 
@@ -69,6 +70,7 @@ class InputCatalog:
 
     # -- helpers ------------------------------------------------------------------------
     def region(self, region: str) -> Mapping[str, Any]:
+        """The config of ``region``; :class:`ConfigError` if it is not under ``regions:``."""
         if region not in self.regions:
             raise ConfigError(
                 f"region {region!r} is not in the config; add it under 'regions:' "
@@ -122,23 +124,28 @@ class InputCatalog:
                 )
 
     def grid(self, region: str) -> RegionGrid:
+        """The region's analysis grid, from its ``crs``, ``bounds`` and ``resolution_m``."""
         r = self.region(region)
         return RegionGrid.from_bounds(r["crs"], r["bounds"], float(r["resolution_m"]))
 
     def is_demo(self, region: str) -> bool:
+        """Whether the region is a generated demo world (listed under ``demo.worlds``)."""
         return region in self._demo
 
     def demo_files(self, region: str) -> dict[str, list[Path]]:
+        """The files a demo region's world generation writes, by product key (computed once)."""
         if region not in self._demo_paths:
             self._demo_paths[region] = demo.product_paths(self._demo[region], self.data_dir(region))
         return self._demo_paths[region]
 
     def all_demo_files(self) -> list[str]:
+        """Every file of every demo region, sorted: the outputs of demo generation."""
         return sorted(
             {str(p) for r in self._demo for files in self.demo_files(r).values() for p in files}
         )
 
     def years(self, region: str) -> list[int]:
+        """The region's ``years:`` as integers (empty if not given)."""
         return [int(y) for y in self.region(region).get("years", [])]
 
     # -- inputs per stage ---------------------------------------------------------------
@@ -158,6 +165,8 @@ class InputCatalog:
         return [f for d in folders for f in _listing(d) if f.lower().endswith(suffixes)]
 
     def optical(self, region: str, year: int) -> list[str] | Missing:
+        """Optical scene files of the region/year, from its own folder and the shared scenes folder
+        (demo: the generated ones), or :class:`Missing` if a real region has none."""
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region).get(f"{year}/optical", [])]
         files = self._scene_files(region, year, "optical", RASTER_SUFFIXES)
@@ -167,12 +176,14 @@ class InputCatalog:
         )
 
     def sar(self, region: str, year: int) -> list[str]:
+        """GeoTIFFs in the region/year's ``sar/`` folder (demo: the generated ones), maybe none."""
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region).get(f"{year}/sar", [])]
         folder = f"{self.data_dir(region)}/{region}/{year}/sar"  # SAR: no shared folder yet
         return [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
 
     def backscatter(self, region: str, year: int) -> list[str]:
+        """The region/year's SAR files that are backscatter images."""
         return [
             str(s.path)
             for s in classify_sar_files(self.sar(region, year))
@@ -198,12 +209,15 @@ class InputCatalog:
         return bool(self.coherence(region, year) or self.slc_pairs(region, year))
 
     def coherence(self, region: str, year: int) -> list[str]:
+        """The region/year's SAR files that are delivered coherence images (``..._corr.tif``)."""
         return [
             str(s.path) for s in classify_sar_files(self.sar(region, year)) if s.kind == "coherence"
         ]
 
     @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def dem(self, region: str) -> list[str] | Missing:
+        """DEM tiles covering the region's grid (with a 0.01 degree margin), or :class:`Missing`
+        if there are none; demo regions get their generated DEM. Cached."""
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region)["dem"]]
         folder = f"{self.data_dir(region)}/dem"
@@ -240,6 +254,7 @@ class InputCatalog:
         return f"{self.data_dir(region)}/{region}/{year}/optical/ ({OPTICAL_HELP})"
 
     def inventory(self, region: str, year: int) -> str | None:
+        """The region/year's glacier inventory file (demo: the generated one), or None if absent."""
         if self.is_demo(region):
             inv = self.demo_files(region).get(f"{year}/inventory")
             return str(inv[0]) if inv else None
@@ -277,6 +292,7 @@ class InputCatalog:
         return path if os.path.exists(path) else None
 
     def require_inventory(self, region: str, year: int) -> str:
+        """The region/year's glacier inventory file; :class:`MissingInputError` if there is none."""
         inv = self.inventory(region, year)
         if inv is None:
             raise MissingInputError(

@@ -97,6 +97,7 @@ class OpticalScene:
     generic: bool = False  # user-described imagery: may lack some common bands
 
     def missing_bands(self) -> list[str]:
+        """The common band names (:data:`COMMON_NAMES`) the scene has no file for."""
         return [b for b in COMMON_NAMES if b not in self.bands]
 
 

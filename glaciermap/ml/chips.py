@@ -50,6 +50,8 @@ BUFFER = 3
 
 @dataclass(frozen=True)
 class TileSource:
+    """One region/year's feature stack and label raster, from which training tiles are cut."""
+
     region: str
     year: int
     features: Path

@@ -40,7 +40,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
 from glaciermap.core.grid import RegionGrid, check_same_grid
 from glaciermap.core.io import PathLike, band_names, open_raster
-from glaciermap.core.raster import grid_writer
+from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ingest.names import (
     LAYER_COHERENCE,
@@ -163,6 +163,7 @@ def local_mean_std(x: NDArray[np.floating], k: int) -> tuple[Array, Array]:
 
 
 def check_texture_px(k: int) -> None:
+    """Raise :class:`ConfigError` unless ``k`` (``features: texture_px``) is an odd int >= 3."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
         raise ConfigError(f"features: texture_px {k!r} must be an odd integer >= 3")
 
@@ -269,8 +270,13 @@ def build_feature_stack(
     texture_px: int = DEFAULT_TEXTURE_PX,
     block: int = 1024,
     cache_mb: int = 256,
+    tile: Window | None = None,
 ) -> list[str]:
     """Stack all layers of a region/year into ``dest``; returns the layer names written.
+
+    ``tile``: write only this window of the region grid (a processing tile) into ``dest``,
+    on the tile's part of the grid; the texture's halo is read from the region's inputs
+    beyond the tile, so a mosaic of tiles equals the whole-grid stack (no seams).
 
     ``dem``/``slope`` None: no ``elevation``/``slope`` layers (a region without DEM).
     ``derived``: derived layers to write (:func:`select_derived`; None = all the optical bands
@@ -327,7 +333,9 @@ def build_feature_stack(
             others.append((src, idx))
             names += got
         names += [derived_layer_name(k, texture_px) for k in keys]
-        windows = list(block_windows(grid, block))
+        out_grid = grid if tile is None else tile_grid(grid, tile)
+        r_off, c_off = (0, 0) if tile is None else (int(tile.row_off), int(tile.col_off))
+        windows = list(block_windows(out_grid, block))
         n_valid = 0
         log.info(
             "features: %s in %d block(s) of %d px (texture %d px)",
@@ -339,7 +347,7 @@ def build_feature_stack(
         layers = [*names, VALID]
         with grid_writer(
             dest,
-            grid,
+            out_grid,
             layers,
             "float32",
             np.nan,
@@ -347,8 +355,9 @@ def build_feature_stack(
             units=[layer_unit(n) for n in layers],
         ) as dst:
             for n, win in enumerate(windows, start=1):
+                on_region = Window(win.col_off + c_off, win.row_off + r_off, win.width, win.height)
                 data = _stack_block(
-                    grid, win, halo, opt_src, opt_idx, present, others, keys, texture_px
+                    grid, on_region, halo, opt_src, opt_idx, present, others, keys, texture_px
                 )
                 n_valid += int(data[-1].sum())
                 dst.write(data, window=win)
@@ -362,7 +371,7 @@ def build_feature_stack(
                         win.col_off,
                         win.col_off + win.width,
                     )
-    log.info("features: valid %.1f%%", 100 * n_valid / max(1, grid.width * grid.height))
+    log.info("features: valid %.1f%%", 100 * n_valid / max(1, out_grid.width * out_grid.height))
     return names
 
 

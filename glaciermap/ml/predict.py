@@ -34,7 +34,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import MissingInputError
 from glaciermap.core.grid import grid_of
 from glaciermap.core.io import PathLike, band_names, open_raster, read_json
-from glaciermap.core.raster import grid_writer
+from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ml.features import VALID
 from glaciermap.ml.models import build_cnn
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedModel:
+    """A trained model ready to predict: architecture, input layers with their normalisation,
+    and the CNN ensemble members (``nets``) or the random forest (``forest``)."""
+
     arch: str
     layers: list[str]
     mean: NDArray[np.float64]
@@ -190,8 +193,13 @@ def sliding_window_predict(
     batch_size: int = 4,
     device: str = "auto",
     threads: int = 1,
+    tile: Window | None = None,
 ) -> None:
-    """Predict glacier probability over a feature stack, block by block, into ``dest``."""
+    """Predict glacier probability over a feature stack, block by block, into ``dest``.
+
+    ``tile``: predict only this window of the features' grid (a processing tile), written on
+    the tile's part of the grid; windows reach into the neighbouring tiles' features and sit
+    on the region's lattice, so a mosaic of tiles equals the whole-grid prediction."""
     torch.set_num_threads(max(1, threads))
     lm = load_model(model_dir, device)
     if lm.nets:
@@ -210,17 +218,21 @@ def sliding_window_predict(
     bands = [names.index(n) + 1 for n in lm.layers]
     vband = names.index(VALID) + 1
     grid = grid_of(features)
+    out_grid = grid if tile is None else tile_grid(grid, tile)
+    r_off, c_off = (0, 0) if tile is None else (int(tile.row_off), int(tile.col_off))
     block = max(256, block // 256 * 256)
     n_members = len(lm.nets) if len(lm.nets) > 1 else 0
     names = ["probability", "uncertainty", *(f"probability_member_{m}" for m in range(n_members))]
     t0 = time.time()
-    nblocks = math.ceil(grid.height / block) * math.ceil(grid.width / block)
+    nblocks = math.ceil(out_grid.height / block) * math.ceil(out_grid.width / block)
     tags = {"MODEL": str(model_dir), "ARCH": lm.arch, "LAYERS": ",".join(lm.layers)}
+    # The region's probability is a product people open in a GIS: a COG with overviews
+    # (a tile is gathered into the region's COG later).
+    cog = tile is None
     with open_raster(features) as src:
-        # The region's probability is a product people open in a GIS: a COG with overviews.
-        with grid_writer(dest, grid, names, "float32", np.nan, tags, cog=True) as dst:
-            for n, win in enumerate(block_windows(grid, block), 1):
-                r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
+        with grid_writer(dest, out_grid, names, "float32", np.nan, tags, cog=cog) as dst:
+            for n, win in enumerate(block_windows(out_grid, block), 1):
+                r0, c0, h, w = win.row_off + r_off, win.col_off + c_off, win.height, win.width
                 if lm.arch == "rf":
                     p, u = _predict_block_rf(lm, src, bands, r0, c0, h, w)
                     members = np.zeros((0, h, w), np.float32)
@@ -229,7 +241,7 @@ def sliding_window_predict(
                         lm, src, bands, r0, c0, h, w, window, overlap, batch_size
                     )
                 out = np.concatenate([p[None], u[None], members[:n_members]])
-                valid = src.read(vband, window=win) > 0
+                valid = src.read(vband, window=Window(c0, r0, w, h)) > 0
                 out[:, ~valid] = np.nan
                 dst.write(out, window=win)
                 log.info("predict: block %d/%d (%.0f s)", n, nblocks, time.time() - t0)

@@ -333,6 +333,7 @@ def normalisation_stats(x: NDArray[np.float32]) -> tuple[NDArray[np.float64], ND
 
 
 def normalise(x: NDArray[np.float32], mean: NDArray[Any], std: NDArray[Any]) -> NDArray[np.float32]:
+    """``x`` (N, C, ...) standardised per layer with ``mean`` and ``std``; NaN becomes 0."""
     shape = (1, -1) + (1,) * (x.ndim - 2)
     z = (x - mean.reshape(shape)) / std.reshape(shape)
     return np.nan_to_num(z, nan=0.0).astype(np.float32)
@@ -431,6 +432,7 @@ class WeightAverage:
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def update(self, model: nn.Module) -> None:
+        """Fold ``model``'s current weights into the average (integer buffers are copied)."""
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
         with torch.no_grad():

@@ -39,6 +39,8 @@ LAYERS = ("glaciers", "lost", "gained")
 
 @dataclass(frozen=True)
 class ChangeSummary:
+    """Total glacier area (km2) of a region in two years."""
+
     year1: int
     year2: int
     area1_km2: float
@@ -46,13 +48,16 @@ class ChangeSummary:
 
     @property
     def change_km2(self) -> float:
+        """Area change from ``year1`` to ``year2`` in km2 (negative: loss)."""
         return self.area2_km2 - self.area1_km2
 
     @property
     def change_pct(self) -> float:
+        """Area change in percent of the ``year1`` area (NaN if that is 0)."""
         return 100.0 * self.change_km2 / self.area1_km2 if self.area1_km2 else float("nan")
 
     def line(self) -> str:
+        """One line: both areas, the change in km2 and percent, and percent per year."""
         return (
             f"{self.year1} -> {self.year2}: {self.area1_km2:.2f} -> {self.area2_km2:.2f} km2 "
             f"({self.change_km2:+.2f} km2, {self.change_pct:+.1f} %, "

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _ratio(a: int, b: int) -> float:
-    """a / b, NaN when undefined (b == 0)."""
+    """The ratio a / b, NaN when undefined (b == 0)."""
     return a / b if b else float("nan")
 
 
@@ -144,7 +144,6 @@ def surface_metrics(c: Counts) -> dict[str, float]:
     """IoU and recall of clean and of debris-covered glacier ice: each the glacier IoU with
     the other ice type left out, ``tp_x / (tp_x + fn_x + fp)`` (false positives cannot be
     assigned to an ice type, so both carry all of them)."""
-
     ratio = _ratio
     td, fd = c["tp_debris"], c["fn_debris"]
     tc, fc = c["tp"] - td, c["fn"] - fd

@@ -147,7 +147,7 @@ def _out_block(block: int, supersample: int) -> int:
 def _centres(
     transform: Affine, win: Window, supersample: int = 1
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """x and y of the sample centres of ``win``: ``supersample`` x ``supersample`` per pixel.
+    """The x and y of the sample centres of ``win``: ``supersample`` x ``supersample`` per pixel.
 
     Computed from the samples' indices in the whole grid, so a sample has the same
     coordinates, to the last bit, whichever block it falls in."""

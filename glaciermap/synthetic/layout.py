@@ -79,6 +79,7 @@ class WorldSpec:
 
     @property
     def utm_zone(self) -> int:
+        """UTM zone number of the grid CRS, from its EPSG code (43 if it has none)."""
         epsg = self.grid.rio_crs.to_epsg() or 32643
         return epsg % 100
 

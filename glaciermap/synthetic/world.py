@@ -645,6 +645,7 @@ class World:
     def physics_at(
         self, field: NDArray[Any], x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> NDArray[np.float64]:
+        """``field`` (physics grid) sampled bilinearly at the regular grid ``x`` by ``y``."""
         return self.sample(field, x, y, order=1)
 
     # ---------------------------------------------------------------- layers
@@ -711,6 +712,9 @@ class World:
 
 @dataclass(frozen=True)
 class Surface:
+    """The date-independent layers of one year on a block of the regular grid
+    (:meth:`World.surface`)."""
+
     z: NDArray[np.float32]
     dzdx: NDArray[np.float32]
     dzdy: NDArray[np.float32]
@@ -1166,6 +1170,9 @@ def scene(
 
 @dataclass(frozen=True)
 class OpticalBlock:
+    """One rendered block of an optical acquisition: reflectance with clouds (6 bands),
+    surface classes, cloud fraction and cloud shadow."""
+
     refl: NDArray[np.float32]  # (6, rows, cols), with clouds
     classes: NDArray[np.uint8]
     cloud: NDArray[np.float32]

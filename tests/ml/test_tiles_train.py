@@ -17,8 +17,8 @@ from glaciermap.ml.chips import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_
 from glaciermap.ml.features import VALID
 from glaciermap.ml.models import build_cnn
 from glaciermap.ml.train import (
-    Jitter,
     CnnParams,
+    Jitter,
     PatchSampler,
     RfParams,
     dihedral,

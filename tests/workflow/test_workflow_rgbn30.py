@@ -55,7 +55,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_runs_without_dem_and_sar(done: Path) -> None:
     assert not (done / "results/terrain").exists()
     assert not (done / "resources").exists()  # no demo world built for a user's config
-    with rasterio.open(done / "results/features/rgbn30_2002.tif") as src:
+    with rasterio.open(done / "results/features/rgbn30_2002.vrt") as src:
         layers = set(src.descriptions)
     assert {"blue", "green", "red", "nir", "brightness"} <= layers
     assert not {"elevation", "slope", "swir1"} & layers

@@ -63,6 +63,7 @@ class ASPP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The branches' outputs and the image-level features, concatenated and projected."""
         feats = [b(x) for b in self.branches]
         feats.append(F.interpolate(self.image(x), size=x.shape[-2:], mode="nearest"))
         out: torch.Tensor = self.project(torch.cat(feats, dim=1))
@@ -102,6 +103,8 @@ class DeepLabV3Plus(nn.Module):
         self.min_tile = 16
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 1, H, W): ASPP on the stride-8 features, decoded with the stride-4
+        low-level features and upsampled bilinearly to the input size."""
         size = x.shape[-2:]
         low = self.stage1(self.stem(x))  # stride 4
         y = self.aspp(self.stage3(self.stage2(low)))  # stride 8

@@ -30,6 +30,7 @@ class SegNet(nn.Module):
         self.divisor = 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 1, H, W): max-pooling encoder, then max-unpooling at the saved indices."""
         indices, sizes = [], []
         for block in self.enc:
             x = block(x)

@@ -40,6 +40,7 @@ class UNet(nn.Module):
         self.divisor = 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 1, H, W): encoder, bottleneck, then decoder concatenating the skips."""
         skips = []
         for block in self.down:
             x = block(x)
