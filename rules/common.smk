@@ -307,7 +307,7 @@ def model_files(wildcards):
     )
     dataset = config["model"]["dataset"]
     d = f"results/models/{dataset}/{wildcards.arch}_{wildcards.featureset}"
-    main = "model.joblib" if wildcards.arch == "rf" else "weights.pt"
+    main = "model.skops" if wildcards.arch == "rf" else "weights.pt"
     return [f"{d}/{main}", f"{d}/norm.json", f"{d}/config.json"]
 
 

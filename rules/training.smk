@@ -3,7 +3,7 @@ rule train_rf:
     input:
         rules.tiles.output,
     output:
-        model="results/models/{dataset}/rf_{featureset}/model.joblib",
+        model="results/models/{dataset}/rf_{featureset}/model.skops",
         norm="results/models/{dataset}/rf_{featureset}/norm.json",
         config="results/models/{dataset}/rf_{featureset}/config.json",
         history="results/models/{dataset}/rf_{featureset}/history.csv",

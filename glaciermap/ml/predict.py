@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import rasterio
 import torch
@@ -38,7 +37,7 @@ from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ml.features import VALID
 from glaciermap.ml.models import build_cnn
-from glaciermap.ml.train import normalise, resolve_device
+from glaciermap.ml.train import RF_FILE, load_forest, normalise, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class LoadedModel:
 
 
 def load_model(model_dir: PathLike, device: str = "auto") -> LoadedModel:
-    """A trained model from its directory (``weights.pt`` or ``model.joblib`` + JSONs)."""
+    """A trained model from its directory (``weights.pt`` or ``model.skops`` + JSONs)."""
     d = Path(model_dir)
     cfg = read_json(d / "config.json")
     norm = read_json(d / "norm.json")
@@ -70,7 +69,7 @@ def load_model(model_dir: PathLike, device: str = "auto") -> LoadedModel:
         device=resolve_device(device),
     )
     if cfg["arch"] == "rf":
-        lm.forest = joblib.load(d / "model.joblib")
+        lm.forest = load_forest(d / RF_FILE)
         return lm
     weights = d / "weights.pt"
     if not weights.exists():

@@ -37,15 +37,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
+import skops.io
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
 from glaciermap import __version__
-from glaciermap.core.errors import ConfigError, InputDataError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.io import PathLike, atomic_path, read_json, write_json
 from glaciermap.ingest.names import LAYER_COPOL_DB, LAYER_CROSSPOL_DB
 from glaciermap.ingest.optical import COMMON_NAMES
@@ -55,6 +55,41 @@ from glaciermap.ml.models import build_cnn
 from glaciermap.products.metrics import confusion_metrics, metrics_from_counts
 
 log = logging.getLogger(__name__)
+
+
+RF_FILE = "model.skops"
+"""The random forest's file: skops format, loaded without executing code (never a pickle)."""
+RF_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+"""Types beyond skops' defaults (scikit-learn estimators, numpy) a forest file may hold."""
+
+
+def load_forest(path: PathLike) -> Any:
+    """The random forest saved by :func:`train_rf`, loaded with skops: only scikit-learn's
+    forest and tree types and numpy arrays are built, no code in the file runs; a file holding
+    any other type is refused."""
+    p = Path(path)
+    if not p.exists():
+        legacy = p.with_name("model.joblib")
+        hint = (
+            f" ({legacy.name} beside it is a pickle, which is never loaded: it could run code)"
+            if legacy.exists()
+            else ""
+        )
+        raise MissingInputError(f"{p}: trained forest not found{hint}; rerun training")
+    try:
+        untrusted = [t for t in skops.io.get_untrusted_types(file=p) if t not in RF_TRUSTED_TYPES]
+        if untrusted:
+            raise InputDataError(
+                f"{p}: holds types {untrusted} that a glaciermap forest never contains; "
+                "refusing to load it (retrain, or check where the file came from)"
+            )
+        return skops.io.load(p, trusted=list(RF_TRUSTED_TYPES))
+    except InputDataError:
+        raise
+    except Exception as exc:
+        raise InputDataError(
+            f"{p}: not a readable skops forest ({type(exc).__name__}: {exc}); rerun training"
+        ) from exc
 
 
 @dataclass
@@ -779,7 +814,7 @@ def train_rf(
     params: RfParams | None = None,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Train a random forest on a balanced sample of train pixels; writes ``model.joblib``."""
+    """Train a random forest on a balanced sample of train pixels; writes ``model.skops``."""
     p = params or RfParams()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -816,8 +851,8 @@ def train_rf(
         m = val_scores(clf.predict(xv).astype(np.float32), yv)
         history[0].update(val_iou=m["iou"], val_miou=m["miou"], val_f1=m["f1"])
         log.info("random forest: val mIoU %.4f (glacier IoU %.4f)", m["miou"], m["iou"])
-    with atomic_path(out / "model.joblib") as tmp:
-        joblib.dump(clf, tmp)
+    with atomic_path(out / RF_FILE) as tmp:
+        skops.io.dump(clf, tmp)
     cfg = {
         "arch": "rf",
         "featureset": featureset,

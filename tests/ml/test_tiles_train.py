@@ -286,7 +286,7 @@ def test_train_rf(tmp_path: Path) -> None:
     tiles = _toy_dataset(tmp_path)
     res = train_rf(tiles, "optical", tmp_path / "rf", RfParams(n_estimators=10, max_samples=5000))
     assert res["val_iou"] > 0.6
-    assert (tmp_path / "rf" / "model.joblib").exists()
+    assert (tmp_path / "rf" / "model.skops").exists()
 
 
 def test_pixel_groups_follow_blocks(tmp_path: Path) -> None:
@@ -428,3 +428,34 @@ def test_code_defaults_are_the_schema_defaults(section: tuple[str, ...], fn: str
         assert key in code, f"{fn} does not take {'.'.join(section)}.{key}"
         value = list(code[key]) if isinstance(code[key], tuple) else code[key]
         assert value == default, f"{'.'.join(section)}.{key}: schema {default!r}, code {value!r}"
+
+
+def test_forest_files_never_run_code(tmp_path: Path) -> None:
+    """The forest is saved with skops and loaded with an explicit list of trusted types: a
+    file holding anything else is refused before any object is built, and a pickle left
+    from older versions is never loaded."""
+    import skops.io
+    from sklearn.ensemble import RandomForestClassifier
+
+    from glaciermap.core.errors import InputDataError, MissingInputError
+    from glaciermap.ml.train import load_forest
+
+    x = np.random.default_rng(0).uniform(size=(200, 3))
+    clf = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, x[:, 0] > 0.5)
+    good = tmp_path / "model.skops"
+    skops.io.dump(clf, good)
+    assert (load_forest(good).predict_proba(x) == clf.predict_proba(x)).all()
+
+    evil = tmp_path / "evil" / "model.skops"
+    evil.parent.mkdir()
+    skops.io.dump({"forest": clf, "payload": os.system}, evil)  # a call target
+    with pytest.raises(InputDataError, match=r"evil/model.skops: holds types .*refusing"):
+        load_forest(evil)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.skops").write_bytes(b"not a zip")
+    with pytest.raises(InputDataError, match="not a readable skops forest"):
+        load_forest(tmp_path / "bad" / "model.skops")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.joblib").write_bytes(b"pickle")
+    with pytest.raises(MissingInputError, match="pickle, which is never loaded"):
+        load_forest(tmp_path / "old" / "model.skops")
