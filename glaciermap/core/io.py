@@ -7,8 +7,10 @@ when complete, so a killed job never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +25,25 @@ from glaciermap.core.errors import InputDataError, MissingInputError
 PathLike = str | os.PathLike[str]
 
 
+def remove_stale_temps(dest: PathLike) -> list[Path]:
+    """Remove the temporary files a killed writer of ``dest`` left beside it (the hidden
+    ``.{stem}.XXXXXXXX{suffix}`` names of :func:`atomic_path`, their ``.work`` and ``.aux.xml``
+    companions); returns what was removed. Snakemake runs one job per output, so no live
+    writer of ``dest`` can own them when its job starts again."""
+    dest = Path(dest)
+    pattern = re.compile(
+        rf"^\.{re.escape(dest.stem)}\.[A-Za-z0-9_]{{8}}(?:\.work)?{re.escape(dest.suffix)}"
+        r"(?:\.aux\.xml)?$"
+    )
+    removed = []
+    if dest.parent.is_dir():
+        for f in dest.parent.glob(f".{glob.escape(dest.stem)}.*"):
+            if pattern.match(f.name) and f.is_file():
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(dest: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it to ``dest`` on success.
@@ -31,6 +52,7 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -141,6 +141,13 @@ class RfParams:
     group_tiles: int = 3
 
 
+def save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` through a file handle: the archive's inner folder is then "archive",
+    not the (temporary) file name, so identical weights give identical bytes."""
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; anything else is passed to torch."""
     if device == "auto":
@@ -600,7 +607,7 @@ def _fit_member(
             best_state = {k: v.detach().clone() for k, v in average.state.items()}
         stopped = epoch + 1 >= p.min_epochs and epoch - best_epoch >= p.patience
         with atomic_path(ckpt) as tmp:
-            torch.save(
+            save_torch(
                 {
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
@@ -718,7 +725,7 @@ def train_cnn(
         for k in range(p.ensemble)
     ]
     with atomic_path(out / "weights.pt") as tmp:
-        torch.save({"members": [f.state for f in fits]}, tmp)
+        save_torch({"members": [f.state for f in fits]}, tmp)
     summary = {
         "best_epoch": [f.best_epoch for f in fits],
         "best_val_miou": [f.best for f in fits],

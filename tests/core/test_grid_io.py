@@ -109,3 +109,37 @@ def test_reproject_file_matches_in_memory_warp(tmp_path: Path) -> None:
             assert o.dtypes[0] == "uint16" and o.nodata == 0
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
         assert (got > 0).mean() > 0.5
+
+
+def test_temp_files_of_killed_writers_are_removed_on_the_next_write(tmp_path: Path) -> None:
+    dest = tmp_path / "features.tif"
+    stale = [
+        tmp_path / ".features.a1b2c3d4.tif",  # a killed GeoTIFF writer
+        tmp_path / ".features.a1b2c3d4.tif.aux.xml",
+        tmp_path / ".features.x_y_z_12.work.tif",  # a killed COG conversion
+    ]
+    keep = [
+        tmp_path / ".features.a1b2c3d4.json",  # another output's temp
+        tmp_path / ".features_2.a1b2c3d4.tif",
+        tmp_path / "features.tif.bak",
+    ]
+    for f in stale + keep:
+        f.write_text("x")
+    with atomic_path(dest) as tmp:
+        tmp.write_text("new")
+    assert dest.read_text() == "new"
+    assert not any(f.exists() for f in stale)
+    assert all(f.exists() for f in keep)
+
+
+def test_torch_files_do_not_carry_their_temporary_name(tmp_path: Path) -> None:
+    import torch
+
+    from glaciermap.ml.train import save_torch
+
+    outs = []
+    for name in ("a", "b"):
+        with atomic_path(tmp_path / name / "weights.pt") as tmp:
+            save_torch({"w": torch.arange(4.0)}, tmp)
+        outs.append((tmp_path / name / "weights.pt").read_bytes())
+    assert outs[0] == outs[1]
