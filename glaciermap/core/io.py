@@ -66,6 +66,23 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
                 leftover.unlink()
 
 
+def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
+    """Write GeoDataFrames as the named layers of one GeoPackage, atomically (all layers,
+    then one rename) and byte-reproducibly: GDAL stamps each layer's ``last_change`` with the
+    current time unless ``OGR_CURRENT_DATE`` is set, so it is fixed to ``SOURCE_DATE_EPOCH``
+    (the reproducible-builds convention) or else 2000-01-01."""
+    import datetime as dt
+
+    import pyogrio
+
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
+    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
+    with atomic_path(dest) as tmp:
+        for name, frame in layers.items():
+            frame.to_file(tmp, driver="GPKG", layer=name)
+
+
 def write_json(data: Any, dest: PathLike) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(dest) as tmp:

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from pyproj import CRS
 
 from glaciermap.core.errors import InputDataError
-from glaciermap.core.io import PathLike, atomic_path
+from glaciermap.core.io import PathLike, write_layers
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,6 @@ def write_changes(
         source1=str(outlines1),
         source2=str(outlines2),
     )
-    with atomic_path(dest) as tmp:
-        for name in LAYERS:
-            layers[name].to_file(tmp, driver="GPKG", layer=name)
+    write_layers(dest, {name: layers[name] for name in LAYERS})
     log.info("glacier change %s", summary.line())
     return summary

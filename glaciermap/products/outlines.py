@@ -47,7 +47,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, atomic_path, read_bands
+from glaciermap.core.io import PathLike, read_bands, write_layers
 from glaciermap.ingest.labels import read_inventory
 
 log = logging.getLogger(__name__)
@@ -381,9 +381,7 @@ def polygonize_probability(
         common,
         grid,
     )
-    with atomic_path(dest) as tmp:  # both layers in the temporary file, then one rename
-        g.to_file(tmp, driver="GPKG", layer="glaciers")
-        cx.to_file(tmp, driver="GPKG", layer="complexes")
+    write_layers(dest, {"glaciers": g, "complexes": cx})
     log.info(
         "outlines: %d glaciers in %d complexes, %.2f km2",
         len(g),

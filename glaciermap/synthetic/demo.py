@@ -52,7 +52,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import atomic_path
+from glaciermap.core.io import atomic_path, write_layers
 from glaciermap.core.reproject import shape_windows
 from glaciermap.synthetic.layout import (
     DEMO_DIR,
@@ -536,8 +536,7 @@ def _write_inventory(
         crs="EPSG:4326",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        out.to_file(tmp, driver="GPKG", layer=path.stem)
+    write_layers(path, {path.stem: out})
     return float(area_km2.sum())
 
 
@@ -547,8 +546,7 @@ def _write_debris(path: Path, world: World, wgrid: RegionGrid, spec: WorldSpec, 
     geoms = glacier_polygons(world, year, wgrid, 2 * spec.block_px, debris=True)
     out = gpd.GeoDataFrame({"class": ["debris"] * len(geoms)}, geometry=geoms, crs=wgrid.rio_crs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        out.to_file(tmp, driver="GPKG", layer=path.stem)
+    write_layers(path, {path.stem: out})
 
 
 # --------------------------------------------------------------------------- generation

@@ -143,3 +143,19 @@ def test_torch_files_do_not_carry_their_temporary_name(tmp_path: Path) -> None:
             save_torch({"w": torch.arange(4.0)}, tmp)
         outs.append((tmp_path / name / "weights.pt").read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_geopackages_are_byte_reproducible(tmp_path: Path) -> None:
+    import time
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from glaciermap.core.io import write_layers
+
+    g = gpd.GeoDataFrame({"a": [1]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32643")
+    write_layers(tmp_path / "a.gpkg", {"glaciers": g, "complexes": g})
+    time.sleep(1.1)  # GDAL's own timestamp has a resolution of 1 s
+    write_layers(tmp_path / "b.gpkg", {"glaciers": g, "complexes": g})
+    assert (tmp_path / "a.gpkg").read_bytes() == (tmp_path / "b.gpkg").read_bytes()
+    assert gpd.list_layers(tmp_path / "a.gpkg")["name"].tolist() == ["glaciers", "complexes"]
