@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from rasterio.windows import Window
 from scipy import ndimage
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import grid_of
-from glaciermap.core.io import PathLike, atomic_path, read_bands, write_json
+from glaciermap.core.io import PathLike, atomic_path, open_raster, write_json
 from glaciermap.ml.features import VALID, stack_layers
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ def buffer_mask(split_px: NDArray[np.uint8], buffer_px: int) -> NDArray[np.bool_
     return near & (split_px == SPLIT_CODES["train"])
 
 
+def _split_window(
+    codes: NDArray[np.uint8], span: int, r0: int, c0: int, h: int, w: int, shape: tuple[int, int]
+) -> NDArray[np.uint8]:
+    """Pixel split codes of the window (r0, c0, h, w) from the block codes (each block
+    ``span`` px); pixels outside the padded member ``shape`` get 255 (neither train nor held
+    out), which is what the buffer's constant-mode filter sees beyond the edge."""
+    rows, cols = np.arange(r0, r0 + h), np.arange(c0, c0 + w)
+    out = np.full((h, w), 255, dtype=np.uint8)
+    ri, ci = (rows >= 0) & (rows < shape[0]), (cols >= 0) & (cols < shape[1])
+    out[np.ix_(ri, ci)] = codes[np.ix_(rows[ri] // span, cols[ci] // span)]
+    return out
+
+
 def make_tiles(
     sources: Sequence[TileSource],
     dest_dir: PathLike,
@@ -96,17 +110,25 @@ def make_tiles(
     min_valid: float = 0.5,
     seed: int = 0,
     buffer_px: int = 16,
+    chunk_px: int = 2048,
 ) -> pd.DataFrame:
-    """Cut chips from every source and write the pixel store; returns the index table."""
+    """Cut chips from every source and write the pixel store; returns the index table.
+
+    Everything is streamed: the sources are read in windows of one chip row by at most
+    ``chunk_px`` columns and written into memory-mapped ``.npy`` files, so peak memory is a
+    few windows (about ``(layers + 4) * 4 * tile_size * (chunk_px + 2 * buffer_px)`` bytes),
+    whatever the size of the dataset. The result does not depend on ``chunk_px``.
+    """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
+    t = tile_size
+    chunk = max(t, chunk_px // t * t)
     names: list[str] | None = None
-    feats: list[NDArray[np.float32]] = []
-    labs: list[NDArray[np.uint8]] = []
+    plans = []
     rows: list[dict[str, object]] = []
     members: list[dict[str, object]] = []
-    areas: list[tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8]]] = []
     offset = 0
+    # Pass 1: layers, padded shapes, block splits and the chips kept (from the valid band).
     for k, src in enumerate(sources):
         layers = stack_layers(src.features)
         if names is None:
@@ -116,37 +138,32 @@ def make_tiles(
                 f"{src.features}: layers {layers} differ from those of the first dataset member "
                 f"{names}; members of one dataset need the same layers"
             )
-        data, _ = read_bands(src.features, [*layers, VALID])
-        lab, _ = read_bands(src.labels)
         grid = grid_of(src.features)
-        nr, nc = -(-grid.height // tile_size), -(-grid.width // tile_size)
-        ph, pw = nr * tile_size, nc * tile_size
-        x = np.full((len(layers), ph, pw), np.nan, dtype=np.float32)
-        x[:, : grid.height, : grid.width] = data[:-1]
-        valid = np.zeros((ph, pw), dtype=bool)
-        valid[: grid.height, : grid.width] = data[-1] > 0
-        del data
-        y = np.full((ph, pw), IGNORE, dtype=np.uint8)
-        y[: grid.height, : grid.width] = lab[0]
-        y[~valid] = IGNORE
+        nr, nc = -(-grid.height // t), -(-grid.width // t)
         blocks = assign_blocks(
             -(-nr // block_tiles), -(-nc // block_tiles), val_frac, test_frac, seed + k
         )
         codes = np.vectorize(SPLIT_CODES.__getitem__, otypes=[np.uint8])(blocks)
-        split_px = np.repeat(
-            np.repeat(codes, block_tiles * tile_size, axis=0), block_tiles * tile_size, axis=1
-        )[:ph, :pw]
-        split_px = np.where(buffer_mask(split_px, buffer_px), BUFFER, split_px).astype(np.uint8)
+        valid_frac = np.zeros((nr, nc))
+        with open_raster(src.features) as ds:
+            vband = ds.descriptions.index(VALID) + 1
+            for r in range(nr):
+                h = min(t, grid.height - r * t)
+                for c0 in range(0, grid.width, chunk):
+                    w = min(chunk, grid.width - c0)
+                    v = np.zeros((t, -(-w // t) * t), dtype=bool)
+                    v[:h, :w] = ds.read(vband, window=Window(c0, r * t, w, h)) > 0
+                    fr = v.reshape(t, -1, t).mean(axis=(0, 2))
+                    valid_frac[r, c0 // t : c0 // t + len(fr)] = fr
+        kept = []
         for r in range(nr):
             for c in range(nc):
-                win = np.s_[
-                    r * tile_size : (r + 1) * tile_size, c * tile_size : (c + 1) * tile_size
-                ]
-                frac = valid[win].mean()
+                frac = valid_frac[r, c]
                 if frac < min_valid:
                     continue
-                left, top = grid.transform @ (c * tile_size, r * tile_size)
-                right, bottom = grid.transform @ ((c + 1) * tile_size, (r + 1) * tile_size)
+                left, top = grid.transform @ (c * t, r * t)
+                right, bottom = grid.transform @ ((c + 1) * t, (r + 1) * t)
+                kept.append((r, c, len(rows)))
                 rows.append(
                     {
                         "tile_id": len(rows),
@@ -160,33 +177,82 @@ def make_tiles(
                         "right": right,
                         "top": top,
                         "valid_fraction": round(float(frac), 4),
-                        "glacier_fraction": round(float((y[win] == 1).mean()), 4),
+                        "glacier_fraction": 0.0,  # filled in pass 2
                     }
                 )
-                feats.append(x[(slice(None), *win)])
-                labs.append(y[win])
+        ph, pw = nr * t, nc * t
         members.append(
-            {
-                "region": src.region,
-                "year": src.year,
-                "height": ph,
-                "width": pw,
-                "offset": offset,
-            }
+            {"region": src.region, "year": src.year, "height": ph, "width": pw, "offset": offset}
         )
+        plans.append((src, grid, codes, kept, offset))
         offset += ph * pw
-        areas.append((x, y, split_px))
     if not rows or names is None:
         raise InputDataError(f"no tile with >= {min_valid:.0%} valid pixels in {list(sources)}")
+    n_layers, span = len(names), block_tiles * t
+    counts = np.zeros(4, dtype=np.int64)
+    # Pass 2: stream every member window by window into the memory-mapped store and chips.
+    with (
+        atomic_path(dest / "area_features.npy") as fax,
+        atomic_path(dest / "area_labels.npy") as fay,
+        atomic_path(dest / "area_split.npy") as fas,
+        atomic_path(dest / "features.npy") as fcx,
+        atomic_path(dest / "labels.npy") as fcy,
+    ):
+        ax = np.lib.format.open_memmap(fax, "w+", np.float32, (n_layers, offset))
+        ay = np.lib.format.open_memmap(fay, "w+", np.uint8, (offset,))
+        asp = np.lib.format.open_memmap(fas, "w+", np.uint8, (offset,))
+        cx = np.lib.format.open_memmap(fcx, "w+", np.float32, (len(rows), n_layers, t, t))
+        cy = np.lib.format.open_memmap(fcy, "w+", np.uint8, (len(rows), t, t))
+        for src, grid, codes, kept, off in plans:
+            ph, pw = -(-grid.height // t) * t, -(-grid.width // t) * t
+            by_pos = {(r, c): i for r, c, i in kept}
+            with open_raster(src.features) as fs, open_raster(src.labels) as ls:
+                bands = [fs.descriptions.index(n) + 1 for n in [*names, VALID]]
+                for r0 in range(0, ph, t):
+                    for c0 in range(0, pw, chunk):
+                        w = min(chunk, pw - c0)
+                        x = np.full((n_layers, t, w), np.nan, dtype=np.float32)
+                        y = np.full((t, w), IGNORE, dtype=np.uint8)
+                        hh, ww = min(t, grid.height - r0), min(w, grid.width - c0)
+                        if hh > 0 and ww > 0:
+                            win = Window(c0, r0, ww, hh)
+                            data = np.ma.filled(
+                                fs.read(bands, window=win, masked=True).astype(np.float32), np.nan
+                            )
+                            x[:, :hh, :ww] = data[:-1]
+                            lab = ls.read(1, window=win)
+                            y[:hh, :ww] = np.where(data[-1] > 0, lab, IGNORE)
+                        b = buffer_px
+                        sp = _split_window(
+                            codes, span, r0 - b, c0 - b, t + 2 * b, w + 2 * b, (ph, pw)
+                        )
+                        core = np.s_[b : b + t, b : b + w]
+                        split = np.where(buffer_mask(sp, b)[core], BUFFER, sp[core]).astype(
+                            np.uint8
+                        )
+                        for i in range(t):  # the store is row-major per member
+                            a = off + (r0 + i) * pw + c0
+                            ax[:, a : a + w] = x[:, i]
+                            ay[a : a + w] = y[i]
+                            asp[a : a + w] = split[i]
+                        counts += np.bincount(split[y != IGNORE].ravel(), minlength=4)[:4]
+                        for j in range(w // t):
+                            pos = (r0 // t, c0 // t + j)
+                            if pos in by_pos:
+                                n = by_pos[pos]
+                                cx[n] = x[:, :, j * t : (j + 1) * t]
+                                cy[n] = y[:, j * t : (j + 1) * t]
+                                rows[n]["glacier_fraction"] = round(float((cy[n] == 1).mean()), 4)
+                log.info("tiles: %s_%s streamed (%d x %d px)", src.region, src.year, ph, pw)
+        for m in (ax, ay, asp, cx, cy):
+            m.flush()
+        del ax, ay, asp, cx, cy
     index = pd.DataFrame(rows)
-    for split in SPLITS:
-        if not (index["split"] == split).any():
-            log.warning("tiles: split %r is empty; enlarge the region or lower block_tiles", split)
-    _write_store(dest, areas, len(names))
-    with atomic_path(dest / "features.npy") as tmp:
-        np.save(tmp, np.stack(feats).astype(np.float32))
-    with atomic_path(dest / "labels.npy") as tmp:
-        np.save(tmp, np.stack(labs))
+    for split_name in SPLITS:
+        if not (index["split"] == split_name).any():
+            log.warning(
+                "tiles: split %r is empty; enlarge the region or lower block_tiles", split_name
+            )
     write_json(
         {
             "layers": names,
@@ -199,37 +265,9 @@ def make_tiles(
     )
     with atomic_path(dest / "index.csv") as tmp:
         index.to_csv(tmp, index=False)
-    counts = np.bincount(np.concatenate([a[2][a[1] != IGNORE].ravel() for a in areas]), minlength=4)
     log.info(
         "tiles: chips %s; labelled pixels train %d, val %d, test %d, buffer %d",
         index["split"].value_counts().to_dict(),
         *counts[:4],
     )
     return index
-
-
-def _write_store(
-    dest: Path,
-    areas: Sequence[tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8]]],
-    n_layers: int,
-) -> None:
-    """The pixel store (see the module docstring), written through memory maps."""
-    total = sum(a[1].size for a in areas)
-    with (
-        atomic_path(dest / "area_features.npy") as fx,
-        atomic_path(dest / "area_labels.npy") as fy,
-        atomic_path(dest / "area_split.npy") as fs,
-    ):
-        mx = np.lib.format.open_memmap(fx, "w+", np.float32, (n_layers, total))
-        my = np.lib.format.open_memmap(fy, "w+", np.uint8, (total,))
-        ms = np.lib.format.open_memmap(fs, "w+", np.uint8, (total,))
-        off = 0
-        for x, y, split_px in areas:
-            n = y.size
-            mx[:, off : off + n] = x.reshape(n_layers, n)
-            my[off : off + n] = y.ravel()
-            ms[off : off + n] = split_px.ravel()
-            off += n
-        for m in (mx, my, ms):
-            m.flush()
-        del mx, my, ms

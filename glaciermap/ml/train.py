@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,12 @@ from glaciermap.ingest.optical import COMMON_NAMES
 from glaciermap.ml.chips import IGNORE, SPLIT_CODES
 from glaciermap.ml.features import model_layers
 from glaciermap.ml.models import build_cnn
-from glaciermap.products.metrics import confusion_metrics, metrics_from_counts
+from glaciermap.products.metrics import (
+    COUNT_KEYS,
+    add_confusion,
+    confusion_metrics,
+    metrics_from_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +167,7 @@ class TileSet:
     to a model's layers. Arrays of the store are memory-mapped: nothing region-sized is read
     until a patch or a pixel sample asks for it."""
 
-    x: NDArray[np.float32]  # (N, C, T, T) chips, NaN where invalid
+    x_all: NDArray[np.float32]  # (N, C_all, T, T) chips of every layer (memory map)
     y: NDArray[np.uint8]  # (N, T, T), IGNORE where invalid
     index: pd.DataFrame
     layers: list[str]
@@ -171,6 +177,10 @@ class TileSet:
     area_split: NDArray[np.uint8]  # (P,)
     members: list[dict[str, Any]]
     tile_size: int
+
+    def chips(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        """The model's layers of chips ``ids`` (n, C, T, T), read from the memory map."""
+        return np.asarray(self.x_all[ids][:, self.layer_idx], dtype=np.float32)
 
     def member(self, k: int) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8]]:
         """Views (C_all, H, W), (H, W), (H, W) of member ``k`` of the store."""
@@ -183,11 +193,19 @@ class TileSet:
             self.area_split[sl].reshape(h, w),
         )
 
-    def train_labels(self) -> NDArray[np.uint8]:
-        """Labels of the store with everything but train pixels set to IGNORE (P,)."""
-        return np.where(self.area_split == SPLIT_CODES["train"], self.area_y, IGNORE).astype(
-            np.uint8
-        )
+    def train_label_chunks(self, chunk: int = 1 << 20) -> Iterator[tuple[int, NDArray[np.uint8]]]:
+        """(offset, labels) chunks of the store with everything but train pixels set to
+        IGNORE: the whole store in bounded memory."""
+        for a in range(0, len(self.area_y), chunk):
+            y, split = self.area_y[a : a + chunk], self.area_split[a : a + chunk]
+            yield a, np.where(split == SPLIT_CODES["train"], y, IGNORE).astype(np.uint8)
+
+    def train_counts(self) -> tuple[int, int]:
+        """(glacier, background) train pixels of the store."""
+        pos = neg = 0
+        for _, lab in self.train_label_chunks():
+            pos, neg = pos + int((lab == 1).sum()), neg + int((lab == 0).sum())
+        return pos, neg
 
 
 def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> TileSet:
@@ -200,7 +218,7 @@ def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> T
     y = np.load(d / "labels.npy")
     index = pd.read_csv(d / "index.csv")
     return TileSet(
-        np.ascontiguousarray(x[:, idx]),
+        x,
         y,
         index,
         layers,
@@ -218,26 +236,30 @@ def train_pixel_sample(
     limit: int,
     rng: np.random.Generator,
     balanced: bool = True,
-    lab: NDArray[np.uint8] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.int64]]:
     """A (class-balanced) sample of labelled train pixels: raw features (n, C), labels (n,)
-    and flat store positions (n,). ``lab``: :meth:`TileSet.train_labels` if the caller has it."""
-    lab = ts.train_labels() if lab is None else lab
-    pos, neg = np.flatnonzero(lab == 1), np.flatnonzero(lab == 0)
+    and flat store positions (n,), in store order. Drawn as ranks among the glacier and the
+    background train pixels, then located chunk by chunk, so memory depends on ``limit``,
+    not on the store."""
+    npos, nneg = ts.train_counts()
     if balanced:
         half = limit // 2
-        take = np.concatenate(
-            [
-                rng.choice(pos, min(half, len(pos)), replace=False),
-                rng.choice(neg, min(half, len(neg)), replace=False),
-            ]
-        )
+        pos_rank = np.sort(rng.choice(npos, min(half, npos), replace=False))
+        neg_rank = np.sort(rng.choice(nneg, min(half, nneg), replace=False))
     else:
-        both = np.concatenate([pos, neg])
-        take = rng.choice(both, min(limit, len(both)), replace=False)
-    take = np.sort(take)  # sequential reads of the memory map
+        r = rng.choice(npos + nneg, min(limit, npos + nneg), replace=False)
+        pos_rank, neg_rank = np.sort(r[r < npos]), np.sort(r[r >= npos] - npos)
+    takes, seen = [], [0, 0]
+    for a, lab in ts.train_label_chunks():
+        for cls, ranks in ((1, pos_rank), (0, neg_rank)):
+            where = np.flatnonzero(lab == cls)
+            lo, hi = np.searchsorted(ranks, [seen[cls], seen[cls] + len(where)])
+            takes.append(a + where[ranks[lo:hi] - seen[cls]])
+            seen[cls] += len(where)
+    take = np.sort(np.concatenate(takes)) if takes else np.zeros(0, np.int64)
     x = np.stack([ts.area_x[i, take] for i in ts.layer_idx], axis=1).astype(np.float32)
-    return x, lab[take], take
+    y = np.where(ts.area_split[take] == SPLIT_CODES["train"], ts.area_y[take], IGNORE)
+    return x, y.astype(np.uint8), take
 
 
 def pixel_groups(ts: TileSet, flat: NDArray[np.int64], group_tiles: int) -> NDArray[np.int64]:
@@ -270,29 +292,32 @@ class PatchSampler:
         self.ts, self.patch = ts, patch
         self.step = max(1, patch // 8)
         self.min_count = min_train_fraction * patch * patch
-        self.integrals: dict[int, NDArray[np.int64]] = {}
         cands: list[NDArray[np.int64]] = []
         for k in range(len(ts.members)):
             _, y, split = ts.member(k)
             h, w = y.shape
             if h < patch or w < patch:
                 continue
-            ok = ((split == SPLIT_CODES["train"]) & (y != IGNORE)).astype(np.int64)
-            integral = np.zeros((h + 1, w + 1), dtype=np.int64)
-            integral[1:, 1:] = ok.cumsum(0).cumsum(1)
-            r = np.arange(0, h - patch + 1, self.step)
-            c = np.arange(0, w - patch + 1, self.step)
-            rr, cc = np.meshgrid(r, c, indexing="ij")
-            count = (
-                integral[rr + patch, cc + patch]
-                - integral[rr, cc + patch]
-                - integral[rr + patch, cc]
-                + integral[rr, cc]
-            )
-            keep = count >= self.min_count
-            self.integrals[k] = integral
-            cands.append(np.stack([np.full(keep.sum(), k), rr[keep], cc[keep]], axis=1))
+            # Train pixels per lattice patch from running column sums over the patch's rows:
+            # each store row is read twice, memory is one row of counts.
+            colsum = np.zeros(w, dtype=np.int64)
+            top = 0
+            for r in range(0, h - patch + 1, self.step):
+                while top < r + patch:
+                    colsum += self._ok(y[top], split[top])
+                    top += 1
+                if r > 0:
+                    for q in range(r - self.step, r):
+                        colsum -= self._ok(y[q], split[q])
+                run = np.concatenate([[0], np.cumsum(colsum)])
+                c = np.arange(0, w - patch + 1, self.step)
+                keep = c[(run[c + patch] - run[c]) >= self.min_count]
+                cands.append(np.stack([np.full(len(keep), k), np.full(len(keep), r), keep], axis=1))
         self.candidates = np.concatenate(cands) if cands else np.zeros((0, 3), np.int64)
+
+    @staticmethod
+    def _ok(y: NDArray[np.uint8], split: NDArray[np.uint8]) -> NDArray[np.int64]:
+        return ((split == SPLIT_CODES["train"]) & (y != IGNORE)).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -303,13 +328,11 @@ class PatchSampler:
         jitter = rng.integers(self.step, size=(n, 2))
         t = self.patch
         for i, (k, r0, c0) in enumerate(pick):
-            integral = self.integrals[int(k)]
-            r = min(r0 + jitter[i, 0], integral.shape[0] - 1 - t)
-            c = min(c0 + jitter[i, 1], integral.shape[1] - 1 - t)
-            count = (
-                integral[r + t, c + t] - integral[r, c + t] - integral[r + t, c] + integral[r, c]
-            )
-            if count >= self.min_count:
+            _, y, split = self.ts.member(int(k))
+            r = min(r0 + jitter[i, 0], y.shape[0] - t)
+            c = min(c0 + jitter[i, 1], y.shape[1] - t)
+            win = np.s_[r : r + t, c : c + t]
+            if self._ok(y[win], split[win]).sum() >= self.min_count:
                 pick[i, 1], pick[i, 2] = r, c
         return pick
 
@@ -492,6 +515,36 @@ def val_scores(prob: NDArray[np.float32], y: NDArray[np.uint8]) -> dict[str, flo
 
 
 @dataclass
+class ValChips:
+    """The validation chips of a store, read from its memory map and normalised a batch at a
+    time, so validating holds one batch, not the validation set."""
+
+    ts: TileSet
+    ids: NDArray[np.int64]
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batches(self, size: int) -> Iterator[tuple[NDArray[np.float32], NDArray[np.uint8]]]:
+        """(normalised chips, labels) of ``size`` chips at a time."""
+        for i in range(0, len(self.ids), size):
+            b = self.ids[i : i + size]
+            yield normalise(self.ts.chips(b), self.mean, self.std), self.ts.y[b]
+
+    def scores(self, model: nn.Module, device: torch.device, size: int) -> dict[str, float]:
+        """:func:`val_scores` of ``model`` over every chip, counted batch by batch."""
+        c = dict.fromkeys(COUNT_KEYS, 0)
+        for x, y in self.batches(size):
+            prob = predict_tiles(model, x, device, size)
+            ok = y != IGNORE
+            add_confusion(c, (prob >= 0.5)[ok], (y == 1)[ok])
+        m = metrics_from_counts(c["tp"], c["fp"], c["fn"], c["tn"])
+        return {k: float(np.nan_to_num(m[k])) for k in ("iou", "iou_background", "miou", "f1")}
+
+
+@dataclass
 class _Fit:
     """What training one ensemble member leaves: best weights, history, best epoch."""
 
@@ -509,8 +562,7 @@ def _fit_member(
     sampler: PatchSampler,
     norm: tuple[NDArray[np.float64], NDArray[np.float64]],
     pos_weight: float,
-    xva: NDArray[np.float32],
-    yva: NDArray[np.uint8],
+    val: ValChips,
     device: torch.device,
     ckpt: Path,
     chash: str,
@@ -580,7 +632,7 @@ def _fit_member(
             losses.append(loss.item())
         sched.step()
         shadow.load_state_dict(average.state)
-        m = val_scores(predict_tiles(shadow, xva, device, p.batch_size), yva)
+        m = val.scores(shadow, device, p.batch_size)
         row = {
             "member": member,
             "epoch": epoch,
@@ -657,17 +709,17 @@ def train_cnn(
     )
     ts = load_tiles(tiles_dir, featureset, p.derived)
     va = _split(ts, "val")
-    lab = ts.train_labels()
-    pos, neg = float((lab == 1).sum()), float((lab == 0).sum())
+    npos, nneg = ts.train_counts()
+    pos, neg = float(npos), float(nneg)
     if pos + neg == 0 or len(va) == 0:
         raise InputDataError(
             f"{tiles_dir}: need train pixels and val chips (have {int(pos + neg)} / {len(va)}); "
             "use a larger region or smaller datasets: tile_size / block_tiles"
         )
     rng = np.random.default_rng(p.seed)
-    sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False, lab=lab)
+    sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False)
     mean, std = normalisation_stats(sample)
-    xva, yva = normalise(ts.x[va], mean, std), ts.y[va]
+    val = ValChips(ts, va, mean, std)
     pos_weight = float(np.clip(neg / max(pos, 1.0), 1.0, p.max_pos_weight))
     cfg = {
         "arch": arch,
@@ -716,8 +768,7 @@ def train_cnn(
             sampler,
             (mean, std),
             pos_weight,
-            xva,
-            yva,
+            val,
             device,
             out / f"checkpoint_{k}.pt",
             chash,
@@ -853,9 +904,13 @@ def train_rf(
         }
     ]
     if len(va):
-        xv = normalise(np.moveaxis(ts.x[va], 1, -1).reshape(-1, len(ts.layers)), mean, std)
-        yv = ts.y[va].reshape(-1)
-        m = val_scores(clf.predict(xv).astype(np.float32), yv)
+        c = dict.fromkeys(COUNT_KEYS, 0)
+        for xb, yb in ValChips(ts, va, mean, std).batches(16):
+            ok = yb.reshape(-1) != IGNORE
+            pred = clf.predict(np.moveaxis(xb, 1, -1).reshape(-1, len(ts.layers))[ok])
+            add_confusion(c, pred == 1, yb.reshape(-1)[ok] == 1)
+        mc = metrics_from_counts(c["tp"], c["fp"], c["fn"], c["tn"])
+        m = {k: float(np.nan_to_num(mc[k])) for k in ("iou", "miou", "f1")}
         history[0].update(val_iou=m["iou"], val_miou=m["miou"], val_f1=m["f1"])
         log.info("random forest: val mIoU %.4f (glacier IoU %.4f)", m["miou"], m["iou"])
     with atomic_path(out / RF_FILE) as tmp:

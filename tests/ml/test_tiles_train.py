@@ -459,3 +459,41 @@ def test_forest_files_never_run_code(tmp_path: Path) -> None:
     (tmp_path / "old" / "model.joblib").write_bytes(b"pickle")
     with pytest.raises(MissingInputError, match="pickle, which is never loaded"):
         load_forest(tmp_path / "old" / "model.skops")
+
+
+def test_chip_store_streams_and_trains_in_less_memory_than_it_holds(tmp_path: Path) -> None:
+    """The chips and pixel store are written window by window (same bytes for any window
+    size), and cutting and training never hold the store: numpy's peak heap use stays far
+    below the store's size (memory maps are paged, not allocated)."""
+    import tracemalloc
+
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 16000, 12800), 10.0)  # 1600 x 1280 px
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, g.shape).astype(np.float32)
+    lab = (base > 0.6).astype(np.uint8)
+    names = ["blue", "green", "red", "nir", "swir1", "swir2", "ndsi", "ndwi"]
+    feats = np.stack([base + 0.01 * i for i in range(8)] + [np.ones(g.shape, np.float32)])
+    feats[:, 500:530, 300:900] = np.nan  # invalid across chips
+    feats[-1, 500:530, 300:900] = 0
+    write_raster(tmp_path / "f.tif", feats, g, [*names, VALID], nodata=np.nan)
+    write_raster(tmp_path / "l.tif", lab, g, ["glacier"])
+    del feats, base, lab
+    src = [TileSource("big", 2020, tmp_path / "f.tif", tmp_path / "l.tif")]
+    kw = {"tile_size": 64, "block_tiles": 2, "seed": 3, "buffer_px": 8}
+    tracemalloc.start()
+    make_tiles(src, tmp_path / "a", chunk_px=256, **kw)
+    _, cut_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    make_tiles(src, tmp_path / "b", chunk_px=4096, **kw)
+    for f in ("features.npy", "labels.npy", "area_features.npy", "area_split.npy", "index.csv"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    store = sum((tmp_path / "a" / f).stat().st_size for f in ("features.npy", "area_features.npy"))
+    assert store > 120e6
+    assert cut_peak < store / 5, (cut_peak, store)
+
+    tracemalloc.start()
+    p = CnnParams(epochs=1, min_epochs=1, **FAST)
+    train_cnn(tmp_path / "a", "optical", "unet", tmp_path / "m", p)
+    _, train_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert train_peak < store / 2, (train_peak, store)
