@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
+# An interrupted `make demo` leaves Snakemake's lock behind: it is removed when no Snakemake
+# runs here ([s]nakemake: the pattern does not match this shell's own command line), and
+# --rerun-incomplete redoes the job that was cut off.
 demo: $(STAMP)
-	$(BIN)/snakemake --configfile config/demo.yaml --cores all outlines/$(DEMO).gpkg results/eval/$(DEMO)/outlines.json
+	@if [ -n "$$(ls -A .snakemake/locks 2>/dev/null)" ] && ! pgrep -f '[s]nakemake --configfile' >/dev/null; then \
+		echo "removing the stale lock of an interrupted run"; $(BIN)/snakemake --configfile config/demo.yaml --unlock >/dev/null; fi
+	$(BIN)/snakemake --configfile config/demo.yaml --cores all --rerun-incomplete outlines/$(DEMO).gpkg results/eval/$(DEMO)/outlines.json
 	@$(BIN)/glaciermap summary $(DEMO)
 
 test: $(STAMP)
