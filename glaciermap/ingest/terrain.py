@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
-from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.grid import RegionGrid, grid_of
+from glaciermap.core.io import PathLike, open_raster
 from glaciermap.core.raster import grid_writer, halo_windows
 from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
 
@@ -162,57 +162,61 @@ def _slope_aspect_from_gradient(
 
 
 def slope_file(dem_path: PathLike, dest: PathLike, threads: int = 1, block: int = 2048) -> None:
-    """Slope (degrees) of a DEM file, block by block with a one-pixel halo, in parallel.
+    """Slope (degrees) of a DEM file: :func:`terrain_derivatives` without aspect (the code
+    the workflow runs, so the slope benchmark measures the workflow's path)."""
+    terrain_derivatives(dem_path, dest, None, threads, block)
+
+
+def terrain_derivatives(
+    dem_path: PathLike,
+    slope_dest: PathLike,
+    aspect_dest: PathLike | None = None,
+    threads: int = 1,
+    block: int = 1024,
+) -> None:
+    """Horn slope and aspect (degrees) of a DEM on its grid, block by block with a one-pixel
+    halo (linear extrapolation at the grid edge, as ``gdaldem -compute_edges``), in parallel.
 
     Blocks are read in order by the calling thread (GDAL handles are not thread-safe) and
     computed by ``threads`` workers (numpy releases the GIL); at most ``2 * threads`` blocks
-    are in memory. The DEM must be in a projected CRS with metre units.
+    are in memory, and the result does not depend on ``block``. The DEM must be in a
+    projected CRS with metre units.
     """
-    with open_raster(dem_path) as src:
-        res_x, res_y = src.res
-        height, width = src.height, src.width
-        nodata = src.nodata
-        profile = src.profile.copy()
-        profile.update(
-            dtype="float32",
-            count=1,
-            nodata=np.nan,
-            driver="GTiff",
-            tiled=True,
-            blockxsize=256,
-            blockysize=256,
-            compress="deflate",
-            predictor=3,
-            num_threads=max(1, threads),
-            BIGTIFF="IF_SAFER",
+    grid = grid_of(dem_path)
+    deg = {"UNITS": "degree"}
+    res_x, res_y = grid.resolution, abs(grid.transform.e)
+
+    def work(z: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        return _slope_aspect_from_gradient(*horn_gradient_padded(z, res_x, res_y))
+
+    with ExitStack() as stack:
+        src = stack.enter_context(open_raster(dem_path))
+        sd = stack.enter_context(
+            grid_writer(slope_dest, grid, ["slope"], "float32", np.nan, deg, ["degree"])
         )
+        ad = (
+            stack.enter_context(
+                grid_writer(aspect_dest, grid, ["aspect"], "float32", np.nan, deg, ["degree"])
+            )
+            if aspect_dest is not None
+            else None
+        )
+        pool = stack.enter_context(ThreadPoolExecutor(max(1, threads)))
+        pending: deque[tuple[Window, Future[tuple[NDArray[np.float32], NDArray[np.float32]]]]]
+        pending = deque()
 
-        def read(r0: int, c0: int, h: int, w: int) -> NDArray[np.float32]:
-            rr0, cc0 = max(r0 - 1, 0), max(c0 - 1, 0)
-            rr1, cc1 = min(r0 + h + 1, height), min(c0 + w + 1, width)
-            z = src.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0)).astype(np.float32)
-            if nodata is not None and not np.isnan(nodata):
-                z[z == nodata] = np.nan
-            pad = ((rr0 - (r0 - 1), (r0 + h + 1) - rr1), (cc0 - (c0 - 1), (c0 + w + 1) - cc1))
-            return _pad_extrapolate(z, pad)
+        def flush(keep: int) -> None:
+            while len(pending) > keep:
+                win, fut = pending.popleft()
+                slope, aspect = fut.result()
+                sd.write(slope[None], window=win)
+                if ad is not None:
+                    ad.write(aspect[None], window=win)
 
-        def work(z: NDArray[np.float32]) -> NDArray[np.float32]:
-            return _slope_deg(*horn_gradient_padded(z, res_x, res_y))
-
-        windows = [
-            (r0, c0, min(block, height - r0), min(block, width - c0))
-            for r0 in range(0, height, block)
-            for c0 in range(0, width, block)
-        ]
-        with atomic_path(dest) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-            dst.set_band_description(1, "slope")
-            pending: deque[tuple[tuple[int, int, int, int], Future[NDArray[np.float32]]]] = deque()
-            with ThreadPoolExecutor(max(1, threads)) as pool:
-                for win in windows:
-                    pending.append((win, pool.submit(work, read(*win))))
-                    while len(pending) > max(1, threads) or (win == windows[-1] and pending):
-                        (r0, c0, h, w), fut = pending.popleft()
-                        dst.write(fut.result()[None], window=Window(c0, r0, w, h))
+        for win, z in _halo_blocks(src, grid, block):
+            pending.append((win, pool.submit(work, z)))
+            flush(max(1, threads))
+        flush(0)
 
 
 def build_terrain(
@@ -238,17 +242,7 @@ def build_terrain(
             n_missing += int(np.isnan(part).sum())
             dst.write(part[None], window=win)
         _check_cover(files, grid, n_missing)  # raises before dem_dest appears
-    deg = {"UNITS": "degree"}
-    with (
-        open_raster(dem_dest) as src,
-        grid_writer(slope_dest, grid, ["slope"], "float32", np.nan, deg, ["degree"]) as sd,
-        grid_writer(aspect_dest, grid, ["aspect"], "float32", np.nan, deg, ["degree"]) as ad,
-    ):
-        for win, z in _halo_blocks(src, grid, block):
-            dzdx, dzdy = horn_gradient_padded(z, grid.resolution, abs(grid.transform.e))
-            slope, aspect = _slope_aspect_from_gradient(dzdx, dzdy)
-            sd.write(slope[None], window=win)
-            ad.write(aspect[None], window=win)
+    terrain_derivatives(dem_dest, slope_dest, aspect_dest, threads, block)
 
 
 def _halo_blocks(
