@@ -188,7 +188,7 @@ def sliding_window_predict(
     dest: PathLike,
     window: int = 256,
     overlap: int = 64,
-    block: int = 1024,
+    block: int = 2048,
     batch_size: int = 4,
     device: str = "auto",
     threads: int = 1,
