@@ -76,6 +76,13 @@ def build_labels(
     on the region grid: 1 inside, 0 outside."""
     grid = RegionGrid.load(grid_path)
     gdf = read_inventory(inventory, grid.crs)
+    if band == "glacier" and not gdf.intersects(shapely.box(*grid.bounds)).any():
+        raise InputDataError(
+            f"{inventory}: no glacier polygon ({len(gdf)} polygons in all) lies in the region "
+            f"{[round(b) for b in grid.bounds]} ({grid.crs}): a model cannot learn from it nor "
+            "be scored against it; check the file's CRS and extent, or give the region another "
+            "inventory"
+        )
     n = 0
     with grid_writer(dest, grid, [band], "uint8", None) as dst:
         for win, part in rasterized_blocks(gdf, grid, block):

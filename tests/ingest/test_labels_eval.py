@@ -129,3 +129,30 @@ def test_outline_metrics_block_wise_equal_whole_grid(tmp_path: Path) -> None:
             expected["fn"],
             expected["tn"],
         )
+
+
+@pytest.mark.parametrize("case", ["empty", "points", "elsewhere"])
+def test_an_inventory_without_glaciers_in_the_region_is_an_error(tmp_path: Path, case: str) -> None:
+    """Empty, points-only or out-of-region inventories used to give all-zero labels (IoU 0,
+    NaN metrics) silently; now one line naming the file, and no label raster."""
+    from shapely.geometry import Point
+
+    from glaciermap.ingest.labels import build_labels
+
+    g = RegionGrid.from_bounds("EPSG:32643", (0, 0, 3000, 2000), 10)
+    g.save(tmp_path / "g.json")
+    geoms = {
+        "empty": [],
+        "points": [Point(500, 500), Point(1000, 1000)],
+        "elsewhere": [box(50_000, 50_000, 51_000, 51_000)],
+    }[case]
+    inv = tmp_path / f"{case}.gpkg"
+    gpd.GeoDataFrame(geometry=geoms, crs="EPSG:32643").to_file(inv)
+    with pytest.raises(
+        InputDataError, match=rf"{case}.gpkg: no glacier polygon .* lies in the region"
+    ):
+        build_labels(inv, tmp_path / "g.json", tmp_path / "l.tif")
+    assert not (tmp_path / "l.tif").exists()
+    # debris polygons may be absent: a debris-free region is real
+    build_labels(inv, tmp_path / "g.json", tmp_path / "d.tif", band="debris")
+    assert (tmp_path / "d.tif").exists()
