@@ -31,11 +31,25 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, atomic_path, open_raster
 
 CONTINUOUS = Resampling.bilinear
 CATEGORICAL = Resampling.nearest
+
+
+def footprint_overlaps(src: DatasetReader, grid: RegionGrid) -> bool:
+    """Whether a raster's footprint intersects the grid. A raster without a CRS is an error:
+    it cannot be placed on any grid (it is never assumed to be in the grid's CRS)."""
+    if src.crs is None:
+        raise InputDataError(
+            f"{src.name}: has no coordinate reference system; re-export it as a georeferenced "
+            "GeoTIFF (or assign one with gdal_edit.py -a_srs)"
+        )
+    w, s, e, n = rasterio.warp.transform_bounds(src.crs, grid.rio_crs, *src.bounds)
+    left, bottom, right, top = grid.bounds
+    return w < right and e > left and s < top and n > bottom
 
 
 def warp_scale(src_crs: CRS, src_transform: Affine, grid: RegionGrid) -> tuple[float, float] | None:

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
-import rasterio.warp
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
@@ -33,7 +31,13 @@ from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, open_raster
 from glaciermap.core.raster import grid_writer
-from glaciermap.core.reproject import CATEGORICAL, CONTINUOUS, block_windows, warped
+from glaciermap.core.reproject import (
+    CATEGORICAL,
+    CONTINUOUS,
+    block_windows,
+    footprint_overlaps,
+    warped,
+)
 from glaciermap.ingest.names import layer_unit
 
 log = logging.getLogger(__name__)
@@ -500,16 +504,8 @@ def composite(
 def scene_overlaps(scene: OpticalScene, grid: RegionGrid) -> bool:
     """Whether a scene's footprint (its first band file's bounds) intersects the grid. A band
     file without a CRS is an error: it cannot be placed on any grid."""
-    path = next(iter(scene.bands.values()))
-    with open_raster(path) as src:
-        if src.crs is None:
-            raise InputDataError(
-                f"{path}: has no coordinate reference system; re-export it as a georeferenced "
-                "GeoTIFF (or give the product's own files)"
-            )
-        w, s, e, n = rasterio.warp.transform_bounds(src.crs, grid.rio_crs, *src.bounds)
-    left, bottom, right, top = grid.bounds
-    return w < right and e > left and s < top and n > bottom
+    with open_raster(next(iter(scene.bands.values()))) as src:
+        return footprint_overlaps(src, grid)
 
 
 def build_optical_composite(

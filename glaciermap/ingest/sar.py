@@ -31,7 +31,13 @@ from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, open_raster
 from glaciermap.core.raster import grid_writer
-from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
+from glaciermap.core.reproject import (
+    CONTINUOUS,
+    block_windows,
+    footprint_overlaps,
+    warp_options,
+    warp_window,
+)
 from glaciermap.ingest.names import (
     COPOL,
     CROSSPOL,
@@ -116,6 +122,16 @@ def reduced_blocks(
     covered = False
     with ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(p)) for p in paths]
+        inside = [footprint_overlaps(src, grid) for src in srcs]  # a file without CRS: error
+        if not all(inside):
+            outside = [p.name for p, ok in zip(paths, inside, strict=True) if not ok]
+            log.warning(
+                "SAR: %d of %d files lie outside the region grid and are left out: %s",
+                len(outside),
+                len(paths),
+                outside,
+            )
+            srcs = [src for src, ok in zip(srcs, inside, strict=True) if ok]
         opts = [warp_options(src, grid) for src in srcs]
         for win in block_windows(grid, block):
             shape = (int(win.height), int(win.width))

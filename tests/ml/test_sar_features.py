@@ -152,3 +152,27 @@ def test_coherence_pair_selection(tmp_path: Path, sar_grid: RegionGrid) -> None:
     assert np.allclose(coherence_stack(files, sar_grid, reducer="median"), 0.6)
     with pytest.raises(InputDataError, match="baseline"):
         coherence_stack(files, sar_grid, max_baseline_days=6)
+
+
+def test_sar_dates_without_crs_or_off_the_region_are_never_silent(
+    tmp_path: Path, sar_grid: RegionGrid, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A date without CRS is an error (never assumed to be in the grid CRS); a date whose
+    footprint misses the region is left out with a warning naming it and the count."""
+    shape = (600, 1200)
+    a = _geo(tmp_path / "S1A_IW_20210806T0_VV.tif", np.full(shape, 0.1))
+    far = tmp_path / "S1A_IW_20210818T0_VV.tif"
+    _geo(far, np.full(shape, 0.3))
+    with rasterio.open(far, "r+") as d:  # the same scene moved 10 degrees east
+        d.transform = Affine(0.0002, 0, 83.85, 0, -0.0002, 36.1)
+    with caplog.at_level("WARNING"):
+        data, _ = backscatter_stack([a, far], sar_grid)
+    assert "1 of 2 files lie outside the region grid" in caplog.text and far.name in caplog.text
+    assert np.allclose(data[0], -10, atol=1e-4)  # the far date does not dilute the mean
+    bare = tmp_path / "S1A_IW_20210830T0_VV.tif"
+    with rasterio.open(
+        bare, "w", driver="GTiff", width=50, height=50, count=1, dtype="float32"
+    ) as d:
+        d.write(np.full((1, 50, 50), 0.2, np.float32))
+    with pytest.raises(InputDataError, match=rf"{bare.name}: has no coordinate reference system"):
+        backscatter_stack([a, bare], sar_grid)
