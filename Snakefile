@@ -16,9 +16,11 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/reference_common.smk"
 include: "rules/demo.smk"
 include: "rules/ingest.smk"
 include: "rules/features.smk"
+include: "rules/reference.smk"
 include: "rules/training.smk"
 include: "rules/outlines.smk"
 include: "rules/report.smk"

@@ -142,6 +142,32 @@ def check_datasets():
 check_datasets()
 
 
+def names_pattern(names):
+    """A wildcard constraint matching exactly ``names`` (none: a pattern matching nothing)."""
+    import re
+
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+# Constraints of single rules: names under `datasets:` (chips cut from feature stacks, by `tiles`)
+# and under `reference:` (the reference course's dataset, converted by `reference_tiles`).
+DATASET_NAMES = names_pattern(config["datasets"])
+REFERENCE_NAMES = names_pattern(config["reference"])
+
+
+def check_reference():
+    """A name under both ``datasets:`` and ``reference:`` would mean two chip stores."""
+    both = sorted(set(config["datasets"]) & set(config["reference"]))
+    if both:
+        fail(
+            f"datasets: {both[0]} and reference: {both[0]}: one name, two datasets "
+            f"(results/tiles/{both[0]}/ can hold only one); rename one of them"
+        )
+
+
+check_reference()
+
+
 def benchmark_models(region, year):
     """(arch, featureset) of ``benchmark:`` whose inputs the region/year has."""
     return [
@@ -414,6 +440,9 @@ def benchmark_test_on():
 
 
 def benchmark_results(wildcards):
+    if wildcards.dataset in config["reference"]:
+        # the reference course's table: always on its own test split (test.hdf5)
+        return reference_benchmark_results(wildcards)
     ry = benchmark_test_on()
     if ry is not None:
         members = config["datasets"].get(wildcards.dataset, {}).get("members", [])
@@ -429,6 +458,14 @@ def benchmark_results(wildcards):
         f"results/eval/{wildcards.dataset}/test/{a}_{f}.json"
         for a, f in benchmark_pairs(wildcards)
     ]
+
+
+def benchmark_scored_on(wildcards):
+    """``benchmark: test_on`` as the table states it; None for a reference dataset, which is
+    always scored on its own test split."""
+    if wildcards.dataset in config["reference"]:
+        return None
+    return config["benchmark"]["test_on"]
 
 
 def report_targets():

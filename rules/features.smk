@@ -109,6 +109,8 @@ rule tiles:
         "logs/tiles/{dataset}.log",
     benchmark:
         "logs/benchmarks/tiles/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=DATASET_NAMES,
     conda:
         "../envs/geo.yaml"
     threads: 1

@@ -93,6 +93,7 @@ rule evaluate_split:
         "logs/benchmarks/eval/{dataset}/{split}/{arch}_{featureset}.tsv"
     wildcard_constraints:
         split="train|val|test",
+        dataset=DATASET_NAMES,
     conda:
         "../envs/geo.yaml"
     threads: 1
@@ -131,7 +132,7 @@ rule benchmark_table:
         runtime=scaled(5),
     params:
         models=benchmark_pairs,
-        test_on=config["benchmark"].get("test_on"),
+        test_on=benchmark_scored_on,
         version=VERSION,
     script:
         "../workflow_scripts/benchmark_table.py"
