@@ -102,7 +102,7 @@ def load_forest(path: PathLike) -> Any:
 class CnnParams:
     """CNN training settings (defaults: see schemas/config.schema.yaml)."""
 
-    epochs: int = 40
+    epochs: int = 80
     min_epochs: int = 12
     warmup_epochs: int = 2
     patches_per_epoch: int = 512
@@ -110,7 +110,7 @@ class CnnParams:
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    patience: int = 8
+    patience: int = 16
     base_channels: int = 16
     depth: int = 3
     seed: int = 0
@@ -119,10 +119,10 @@ class CnnParams:
     derived: bool = True
     device: str = "auto"
     max_pos_weight: float = 10.0
-    # Radiometric augmentation per patch (0 = off): see Jitter.
-    jitter_gain: float = 0.0
-    jitter_elevation_m: float = 0.0
-    jitter_sar_db: float = 0.0
+    # Radiometric augmentation per patch (0 = off): see Jitter and the schema's reasons.
+    jitter_gain: float = 0.1
+    jitter_elevation_m: float = 200.0
+    jitter_sar_db: float = 1.0
 
 
 @dataclass
