@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -508,12 +508,6 @@ class WeightAverage:
                     self.state[k].copy_(v)
 
 
-def val_scores(prob: NDArray[np.float32], y: NDArray[np.uint8]) -> dict[str, float]:
-    """Validation metrics (``miou`` chooses the model), NaN-free: an undefined IoU counts 0."""
-    m = confusion_metrics(prob >= 0.5, y == 1, y != IGNORE)
-    return {k: float(np.nan_to_num(m[k])) for k in ("iou", "iou_background", "miou", "f1")}
-
-
 @dataclass
 class ValChips:
     """The validation chips of a store, read from its memory map and normalised a batch at a
@@ -533,13 +527,18 @@ class ValChips:
             b = self.ids[i : i + size]
             yield normalise(self.ts.chips(b), self.mean, self.std), self.ts.y[b]
 
-    def scores(self, model: nn.Module, device: torch.device, size: int) -> dict[str, float]:
-        """:func:`val_scores` of ``model`` over every chip, counted batch by batch."""
+    def scores(
+        self,
+        predict: Callable[[NDArray[np.float32], NDArray[np.bool_]], NDArray[np.bool_]],
+        size: int,
+    ) -> dict[str, float]:
+        """Validation metrics (``miou`` chooses the model) over every chip, counted batch by
+        batch; ``predict(x, labelled)`` gives the glacier mask of the labelled pixels of the
+        normalised chips ``x``. NaN-free: an undefined IoU counts 0."""
         c = dict.fromkeys(COUNT_KEYS, 0)
         for x, y in self.batches(size):
-            prob = predict_tiles(model, x, device, size)
             ok = y != IGNORE
-            add_confusion(c, (prob >= 0.5)[ok], (y == 1)[ok])
+            add_confusion(c, predict(x, ok), (y == 1)[ok])
         m = metrics_from_counts(c["tp"], c["fp"], c["fn"], c["tn"])
         return {k: float(np.nan_to_num(m[k])) for k in ("iou", "iou_background", "miou", "f1")}
 
@@ -632,7 +631,10 @@ def _fit_member(
             losses.append(loss.item())
         sched.step()
         shadow.load_state_dict(average.state)
-        m = val.scores(shadow, device, p.batch_size)
+        m = val.scores(
+            lambda x, ok: (predict_tiles(shadow, x, device, p.batch_size) >= 0.5)[ok],
+            p.batch_size,
+        )
         row = {
             "member": member,
             "epoch": epoch,
@@ -904,13 +906,9 @@ def train_rf(
         }
     ]
     if len(va):
-        c = dict.fromkeys(COUNT_KEYS, 0)
-        for xb, yb in ValChips(ts, va, mean, std).batches(16):
-            ok = yb.reshape(-1) != IGNORE
-            pred = clf.predict(np.moveaxis(xb, 1, -1).reshape(-1, len(ts.layers))[ok])
-            add_confusion(c, pred == 1, yb.reshape(-1)[ok] == 1)
-        mc = metrics_from_counts(c["tp"], c["fp"], c["fn"], c["tn"])
-        m = {k: float(np.nan_to_num(mc[k])) for k in ("iou", "miou", "f1")}
+        m = ValChips(ts, va, mean, std).scores(
+            lambda x, ok: clf.predict(np.moveaxis(x, 1, -1)[ok]) == 1, 16
+        )
         history[0].update(val_iou=m["iou"], val_miou=m["miou"], val_f1=m["f1"])
         log.info("random forest: val mIoU %.4f (glacier IoU %.4f)", m["miou"], m["iou"])
     with atomic_path(out / RF_FILE) as tmp:
