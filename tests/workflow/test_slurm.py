@@ -58,11 +58,18 @@ def slurm_cluster() -> Iterator[None]:
             )
 
 
+# The chain of one region-year, from the synthetic world to the scored outlines: every kind
+# of job (CPU ingestion, processing tiles, GPU training, gathering, polygonization) without
+# the benchmark table, quicklooks and the second epoch, whose jobs add sbatch waves only.
+SLURM_TARGETS = ["outlines/demo_2021.gpkg", "results/eval/demo_2021/outlines.json"]
+
+
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     wd = make_workdir(tmp_path_factory.mktemp("slurm"))
     snakemake(
         wd,
+        *SLURM_TARGETS,
         "--profile",
         str(REPO / "profiles" / "slurm"),
         # The local test cluster has no accounting database: poll with squeue, quickly.
@@ -76,13 +83,6 @@ def slurm_run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> 
         "--jobs",
         "4",
     )
-    return wd
-
-
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wd = make_workdir(tmp_path_factory.mktemp("local"))
-    snakemake(wd, "--cores", "2")
     return wd
 
 
@@ -105,11 +105,15 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
         "optical_composite",
         "terrain",
         "train_cnn",
+        "features_tile",
+        "predict_tile",
         "predict",
         "outlines",
     } <= rules
+    # one job per processing tile (the .test regions are 2 x 2 tiles)
+    assert len(_job_ids(slurm_run, "predict_tile")) == 4
     jobs = _job_ids(slurm_run, "outlines")
-    assert len(jobs) == 2  # demo 2021 (target) and 2005 (for the change 2005 -> 2021)
+    assert len(jobs) == 1
     for job in jobs:
         assert "JobState=COMPLETED" in _job_info(job)
 
@@ -127,11 +131,29 @@ def test_training_asked_for_and_saw_a_gpu(slurm_run: Path) -> None:
         assert "gpu" not in _job_info(job)
 
 
-def test_slurm_outputs_equal_local_outputs(slurm_run: Path, local_run: Path) -> None:
+def test_slurm_outputs_equal_local_outputs(slurm_run: Path, done: Path) -> None:
     rel = "results/eval/demo_2021/outlines.json"
     a = json.loads((slurm_run / rel).read_text())
-    b = json.loads((local_run / rel).read_text())
+    b = json.loads((done / rel).read_text())
     assert [a[k] for k in ("tp", "fp", "fn", "tn")] == [b[k] for k in ("tp", "fp", "fn", "tn")]
     rel = "results/probability/demo_2021/unet_optical_dem_sar.tif"
-    with rasterio.open(slurm_run / rel) as x, rasterio.open(local_run / rel) as y:
+    with rasterio.open(slurm_run / rel) as x, rasterio.open(done / rel) as y:
         assert np.allclose(x.read(), y.read(), atol=1e-6, equal_nan=True)
+
+
+SHARED_SLURM = REPO.parent / "shared" / "slurm"
+VENDOR_HEADER = "# Vendored from the team's shared test kit"
+
+
+@pytest.mark.parametrize("script", ["start-local-cluster.sh", "stop-local-cluster.sh"])
+def test_vendored_cluster_scripts_are_in_step_with_the_shared_kit(script: str) -> None:
+    """tests/slurm/ is a copy of ../shared/slurm/ (which changes); CI runs the copy."""
+    if not (SHARED_SLURM / script).is_file():
+        pytest.skip(f"the shared test kit is not at {SHARED_SLURM} (only on the dev machine)")
+    ours = [
+        line
+        for line in (SLURM_DIR / script).read_text().splitlines()
+        if not line.startswith(VENDOR_HEADER)
+    ]
+    theirs = (SHARED_SLURM / script).read_text().splitlines()
+    assert ours == theirs, f"tests/slurm/{script} differs from {SHARED_SLURM / script}: copy again"

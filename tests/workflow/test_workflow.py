@@ -15,14 +15,6 @@ from workflow_helpers import make_workdir, planned_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished local run of the .test/ workflow."""
-    wd = make_workdir(tmp_path_factory.mktemp("wf"))
-    snakemake(wd, "--cores", "2")
-    return wd
-
-
 def test_outputs_are_sound(done: Path) -> None:
     gdf = gpd.read_file(done / "outlines/demo_2021.gpkg")
     assert len(gdf) > 0 and gdf.geometry.is_valid.all()
