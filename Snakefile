@@ -26,6 +26,13 @@ include: "rules/outlines.smk"
 include: "rules/report.smk"
 
 
+# Metadata-only steps (a grid JSON, a VRT of the tiles: milliseconds at any region size) run in
+# the main Snakemake process; on a cluster a job of their own would only wait in the queue.
+localrules:
+    region_grid,
+    features,
+
+
 rule all:
     default_target: True
     input:
