@@ -41,11 +41,73 @@ def _report(msg):
 
 
 def _present(found, region, year=None):
-    """Input files, or the missing folder (Snakemake then names it) plus a one-line hint."""
+    """Input files, or the missing folder (Snakemake then names it) plus a one-line hint;
+    the first time, also every other input the configured regions still lack."""
     if isinstance(found, Missing):
         _report(found.message(region, year))
+        _missing_overview()
         return [found.path]
     return found
+
+
+def _roles():
+    """Why each configured real region/year is needed: region_year -> reasons."""
+    roles = {}
+    for ry in config["targets"]:
+        roles.setdefault(ry, []).append("target")
+    for name, d in config["datasets"].items():
+        for ry in d["members"]:
+            roles.setdefault(ry, []).append(f"member of dataset {name}")
+    for r, y1, y2 in CATALOG.change_pairs():
+        for y in (y1, y2):
+            roles.setdefault(f"{r}_{y}", []).append(f"change {r}_{y1}_{y2}")
+    return {
+        ry: why for ry, why in roles.items() if not CATALOG.is_demo(split_ry(ry)[0])
+    }
+
+
+def _missing_overview():
+    """Print, once, every input the configured real region/years lack: a new user sees
+    every folder to fill in one go, not one per dry run."""
+    if "overview" in _REPORTED:
+        return
+    _REPORTED.add("overview")
+    lines = []
+    for ry, why in _roles().items():
+        region, year = split_ry(ry)
+        member = any(w.startswith("member") for w in why)
+        featuresets = {default_model(region, year)[2]}
+        if member:  # every model trained on the dataset reads all of its layers
+            featuresets |= {config["model"]["featureset"]}
+            featuresets |= {
+                o["featureset"]
+                for o in config["model"]["overrides"].values()
+                if "featureset" in o
+            }
+        needed = set().union(*(FEATURESET_INPUTS[f] for f in featuresets))
+        items = []
+        if isinstance(CATALOG.optical(region, year), Missing):
+            items.append(f"optical: {CATALOG.where(region, year, 'optical')}")
+        dem = CATALOG.dem(region)
+        if "dem" in needed and isinstance(dem, Missing):
+            items.append(f"dem: {dem.path}/ ({dem.help})")
+        sar = sorted(
+            needed & {"backscatter", "coherence"} - CATALOG.input_kinds(region, year)
+        )
+        if sar:
+            items.append(f"{' + '.join(sar)}: {CATALOG.where(region, year, sar[0])}")
+        if member and CATALOG.inventory(region, year) is None:
+            path = CATALOG.inventory_path(region, year)
+            items.append(f"inventory: {path} (RGI/GLIMS outlines: the training truth)")
+        if items:
+            lines.append(f"{ry} ({', '.join(why)}):")
+            lines += [f"  {item}" for item in items]
+    if lines:
+        print(
+            "glaciermap: inputs still missing for the configured regions:\n  "
+            + "\n  ".join(lines),
+            file=sys.stderr,
+        )
 
 
 def split_ry(region_year):

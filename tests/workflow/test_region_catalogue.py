@@ -1,0 +1,54 @@
+"""The shipped config (config/config.yaml): the region catalogue and, before any data exists,
+one dry run that lists every input still missing (not one folder per attempt)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_catalogue_regions_and_their_roles() -> None:
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    regions = cfg["regions"]
+    assert {"hunza", "alps", "svalbard"} <= set(regions)
+    assert regions["hunza"]["crs"] == "EPSG:32643" and regions["hunza"]["years"] == [2005, 2021]
+    assert regions["alps"]["crs"] == "EPSG:3035"  # equal-area across UTM zones 31-33
+    assert regions["svalbard"]["crs"] == "EPSG:32633"
+    w, s, e, n = regions["alps"]["bounds"]
+    assert 800e3 < e - w < 1100e3 and 450e3 < n - s < 650e3  # the Alpine arc, ~1000 x 500 km
+    assert cfg["datasets"][cfg["model"]["dataset"]]["members"] == ["alps_2015", "svalbard_2020"]
+    assert cfg["changes"]["pairs"] == ["hunza_2005_2021"]
+
+
+def test_fresh_dry_run_lists_every_missing_input(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    proc = snakemake(tmp_path, "-n", "outlines/hunza_2021.gpkg", check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert "Traceback" not in err
+    overview = err[err.index("inputs still missing for the configured regions") :]
+    for ry, why in (
+        ("hunza_2021", "target"),
+        ("alps_2015", "member of dataset reference"),
+        ("svalbard_2020", "member of dataset reference"),
+        ("hunza_2005", "change hunza_2005_2021"),
+    ):
+        assert f"{ry} ({why}" in overview, overview
+    for path in (
+        "data/hunza/2021/optical/",
+        "data/hunza/2021/sar/",
+        "data/alps/2015/sar/",
+        "data/inventory/alps_2015.gpkg",
+        "data/inventory/svalbard_2020.gpkg",
+        "data/dem/",
+    ):
+        assert path in overview, (path, overview)
+    # 2005 has no Sentinel-1 (its model is optical_dem) and is not a training member.
+    assert "data/hunza/2005/sar" not in overview and "hunza_2005.gpkg" not in overview
+    assert not (tmp_path / "results").exists()  # a dry run wrote nothing
