@@ -160,7 +160,8 @@ def _sha256(path: Path) -> str:
 
 
 def test_slurm_outputs_are_byte_identical_to_local_outputs(slurm_run: Path, done: Path) -> None:
-    """Two clean runs (one local, one through SLURM) give the same bytes in every output.
+    """Two runs give the same bytes in every output: the local one, which was SIGKILLed 6
+    times mid-job and resumed (see the `done` fixture), and the uninterrupted SLURM run.
 
     Except the CNN's resume checkpoints, which name the chip store they were trained on by
     size and modification time (regenerated chips must not resume an old training).
