@@ -32,8 +32,11 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,12 @@ from numpy.typing import NDArray
 from torch import nn
 
 from glaciermap import __version__
-from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
+from glaciermap.core.errors import (
+    ConfigError,
+    GlacierMapError,
+    InputDataError,
+    MissingInputError,
+)
 from glaciermap.core.io import PathLike, atomic_path, read_json, write_json
 from glaciermap.ingest.names import LAYER_COPOL_DB, LAYER_CROSSPOL_DB
 from glaciermap.ingest.optical import COMMON_NAMES
@@ -214,8 +222,8 @@ def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> T
     meta = read_json(d / "meta.json")
     layers = model_layers(featureset, meta["layers"], derived)
     idx = [meta["layers"].index(n) for n in layers]
-    x = np.load(d / "features.npy", mmap_mode="r")
-    y = np.load(d / "labels.npy")
+    x = _load_npy(d / "features.npy", mmap=True)
+    y = _load_npy(d / "labels.npy", mmap=False)
     index = pd.read_csv(d / "index.csv")
     return TileSet(
         x,
@@ -223,12 +231,29 @@ def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> T
         index,
         layers,
         idx,
-        np.load(d / "area_features.npy", mmap_mode="r"),
-        np.load(d / "area_labels.npy", mmap_mode="r"),
-        np.load(d / "area_split.npy", mmap_mode="r"),
+        _load_npy(d / "area_features.npy", mmap=True),
+        _load_npy(d / "area_labels.npy", mmap=True),
+        _load_npy(d / "area_split.npy", mmap=True),
         list(meta["members"]),
         int(meta["tile_size"]),
     )
+
+
+def _load_npy(path: Path, mmap: bool) -> Any:
+    """An array of a chip store (memory-mapped if ``mmap``), with a one-line error when the
+    file is missing or cut short."""
+    if not path.exists():
+        raise MissingInputError(
+            f"{path}: part of the chip store is missing; delete {path.parent} and rerun its "
+            "tiles step"
+        )
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputDataError(
+            f"{path}: not a readable array ({exc}); the chip store is truncated or corrupt: "
+            f"delete {path.parent} and rerun its tiles step"
+        ) from exc
 
 
 def train_pixel_sample(
@@ -553,6 +578,28 @@ class _Fit:
     best_epoch: int
 
 
+class TrainingInterrupted(GlacierMapError):
+    """SIGTERM during CNN training (what SLURM sends before a time-limit kill or preemption):
+    training stopped after writing the epoch's checkpoint; a rerun resumes from it."""
+
+
+@contextmanager
+def _sigterm_requests() -> Iterator[Callable[[], bool]]:
+    """While training, SIGTERM only raises a flag (returned as a callable) that the epoch loop
+    checks after writing its checkpoint, instead of killing the process mid-epoch. SLURM
+    sends SIGTERM ``KillWait`` (default 30 s) before SIGKILL; an epoch longer than that is
+    cut by the SIGKILL, and the previous epoch's checkpoint is resumed as after any kill."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False  # signal handlers can only be set from the main thread
+        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        yield lambda: bool(got)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _fit_member(
     ts: TileSet,
     arch: str,
@@ -565,8 +612,10 @@ def _fit_member(
     device: torch.device,
     ckpt: Path,
     chash: str,
+    terminated: Callable[[], bool] = lambda: False,
 ) -> _Fit:
-    """Train one ensemble member (seed ``p.seed + member``), resuming from its checkpoint."""
+    """Train one ensemble member (seed ``p.seed + member``), resuming from its checkpoint;
+    after an epoch's checkpoint, :class:`TrainingInterrupted` if ``terminated()``."""
     seed = p.seed + member
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -680,6 +729,12 @@ def _fit_member(
                 },
                 tmp,
             )
+        if terminated():
+            raise TrainingInterrupted(
+                f"{ckpt.parent}: training stopped by SIGTERM after member {member} epoch "
+                f"{epoch}, whose checkpoint {ckpt.name} is written; run the job again (or let "
+                "SLURM requeue it) to resume from there"
+            )
         if stopped:
             log.info("member %d: early stopping at epoch %d (best %d)", member, epoch, best_epoch)
     if best_state is None:  # no epoch ran (epochs: 0)
@@ -761,22 +816,24 @@ def train_cnn(
             f"{tiles_dir}: no {ts.tile_size} px patch has {p.min_train_fraction:.0%} train "
             "pixels; lower training: cnn: min_train_fraction or datasets: tile_size"
         )
-    fits = [
-        _fit_member(
-            ts,
-            arch,
-            p,
-            k,
-            sampler,
-            (mean, std),
-            pos_weight,
-            val,
-            device,
-            out / f"checkpoint_{k}.pt",
-            chash,
-        )
-        for k in range(p.ensemble)
-    ]
+    with _sigterm_requests() as terminated:
+        fits = [
+            _fit_member(
+                ts,
+                arch,
+                p,
+                k,
+                sampler,
+                (mean, std),
+                pos_weight,
+                val,
+                device,
+                out / f"checkpoint_{k}.pt",
+                chash,
+                terminated,
+            )
+            for k in range(p.ensemble)
+        ]
     with atomic_path(out / "weights.pt") as tmp:
         save_torch({"members": [f.state for f in fits]}, tmp)
     summary = {

@@ -282,6 +282,43 @@ def test_train_cnn_resumes_after_a_kill(tmp_path: Path, monkeypatch: pytest.Monk
     assert calls["n"] == -100 + 8
 
 
+def test_sigterm_stops_after_a_checkpoint_and_resumes_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM sends SIGTERM before a time-limit kill or preemption: training writes the
+    epoch's checkpoint, stops with one clear error, and the rerun ends as if uninterrupted."""
+    import os
+    import signal
+
+    import glaciermap.ml.train as tr
+
+    tiles = _toy_dataset(tmp_path)
+    p = CnnParams(epochs=5, patience=20, **{**FAST, "base_channels": 4})
+    uninterrupted = tmp_path / "u"
+    train_cnn(tiles, "optical", "unet", uninterrupted, p)
+    real, calls = tr.predict_tiles, {"n": 0}
+
+    def terminating(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:  # during epoch 1's validation
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "predict_tiles", terminating)
+    out = tmp_path / "m"
+    with pytest.raises(tr.TrainingInterrupted, match="SIGTERM after member 0 epoch 1") as exc:
+        train_cnn(tiles, "optical", "unet", out, p)
+    assert "\n" not in str(exc.value) and str(out) in str(exc.value)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    done = torch.load(out / "checkpoint_0.pt", weights_only=True)["history"]
+    assert [r["epoch"] for r in json.loads(done)] == [0, 1]
+    assert not (out / "weights.pt").exists()
+    train_cnn(tiles, "optical", "unet", out, p)
+    a = torch.load(out / "weights.pt", weights_only=True)["members"][0]
+    b = torch.load(uninterrupted / "weights.pt", weights_only=True)["members"][0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_rf(tmp_path: Path) -> None:
     tiles = _toy_dataset(tmp_path)
     res = train_rf(tiles, "optical", tmp_path / "rf", RfParams(n_estimators=10, max_samples=5000))
