@@ -112,3 +112,22 @@ def run_python(code: str, **kwargs: Any) -> tuple[float, int, Any]:
         raise SystemExit(proc.stderr[-3000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out["seconds"], out["peak_rss_mb"], out["result"]
+
+
+def run_workflow(workdir: Path, *targets: str, log: Path | None = None) -> None:
+    """``snakemake --cores 2 --rerun-incomplete TARGETS`` of this repository's Snakefile in
+    ``workdir`` (a killed benchmark resumes, training from its checkpoints); output to
+    ``log`` if given, else to the terminal."""
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(repo / "Snakefile")]
+    out = log.open("w") if log else None
+    try:
+        subprocess.run(
+            [*cmd, "-d", str(workdir), "--cores", "2", "--rerun-incomplete", *targets],
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+    finally:
+        if out:
+            out.close()

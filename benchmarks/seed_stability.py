@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+
+from common import run_workflow  # noqa: E402
 
 
 def rgbn30_config(root: Path, seed: int) -> dict:  # type: ignore[type-arg]
@@ -77,20 +78,7 @@ def main() -> None:
     (root / "config").mkdir(exist_ok=True)
     (root / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     t0 = time.time()
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "snakemake"),
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(root),
-            "--cores",
-            "2",
-            "--rerun-incomplete",  # a killed run resumes (training from its checkpoints)
-            f"tables/{dataset}_benchmark.md",
-        ],
-        check=True,
-    )
+    run_workflow(root, f"tables/{dataset}_benchmark.md")
     print(f"\n{args.case}: {time.time() - t0:.0f} s in {root}\n")
     print((root / f"tables/{dataset}_benchmark.md").read_text())
     test_on = cfg.get("benchmark", {}).get("test_on")

@@ -62,8 +62,8 @@ def _as_file(raster: Raster, tmp: Path, name: str) -> Iterator[Path]:
         return
     if "band" not in raster.dims or raster.rio.crs is None:
         raise InputDataError(
-            f"{name}: need a DataArray (band, y, x) with a CRS (open it with glaciermap."
-            "open_raster or set one with .rio.write_crs)"
+            f"{name}: need a DataArray (band, y, x) with a CRS; open it with glaciermap."
+            "open_raster or set one with .rio.write_crs"
         )
     path = tmp / f"{name}.tif"
     da = raster.astype("float32")

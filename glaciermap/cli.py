@@ -12,17 +12,23 @@ from pathlib import Path
 import yaml
 
 from glaciermap import __version__
-from glaciermap.core.errors import GlacierMapError
+from glaciermap.core.errors import ConfigError, GlacierMapError, MissingInputError
 from glaciermap.core.logs import configure
 
 
 def _load_config(path: str) -> dict[str, object]:
     p = Path(path)
     if not p.exists():
-        raise GlacierMapError(f"{p}: config file not found; pass --config PATH")
-    cfg = yaml.safe_load(p.read_text())
+        raise MissingInputError(f"{p}: config file not found; pass --config PATH")
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{p}: not valid YAML{where} ({what}); fix the file") from exc
     if not isinstance(cfg, dict):
-        raise GlacierMapError(f"{p}: not a YAML mapping")
+        raise ConfigError(f"{p}: not a YAML mapping of config sections; fix the file")
     return cfg
 
 
@@ -42,7 +48,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     outlines = Path(f"outlines/{ry}.gpkg")
     metrics = Path(f"results/eval/{ry}/outlines.json")
     if not outlines.exists():
-        raise GlacierMapError(f"{outlines}: not found; run `snakemake --cores all {outlines}`")
+        raise MissingInputError(
+            f"{outlines}: not found; run `snakemake --cores all {outlines}` (in the workflow's "
+            "folder)"
+        )
     import geopandas as gpd
 
     gdf = gpd.read_file(outlines)

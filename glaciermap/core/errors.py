@@ -31,3 +31,7 @@ class MissingLayerError(InputDataError, KeyError):
 
 class ConfigError(GlacierMapError, ValueError):
     """The configuration is inconsistent."""
+
+
+class OutputError(GlacierMapError, OSError):
+    """An output cannot be written: its folder is not writable or the disk is full."""

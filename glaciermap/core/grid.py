@@ -17,7 +17,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from glaciermap.core.errors import ConfigError, GridMismatchError
+from glaciermap.core.errors import ConfigError, GridMismatchError, InputDataError
 from glaciermap.core.io import PathLike, open_raster, read_json, write_json
 
 
@@ -35,13 +35,23 @@ class RegionGrid:
         """Grid covering ``bounds`` (left, bottom, right, top) with square pixels."""
         left, bottom, right, top = (float(b) for b in bounds)
         if not (right > left and top > bottom):
-            raise ConfigError(f"grid bounds {list(bounds)} are empty: need left<right, bottom<top")
+            raise ConfigError(
+                f"grid bounds {list(bounds)} are empty: need left<right, bottom<top; fix the "
+                "region's bounds (left, bottom, right, top in its crs)"
+            )
         if resolution_m <= 0:
-            raise ConfigError(f"grid resolution {resolution_m} must be positive")
+            raise ConfigError(
+                f"grid resolution {resolution_m} must be positive; set the region's "
+                "resolution_m to the pixel size in metres (e.g. 10)"
+            )
         try:
             CRS.from_user_input(crs)
         except rasterio.errors.CRSError as exc:
-            raise ConfigError(f"grid CRS {crs!r} is not understood: {exc}") from exc
+            detail = " ".join(str(exc).split())[:120]
+            raise ConfigError(
+                f"grid CRS {crs!r} is not understood ({detail}); set the region's crs to an "
+                "EPSG code such as EPSG:32643 (UTM 43N)"
+            ) from exc
         width = math.ceil((right - left) / resolution_m - 1e-9)
         height = math.ceil((top - bottom) / resolution_m - 1e-9)
         transform = Affine(resolution_m, 0.0, left, 0.0, -resolution_m, top)
@@ -96,7 +106,14 @@ class RegionGrid:
     @classmethod
     def load(cls, path: PathLike) -> RegionGrid:
         """The grid written by :meth:`save` to ``path``."""
-        return cls.from_dict(read_json(path))
+        data = read_json(path)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputDataError(
+                f"{path}: not a region grid (needs crs, transform, width and height; {exc!r}); "
+                "delete it and rerun so that it is rewritten"
+            ) from exc
 
     def profile(
         self, count: int, dtype: str = "float32", nodata: float | None = None
@@ -134,6 +151,11 @@ class RegionGrid:
 def grid_of(path: PathLike) -> RegionGrid:
     """The grid of an existing raster."""
     with open_raster(path) as src:
+        if src.crs is None:
+            raise InputDataError(
+                f"{path}: has no coordinate reference system; re-export it as a georeferenced "
+                "GeoTIFF (or assign one with gdal_edit.py -a_srs)"
+            )
         return RegionGrid(
             crs=src.crs.to_string(), transform=src.transform, width=src.width, height=src.height
         )

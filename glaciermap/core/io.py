@@ -7,22 +7,27 @@ when complete, so a killed job never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import glob
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
+from rasterio._err import CPLE_BaseError
 
-from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.errors import GlacierMapError, InputDataError, MissingInputError, OutputError
 
 PathLike = str | os.PathLike[str]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def remove_stale_temps(dest: PathLike) -> list[Path]:
@@ -51,19 +56,104 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``dest`` is left untouched.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(dest)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"{dest}: cannot create files in {dest.parent} ({exc.strerror or exc}); make the "
+            "folder writable (or choose another output folder) and rerun"
+        ) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # writers (GDAL) want to create the file themselves
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        if isinstance(exc, GlacierMapError) or not _disk_full(exc):
+            raise
+        raise OutputError(
+            f"{dest}: the disk is full (no space left while writing it); free space in "
+            f"{dest.parent} (or choose another output folder) and rerun"
+        ) from exc
     finally:
         for leftover in (tmp_path, tmp_path.with_name(tmp_path.name + ".aux.xml")):
             if leftover.exists():
                 leftover.unlink()
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is not None and all(e is not s for s in seen):
+            seen.append(e)
+            todo += [e.__cause__, e.__context__]
+    return seen
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error says the disk (or the user's quota) is full."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(e) or "Free disk space" in str(e):
+            return True
+    return False
+
+
+def _paths_in(values: Iterable[Any]) -> list[Path]:
+    """The paths among call arguments (also inside lists and tuples)."""
+    out: list[Path] = []
+    for v in values:
+        if isinstance(v, str | os.PathLike):
+            out.append(Path(v))
+        elif isinstance(v, list | tuple):
+            out += _paths_in(v)
+    return out
+
+
+def unreadable_raster_error(exc: BaseException, inputs: Iterable[Any]) -> GlacierMapError | None:
+    """The one-line error for a low-level raster error (GDAL could not read pixels of a
+    truncated or corrupt file, or could not write them on a full disk) raised while a step
+    read ``inputs``: the input GDAL names, what is wrong and what to do. None if the error
+    names none of ``inputs`` (then it is not the user's data: a bug to report)."""
+    if _disk_full(exc):
+        detail = " ".join(str(exc).split())[:160]
+        return OutputError(f"the disk is full ({detail}); free space and rerun")
+    texts = [str(e) for e in _chain(exc)]
+    files = [p for p in _paths_in(inputs) if p.suffix]  # not folders: "in" is in any text
+    named = [p for p in files if any(p.name in t for t in texts)]
+    if not named:
+        return None
+    path = max(named, key=lambda p: len(p.name))  # the most specific name GDAL gave
+    detail = " ".join(texts[-1].split())[:160]
+    return InputDataError(
+        f"{path}: cannot read its pixels ({detail}); the file is truncated or corrupt: "
+        "replace or re-download it (or rerun the step that wrote it)"
+    )
+
+
+def names_unreadable_rasters(func: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function reading rasters: a GDAL read error on one of the files among its
+    arguments (a truncated download opens, then fails block by block with "Read failed. See
+    previous exception") becomes an :class:`InputDataError` naming that file."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (rasterio.errors.RasterioIOError, CPLE_BaseError) as exc:
+            clear = unreadable_raster_error(exc, [*args, *kwargs.values()])
+            if clear is None:
+                raise
+            raise clear from exc
+
+    return wrapper
 
 
 def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
@@ -119,6 +209,7 @@ def band_names(path: PathLike) -> list[str]:
         return [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
 
 
+@names_unreadable_rasters
 def read_bands(
     path: PathLike, names: Sequence[str] | None = None
 ) -> tuple[NDArray[np.float32], list[str]]:

@@ -22,7 +22,13 @@ from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+from glaciermap.core.io import (
+    PathLike,
+    atomic_path,
+    band_names,
+    names_unreadable_rasters,
+    open_raster,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +181,7 @@ def write_vrt(dest: PathLike, grid: RegionGrid, parts: Sequence[tuple[PathLike, 
     )
 
 
+@names_unreadable_rasters
 def gather_cog(src_path: PathLike, dest: PathLike, block: int = 1024) -> None:
     """Copy a raster (e.g. the VRT of a stage's tiles) block by block into one
     Cloud-Optimized GeoTIFF on the same grid, with its band names, units, scales, tags."""

@@ -32,11 +32,18 @@ ID_COLUMNS = ("RGIId", "rgi_id", "glac_id", "GLIMSId", "glims_id", "id")
 def read_inventory(path: PathLike, crs: str | None = None) -> gpd.GeoDataFrame:
     """Polygons of an inventory, valid, in ``crs`` (if given), with an ``inventory_id`` column."""
     if not Path(path).exists():
-        raise MissingInputError(f"{path}: inventory not found; see README 'Real data'")
+        raise MissingInputError(
+            f"{path}: inventory not found; put the region's RGI/GLIMS outlines there (see "
+            "README 'Real data')"
+        )
     try:
         gdf = gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputDataError(f"{path}: not a readable vector file ({exc})") from exc
+        detail = " ".join(str(exc).split(";")[0].split())[:160]
+        raise InputDataError(
+            f"{path}: not a readable vector file ({detail}); replace it with a GeoPackage or "
+            "shapefile of the outlines"
+        ) from exc
     if gdf.crs is None:
         raise InputDataError(f"{path}: inventory has no CRS; assign one (e.g. EPSG:4326)")
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()

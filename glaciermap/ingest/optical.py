@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, open_raster
+from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import (
     CATEGORICAL,
@@ -138,13 +138,16 @@ def read_generic_scene(sidecar: Path) -> OpticalScene:
         what = getattr(exc, "problem", None) or type(exc).__name__
         raise InputDataError(f"{sidecar}: not valid YAML{where} ({what}); fix the sidecar") from exc
     if not isinstance(spec, dict):
-        raise InputDataError(f"{sidecar}: not a YAML mapping; see README 'Other imagery'")
+        raise InputDataError(
+            f"{sidecar}: not a YAML mapping (sensor, date, bands, ...); fix the sidecar (see "
+            "README 'Other imagery')"
+        )
     bands = spec.get("bands") or {}
     if not isinstance(bands, dict) or not bands or [b for b in bands if b not in COMMON_NAMES]:
         unknown = [b for b in bands if b not in COMMON_NAMES] if isinstance(bands, dict) else []
         raise InputDataError(
             f"{sidecar}: 'bands' must map common names {list(COMMON_NAMES)} to band numbers "
-            f"or band file names (unknown: {unknown})"
+            f"or band file names (unknown: {unknown}); fix the sidecar"
         )
     image = sidecar.parent / str(spec.get("image", sidecar.name.removesuffix(GENERIC_SUFFIX)))
     files: dict[str, Path] = {}
@@ -152,14 +155,17 @@ def read_generic_scene(sidecar: Path) -> OpticalScene:
     for name, where in bands.items():
         if isinstance(where, bool) or not isinstance(where, int | str | dict):
             raise InputDataError(
-                f"{sidecar}: bands: {name}: {where!r} is neither a band number nor a file name"
+                f"{sidecar}: bands: {name}: {where!r} is neither a band number nor a file name; "
+                "fix the sidecar"
             )
         if isinstance(where, int):
             files[name], index[name] = image, where
         else:
             entry = where if isinstance(where, dict) else {"file": where}
             if "file" not in entry:
-                raise InputDataError(f"{sidecar}: bands: {name}: give 'file' (and 'band')")
+                raise InputDataError(
+                    f"{sidecar}: bands: {name}: no 'file'; give 'file' (and 'band')"
+                )
             files[name], index[name] = (
                 sidecar.parent / str(entry["file"]),
                 int(entry.get("band", 1)),
@@ -170,15 +176,24 @@ def read_generic_scene(sidecar: Path) -> OpticalScene:
                 f"{sidecar}: image {f.name} (band {name}) not found beside it; put it there or "
                 "fix the sidecar"
             )
+    for name, f in files.items():
+        with open_raster(f) as src:
+            count = src.count
+        if not 1 <= index[name] <= count:
+            raise InputDataError(
+                f"{sidecar}: bands: {name}: band {index[name]}, but {f.name} has bands 1 to "
+                f"{count}; fix the sidecar (band numbers start at 1)"
+            )
     if "date" not in spec:
-        raise InputDataError(f"{sidecar}: give the acquisition 'date' (YYYY-MM-DD)")
+        raise InputDataError(f"{sidecar}: no date; give the acquisition 'date' (YYYY-MM-DD)")
     try:
         nodata = spec.get("nodata", 0)
         nodata = None if nodata is None else float(nodata)
         scale, offset = float(spec.get("scale", 1e-4)), float(spec.get("offset", 0.0))
     except (TypeError, ValueError) as exc:
         raise InputDataError(
-            f"{sidecar}: scale, offset and nodata must be numbers (nodata may be null): {exc}"
+            f"{sidecar}: scale, offset and nodata must be numbers (nodata may be null) ({exc}); "
+            "fix the sidecar"
         ) from exc
     return OpticalScene(
         sensor=str(spec.get("sensor", "generic")),
@@ -479,11 +494,19 @@ def _composite_block(
         best[:, count == 0] = np.nan
         return best.astype(np.float32), count
     if method != "median":
-        raise InputDataError(f"composite method {method!r} unknown: use one of {COMPOSITE_METHODS}")
+        _check_method(method)
     with warnings.catch_warnings():  # all-NaN pixels (never clear) stay NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(arr, axis=0).astype(np.float32)
     return med, count
+
+
+def _check_method(method: str) -> None:
+    if method not in COMPOSITE_METHODS:
+        raise InputDataError(
+            f"composite method {method!r} unknown (optical: composite); use one of "
+            f"{list(COMPOSITE_METHODS)}"
+        )
 
 
 def composite(
@@ -508,6 +531,7 @@ def scene_overlaps(scene: OpticalScene, grid: RegionGrid) -> bool:
         return footprint_overlaps(src, grid)
 
 
+@names_unreadable_rasters
 def build_optical_composite(
     files: Sequence[PathLike],
     grid_path: PathLike,
@@ -529,6 +553,7 @@ def build_optical_composite(
     Tags: ``SENSOR``, ``ACQUISITION_DATES``. Raises :class:`InputDataError` (and writes
     nothing) when less than ``min_coverage`` of the region has a clear observation.
     """
+    _check_method(method)
     grid = RegionGrid.load(grid_path)
     scenes = discover_scenes(files)
     if not scenes:

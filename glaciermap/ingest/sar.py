@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, open_raster
+from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer
 from glaciermap.core.reproject import (
     CONTINUOUS,
@@ -76,7 +76,10 @@ CACHE_MB = 64
 
 def _check_reducer(reducer: str) -> None:
     if reducer != "mean" and reducer != "median" and not re.fullmatch(r"p\d{1,2}", reducer):
-        raise InputDataError(f"SAR reducer {reducer!r} unknown: use mean, median or pNN")
+        raise InputDataError(
+            f"SAR reducer {reducer!r} unknown (sar: backscatter_reducer, coherence_reducer); "
+            "use mean, median or a percentile pNN such as p90"
+        )
 
 
 def _nanpercentile_sorting(stack: NDArray[np.float32], q: float) -> NDArray[np.float32]:
@@ -311,6 +314,7 @@ def _db_blocks(
         yield win, to_db(power)
 
 
+@names_unreadable_rasters
 def build_backscatter(
     files: Sequence[PathLike],
     grid_path: PathLike,
@@ -330,6 +334,7 @@ def build_backscatter(
     _write_blocks(dest, grid, layers, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
 
 
+@names_unreadable_rasters
 def build_coherence(
     files: Sequence[PathLike],
     grid_path: PathLike,

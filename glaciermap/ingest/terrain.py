@@ -24,9 +24,15 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid, grid_of
-from glaciermap.core.io import PathLike, open_raster
+from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, halo_windows
-from glaciermap.core.reproject import CONTINUOUS, block_windows, warp_options, warp_window
+from glaciermap.core.reproject import (
+    CONTINUOUS,
+    block_windows,
+    footprint_overlaps,
+    warp_options,
+    warp_window,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,8 @@ def mosaic_blocks(
         raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
     with rasterio.Env(GDAL_CACHEMAX=cache_mb), ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(f)) for f in files]
+        for src in srcs:
+            footprint_overlaps(src, grid)  # a tile without CRS: an error, not "0% covered"
         opts = [warp_options(src, grid) for src in srcs]
         for win in block_windows(grid, block):
             out = np.full((int(win.height), int(win.width)), np.nan, dtype=np.float32)
@@ -167,6 +175,7 @@ def slope_file(dem_path: PathLike, dest: PathLike, threads: int = 1, block: int 
     terrain_derivatives(dem_path, dest, None, threads, block)
 
 
+@names_unreadable_rasters
 def terrain_derivatives(
     dem_path: PathLike,
     slope_dest: PathLike,
@@ -219,6 +228,7 @@ def terrain_derivatives(
         flush(0)
 
 
+@names_unreadable_rasters
 def build_terrain(
     files: Sequence[PathLike],
     grid_path: PathLike,

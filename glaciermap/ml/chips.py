@@ -36,8 +36,15 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from glaciermap.core.errors import InputDataError
-from glaciermap.core.grid import grid_of
-from glaciermap.core.io import PathLike, atomic_path, open_raster, write_json
+from glaciermap.core.grid import check_same_grid, grid_of
+from glaciermap.core.io import (
+    PathLike,
+    atomic_path,
+    band_names,
+    names_unreadable_rasters,
+    open_raster,
+    write_json,
+)
 from glaciermap.ml.features import VALID, stack_layers
 
 log = logging.getLogger(__name__)
@@ -100,6 +107,7 @@ def _split_window(
     return out
 
 
+@names_unreadable_rasters
 def make_tiles(
     sources: Sequence[TileSource],
     dest_dir: PathLike,
@@ -130,6 +138,11 @@ def make_tiles(
     offset = 0
     # Pass 1: layers, padded shapes, block splits and the chips kept (from the valid band).
     for k, src in enumerate(sources):
+        if VALID not in band_names(src.features):
+            raise InputDataError(
+                f"{src.features}: has no {VALID!r} band, so it is not a glaciermap feature "
+                "stack; rebuild it with the features step"
+            )
         layers = stack_layers(src.features)
         if names is None:
             names = layers
@@ -139,6 +152,7 @@ def make_tiles(
                 f"{names}; members of one dataset need the same layers"
             )
         grid = grid_of(src.features)
+        check_same_grid(grid, src.labels)
         nr, nc = -(-grid.height // t), -(-grid.width // t)
         blocks = assign_blocks(
             -(-nr // block_tiles), -(-nc // block_tiles), val_frac, test_frac, seed + k
@@ -187,7 +201,11 @@ def make_tiles(
         plans.append((src, grid, codes, kept, offset))
         offset += ph * pw
     if not rows or names is None:
-        raise InputDataError(f"no tile with >= {min_valid:.0%} valid pixels in {list(sources)}")
+        raise InputDataError(
+            f"no chip of {t} px has >= {min_valid:.0%} valid pixels in "
+            f"{[str(s.features) for s in sources]}; check those feature stacks' inputs (all "
+            "NaN?) or lower datasets: min_valid"
+        )
     n_layers, span = len(names), block_tiles * t
     counts = np.zeros(4, dtype=np.int64)
     # Pass 2: stream every member window by window into the memory-mapped store and chips.

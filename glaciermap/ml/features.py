@@ -39,7 +39,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
 from glaciermap.core.grid import RegionGrid, check_same_grid
-from glaciermap.core.io import PathLike, band_names, open_raster
+from glaciermap.core.io import PathLike, band_names, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ingest.names import (
@@ -165,7 +165,9 @@ def local_mean_std(x: NDArray[np.floating], k: int) -> tuple[Array, Array]:
 def check_texture_px(k: int) -> None:
     """Raise :class:`ConfigError` unless ``k`` (``features: texture_px``) is an odd int >= 3."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
-        raise ConfigError(f"features: texture_px {k!r} must be an odd integer >= 3")
+        raise ConfigError(
+            f"features: texture_px {k!r} is not an odd integer >= 3; set it to 3, 5, 7, ..."
+        )
 
 
 def derived_layer_name(key: str, texture_px: int = DEFAULT_TEXTURE_PX) -> str:
@@ -258,6 +260,7 @@ def _read(src: Any, indexes: Sequence[int], win: Window) -> Array:
     return np.ma.filled(data, np.nan).astype(np.float32)
 
 
+@names_unreadable_rasters
 def build_feature_stack(
     grid_path: PathLike,
     optical: PathLike,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +31,19 @@ import torch
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.core.errors import MissingInputError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.grid import grid_of
-from glaciermap.core.io import PathLike, band_names, open_raster, read_json
+from glaciermap.core.io import (
+    PathLike,
+    band_names,
+    names_unreadable_rasters,
+    open_raster,
+    read_json,
+)
 from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ml.features import VALID
-from glaciermap.ml.models import build_cnn
+from glaciermap.ml.models import ARCHS, build_cnn
 from glaciermap.ml.train import RF_FILE, load_forest, normalise, resolve_device
 
 log = logging.getLogger(__name__)
@@ -56,31 +63,75 @@ class LoadedModel:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
+def _model_files(
+    d: Path,
+) -> tuple[str, dict[str, Any], list[str], NDArray[np.float64], NDArray[np.float64]]:
+    """(arch, params, layers, mean, std) from ``config.json`` and ``norm.json`` of a model
+    folder, checked: a clear error naming the file instead of a KeyError later."""
+    cfg_path, norm_path = d / "config.json", d / "norm.json"
+    cfg, norm = read_json(cfg_path), read_json(norm_path)
+    arch = cfg.get("arch") if isinstance(cfg, dict) else None
+    if arch not in ARCHS:
+        raise InputDataError(
+            f"{cfg_path}: arch {arch!r} is not one of {list(ARCHS)}; retrain the model (or "
+            "check where the folder came from)"
+        )
+    params = cfg.get("params", {})
+    try:
+        layers = [str(n) for n in norm["layers"]]
+        mean = np.asarray(norm["mean"], dtype=np.float64)
+        std = np.asarray(norm["std"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(
+            f"{norm_path}: needs lists 'layers', 'mean' and 'std' ({exc!r}); rerun training"
+        ) from exc
+    if not (len(layers) == mean.size == std.size) or mean.ndim != 1 or std.ndim != 1:
+        raise InputDataError(
+            f"{norm_path}: {len(layers)} layers but {mean.size} means and {std.size} standard "
+            "deviations; rerun training"
+        )
+    return str(arch), params, layers, mean, std
+
+
 def load_model(model_dir: PathLike, device: str = "auto") -> LoadedModel:
     """A trained model from its directory (``weights.pt`` or ``model.skops`` + JSONs)."""
     d = Path(model_dir)
-    cfg = read_json(d / "config.json")
-    norm = read_json(d / "norm.json")
-    lm = LoadedModel(
-        cfg["arch"],
-        list(norm["layers"]),
-        np.asarray(norm["mean"]),
-        np.asarray(norm["std"]),
-        device=resolve_device(device),
-    )
-    if cfg["arch"] == "rf":
+    arch, params, layers, mean, std = _model_files(d)
+    lm = LoadedModel(arch, layers, mean, std, device=resolve_device(device))
+    if arch == "rf":
         lm.forest = load_forest(d / RF_FILE)
         return lm
     weights = d / "weights.pt"
     if not weights.exists():
         raise MissingInputError(f"{weights}: trained weights not found; rerun training")
-    p = cfg["params"]
-    saved = torch.load(weights, map_location=lm.device, weights_only=True)
-    for state in saved["members"] if "members" in saved else [saved]:
-        net = build_cnn(cfg["arch"], len(lm.layers), base=p["base_channels"], depth=p["depth"])
-        net.load_state_dict(state)
-        lm.nets.append(net.to(lm.device).eval())
+    try:
+        saved = torch.load(weights, map_location=lm.device, weights_only=True)
+        states = saved["members"] if isinstance(saved, dict) and "members" in saved else [saved]
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, OSError, ...
+        what = "not a PyTorch archive" if isinstance(exc, pickle.UnpicklingError) else _short(exc)
+        raise InputDataError(
+            f"{weights}: not a readable weights file ({what}); rerun training (a truncated "
+            "copy, or not a glaciermap model?)"
+        ) from exc
+    try:
+        for state in states:
+            net = build_cnn(
+                arch, len(lm.layers), base=params["base_channels"], depth=params["depth"]
+            )
+            net.load_state_dict(state)
+            lm.nets.append(net.to(lm.device).eval())
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputDataError(
+            f"{weights}: does not fit the {arch} of config.json on the {len(lm.layers)} layers "
+            f"of norm.json ({_short(exc)}); rerun training (files of two models mixed?)"
+        ) from exc
     return lm
+
+
+def _short(exc: BaseException, n: int = 90) -> str:
+    """``Type: message`` of an exception on one line, cut to about ``n`` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def ramp_weight(window: int, overlap: int) -> NDArray[np.float32]:
@@ -182,6 +233,7 @@ def _predict_block_rf(
     return p, np.sqrt(p * (1 - p)).astype(np.float32)
 
 
+@names_unreadable_rasters
 def sliding_window_predict(
     features: PathLike,
     model_dir: PathLike,
@@ -203,9 +255,15 @@ def sliding_window_predict(
     lm = load_model(model_dir, device)
     if lm.nets:
         div = getattr(lm.nets[0], "divisor", 1)
-        if window % div or not 0 <= overlap < window:
-            raise ValueError(
-                f"window {window} must be divisible by {div} and overlap {overlap} in [0, window)"
+        if window < 1 or window % div:
+            raise ConfigError(
+                f"inference: window {window} px does not suit the {lm.arch} of {model_dir} "
+                f"(needs a multiple of {div}); set inference: window to e.g. {max(div, 256)}"
+            )
+        if not 0 <= overlap < window:
+            raise ConfigError(
+                f"inference: overlap {overlap} px must be at least 0 and below inference: "
+                f"window ({window} px); set it to e.g. {window // 4}"
             )
     names = band_names(features)
     missing = [n for n in lm.layers if n not in names]

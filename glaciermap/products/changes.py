@@ -181,7 +181,8 @@ def read_complexes(path: PathLike) -> gpd.GeoDataFrame:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         return gpd.read_file(path, layer="complexes" if "complexes" in layers else None)
     except Exception as exc:  # pyogrio raises DataSourceError and friends
-        raise InputDataError(f"{path}: cannot read outlines ({exc}); regenerate it") from exc
+        detail = " ".join(str(exc).split(";")[0].split())[:160]  # not pyogrio's driver hint
+        raise InputDataError(f"{path}: cannot read outlines ({detail}); regenerate it") from exc
 
 
 def write_changes(
