@@ -28,27 +28,51 @@ region, year, sensor, acquisition_dates, inventory_id, complex_id``. In ``glacie
 ``inventory_id`` is the inventory glacier the polygon belongs to; in ``complexes``,
 ``glacier_id`` equals ``complex_id`` and ``inventory_id`` is the inventory glacier with the
 largest overlap (None without overlap). Areas and lengths are in the grid CRS (metres).
+
+:func:`polygonize_probability` runs in bounded memory with the result of the whole-array
+steps (:func:`_polygonize_in_memory`, kept as the reference): the clean-up and the
+labelling of the complexes go through the raster in row stripes
+(:mod:`glaciermap.products.outlines_stream`); complexes that are one glacier each (no
+inventory, no DEM) are vectorised while the stripes are labelled, those crossing stripe seams
+from pieces kept until they are whole; otherwise each complex is split and vectorised in
+the window of its bounding box grown by the inventory reach. Memory: a stripe, the window of
+the largest complex (an ice cap is the worst case), O(number of patches), the output.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio.features
+import rasterio.io
 import shapely
+from affine import Affine
 from numpy.typing import NDArray
+from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import shape
 
+from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, read_bands, write_layers
+from glaciermap.core.io import PathLike, open_raster, read_bands, write_layers
 from glaciermap.ingest.labels import read_inventory
+from glaciermap.products.outlines_stream import (
+    STRIPE_PIXELS,
+    Complexes,
+    PackedMask,
+    Stripe,
+    stream_complexes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +89,7 @@ COLUMNS = [
     "complex_id",
 ]
 LAYERS = ("glaciers", "complexes")
+GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading (its default: 5 % of the RAM)
 BASIN_RELIEF_M = 10.0  # an outlet's basin must be this deep, else it joins its neighbour
 
 Slices = tuple[slice, slice]
@@ -116,9 +141,7 @@ def clean_mask(
     m = np.asarray(mask, dtype=bool).copy()
     r = smoothing_radius_px(smooth_m, pixel_size_m)
     if r > 0:
-        se, u8 = disk(r), m.astype(np.uint8)
-        u8 = ndimage.grey_opening(u8, footprint=se, mode="nearest")
-        m = ndimage.grey_closing(u8, footprint=se, mode="nearest") > 0
+        m = _smooth(m, r)
     min_px = min_area_km2 * 1e6 / pixel_area_m2
     labels, n = ndimage.label(m)
     if n:
@@ -134,6 +157,14 @@ def clean_mask(
         fill[0] = False
         m |= fill[hl]
     return np.asarray(m)
+
+
+def _smooth(mask: NDArray[np.bool_], r: int) -> NDArray[np.bool_]:
+    """Opening then closing with a disk of radius ``r``, the mask continued beyond its edge as
+    at the edge; a pixel depends on the mask within ``4 * r`` rows and columns of it."""
+    se, u8 = disk(r), mask.astype(np.uint8)
+    u8 = ndimage.grey_opening(u8, footprint=se, mode="nearest")
+    return np.asarray(ndimage.grey_closing(u8, footprint=se, mode="nearest") > 0)
 
 
 def _grow(sl: Slices, pad: int, shape: tuple[int, int]) -> Slices:
@@ -256,56 +287,428 @@ def split_complexes(
             continue
         win = _grow(sl, pad, complexes.shape)
         inside = complexes[win] == c
-        codes: list[int] = []
-        if inventory_codes is not None:
-            pieces, codes = _split_by_inventory(
-                inside, inventory_codes[win], max_inventory_distance_m / pixel_size_m
-            )
-        elif elevation is not None:
-            pieces = _split_by_basins(inside, elevation[win])
-        else:
-            pieces = inside.astype(np.int32)
-        merged = _merge_small(pieces, min_px)
-        n = int(merged.max())
-        if codes:  # a merged piece keeps the code of its largest member
-            sizes = np.bincount(pieces[inside], minlength=len(codes) + 1)
-            codes_after = [0] * n
-            best = [0] * n
-            for k in range(1, len(codes) + 1):
-                j = int(merged[pieces == k].max()) - 1 if sizes[k] else -1
-                if j >= 0 and sizes[k] > best[j]:
-                    best[j], codes_after[j] = int(sizes[k]), codes[k - 1]
-            codes = codes_after
+        merged, codes = _split_one(
+            inside,
+            None if inventory_codes is None else inventory_codes[win],
+            None if elevation is None else elevation[win],
+            pixel_size_m,
+            min_px,
+            max_inventory_distance_m,
+        )
         out = glaciers[win]
         out[inside] = merged[inside] + len(of_complex)
-        of_complex += [c] * n
-        owner += codes or [0] * n
+        of_complex += [c] * len(codes)
+        owner += codes
     return glaciers, np.asarray(of_complex, np.int64), np.asarray(owner, np.int64)
+
+
+def _split_one(
+    inside: NDArray[np.bool_],
+    inventory_codes: NDArray[np.int32] | None,
+    elevation: NDArray[np.float32] | None,
+    pixel_size_m: float,
+    min_px: float,
+    max_inventory_distance_m: float,
+) -> tuple[NDArray[np.int32], list[int]]:
+    """Glaciers (labels 1..n, 0 outside) of one complex (``inside``, in a window holding
+    every inventory glacier within reach), and their inventory codes (0: none)."""
+    codes: list[int] = []
+    if inventory_codes is not None:
+        pieces, codes = _split_by_inventory(
+            inside, inventory_codes, max_inventory_distance_m / pixel_size_m
+        )
+    elif elevation is not None:
+        pieces = _split_by_basins(inside, elevation)
+    else:
+        pieces = inside.astype(np.int32)
+    merged = _merge_small(pieces, min_px)
+    n = int(merged.max())
+    if codes:  # a merged piece keeps the code of its largest member
+        sizes = np.bincount(pieces[inside], minlength=len(codes) + 1)
+        codes_after = [0] * n
+        best = [0] * n
+        for k in range(1, len(codes) + 1):
+            j = int(merged[pieces == k].max()) - 1 if sizes[k] else -1
+            if j >= 0 and sizes[k] > best[j]:
+                best[j], codes_after[j] = int(sizes[k]), codes[k - 1]
+        codes = codes_after
+    return merged, codes or [0] * n
 
 
 def _inventory_codes(inventory: PathLike, grid: RegionGrid) -> tuple[NDArray[np.int32], list[str]]:
     """Inventory glaciers rasterized on the grid (code k+1 = ``ids[k]``, 0 = none)."""
-    inv = read_inventory(inventory, grid.crs)
-    codes, ids = pd.factorize(inv["inventory_id"])
-    raster = np.zeros(grid.shape, np.int32)
-    if len(inv):
+    inv = _InventoryRaster(inventory, grid)
+    return inv.rasterize((slice(0, grid.height), slice(0, grid.width))), inv.ids
+
+
+class _InventoryRaster:
+    """Inventory glaciers (code k+1 = ``ids[k]``), rasterized on windows of the grid as on
+    the whole grid: the same polygons in the same (burn) order, the window's transform."""
+
+    def __init__(self, inventory: PathLike, grid: RegionGrid):
+        inv = read_inventory(inventory, grid.crs)
+        codes, ids = pd.factorize(inv["inventory_id"])
+        self.ids = [str(i) for i in ids]
+        self.grid = grid
+        self.geoms = np.asarray(inv.geometry.values, dtype=object)
+        self.values = (np.asarray(codes) + 1).tolist()
+        self.tree = shapely.STRtree(self.geoms)
+
+    def rasterize(self, win: Slices) -> NDArray[np.int32]:
+        """Codes on the window ``win`` of the grid."""
+        shape = (win[0].stop - win[0].start, win[1].stop - win[1].start)
+        transform = _window_transform(self.grid.transform, win)
+        corners = [transform.c, transform.c + transform.a * shape[1]]
+        ys = [transform.f, transform.f + transform.e * shape[0]]
+        px = self.grid.resolution  # a pixel of margin: the query only narrows the list
+        query = shapely.box(min(corners) - px, min(ys) - px, max(corners) + px, max(ys) + px)
+        hits = np.sort(self.tree.query(query))
+        if not len(hits):
+            return np.zeros(shape, np.int32)
         raster = rasterio.features.rasterize(
-            zip(inv.geometry, (codes + 1).tolist(), strict=True),
-            out_shape=grid.shape,
-            transform=grid.transform,
+            [(self.geoms[i], self.values[i]) for i in hits.tolist()],
+            out_shape=shape,
+            transform=transform,
             fill=0,
             dtype="int32",
             all_touched=False,
         )
-    return np.asarray(raster, np.int32), [str(i) for i in ids]
+        return np.asarray(raster, np.int32)
+
+    def any_on_grid(self, stripe_rows: int) -> bool:
+        """Whether a glacier covers a pixel (centre) of the grid, checked stripe by stripe
+        over the part of the grid the inventory's extent covers."""
+        grid = self.grid
+        hits = self.tree.query(shapely.box(*grid.bounds))
+        if not len(hits):
+            return False
+        left, bottom, right, top = shapely.total_bounds(self.geoms[hits])
+        t = grid.transform  # north-up: no rotation terms
+        cols = sorted([(left - t.c) / t.a, (right - t.c) / t.a])
+        rows = sorted([(top - t.f) / t.e, (bottom - t.f) / t.e])
+        c0, c1 = max(0, math.floor(cols[0]) - 1), min(grid.width, math.ceil(cols[1]) + 1)
+        r0, r1 = max(0, math.floor(rows[0]) - 1), min(grid.height, math.ceil(rows[1]) + 1)
+        step = max(1, stripe_rows * grid.width // max(1, c1 - c0))
+        return any(
+            self.rasterize((slice(a, min(r1, a + step)), slice(c0, c1))).any()
+            for a in range(r0, r1, step)
+        )
 
 
-def _vectorise(labels: NDArray[np.int32], grid: RegionGrid, n: int) -> list[shapely.Geometry]:
-    """One (multi)polygon per label 1..n."""
+def _window_transform(transform: Affine, win: Slices) -> Affine:
+    """The transform of the window ``win`` of a north-up grid with ``transform``."""
+    r0, c0 = win[0].start, win[1].start
+    t = transform
+    return Affine(t.a, t.b, t.c + c0 * t.a + r0 * t.b, t.d, t.e, t.f + c0 * t.d + r0 * t.e)
+
+
+def _vectorise_reference(
+    labels: NDArray[np.int32], transform: Affine, n: int
+) -> list[shapely.Geometry]:
+    """One (multi)polygon per label 1..n of ``labels`` (a raster with ``transform``), one
+    geometry at a time (the reference for :func:`_vectorise`)."""
     parts: dict[int, list[shapely.Geometry]] = {}
-    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=grid.transform):
+    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=transform):
         parts.setdefault(int(value), []).append(shape(geom))
     return [shapely.make_valid(shapely.union_all(parts[k])) for k in range(1, n + 1)]
+
+
+def _polygons(
+    labels: NDArray[Any],
+    transform: Affine,
+    origin: tuple[int, int],
+    mask: NDArray[np.bool_] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.object_], NDArray[np.int64]]:
+    """The 4-connected polygons of the labels where ``mask`` (default: labels > 0), from
+    ``rasterio.features.shapes``, their labels, and their first pixels (row, col: the top
+    left corner of a polygon is the leftmost of its top vertices). ``labels`` is the window
+    at ``origin`` (row, col) of a grid with ``transform``. The polygons are traced in grid
+    pixel coordinates (exact), then put on the grid as GDAL does on the whole grid
+    (x = c + col a + row b, y = f + col d + row e), and built in bulk."""
+    if mask is None:
+        mask = labels > 0
+    values: list[int] = []
+    rings_per_polygon: list[int] = []
+    ring_sizes: list[int] = []
+    coords: list[tuple[float, float]] = []
+    pixels = Affine(1.0, 0.0, float(origin[1]), 0.0, 1.0, float(origin[0]))
+    for geom, value in rasterio.features.shapes(labels, mask=mask, transform=pixels):
+        rings = geom["coordinates"]
+        values.append(int(value))
+        rings_per_polygon.append(len(rings))
+        for ring in rings:
+            ring_sizes.append(len(ring))
+            coords += ring
+    cr = np.fromiter(itertools.chain.from_iterable(coords), np.float64).reshape(-1, 2)
+    first = np.zeros((len(values), 2), np.int64)
+    if len(values):  # each polygon's exterior ring comes first
+        sizes = np.asarray(ring_sizes)
+        shell = np.concatenate([[0], np.cumsum(rings_per_polygon)[:-1]])  # ring numbers
+        shell_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])[shell]
+        shell_size = sizes[shell]
+        starts = np.concatenate([[0], np.cumsum(shell_size)[:-1]])
+        at = np.arange(int(shell_size.sum())) + np.repeat(shell_start - starts, shell_size)
+        cols, rows = cr[at, 0], cr[at, 1]
+        top = np.minimum.reduceat(rows, starts)
+        on_top = rows == np.repeat(top, shell_size)
+        left = np.minimum.reduceat(np.where(on_top, cols, np.inf), starts)
+        first[:, 0], first[:, 1] = top, left
+    t = transform
+    xy = np.empty_like(cr)
+    xy[:, 0] = t.c + cr[:, 0] * t.a + cr[:, 1] * t.b
+    xy[:, 1] = t.f + cr[:, 0] * t.d + cr[:, 1] * t.e
+    ring_geoms = shapely.linearrings(xy, indices=np.repeat(np.arange(len(ring_sizes)), ring_sizes))
+    polys = shapely.polygons(
+        ring_geoms, indices=np.repeat(np.arange(len(values)), rings_per_polygon)
+    )
+    return np.asarray(values, np.int64), np.asarray(polys, dtype=object), first
+
+
+def _vectorise(
+    labels: NDArray[np.int32], transform: Affine, origin: tuple[int, int], n: int
+) -> list[shapely.Geometry]:
+    """One (multi)polygon per label 1..n of ``labels`` (the window at ``origin`` of a grid
+    with ``transform``), as :func:`_vectorise_reference` makes them on the whole grid, but
+    in bulk."""
+    values, polys, _ = _polygons(labels, transform, origin)
+    if not len(values):
+        return []
+    order = np.argsort(values, kind="stable")  # keep the parts in the order shapes gives them
+    values, polys = values[order], polys[order]
+    starts = np.searchsorted(values, np.arange(1, n + 2))
+    single = np.flatnonzero(np.diff(starts) == 1)
+    geoms = np.empty(n, dtype=object)
+    geoms[single] = shapely.make_valid(shapely.union_all(polys[starts[single]][:, None], axis=1))
+    for k in np.flatnonzero(np.diff(starts) > 1).tolist():
+        geoms[k] = shapely.make_valid(shapely.union_all(polys[starts[k] : starts[k + 1]]))
+    return list(geoms)
+
+
+def _band(src: rasterio.io.DatasetReader, name: str) -> int:
+    """The index (1-based) of the band called ``name``, as :func:`read_bands` finds it."""
+    names = [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
+    if name not in names:
+        raise InputDataError(f"{src.name}: has no band(s) {[name]}; it has {names}")
+    return names.index(name) + 1
+
+
+def _read(src: rasterio.io.DatasetReader, band: int, win: Slices) -> NDArray[np.float32]:
+    """A window of a band as float32, nodata -> NaN (as :func:`read_bands` reads it)."""
+    window = Window(
+        win[1].start, win[0].start, win[1].stop - win[1].start, win[0].stop - win[0].start
+    )
+    data = src.read(band, window=window, masked=True)
+    out = np.asarray(data.data).astype(np.float32, copy=False)
+    mask = np.ma.getmask(data)
+    if mask is not np.ma.nomask:
+        out[mask] = np.nan
+    return out
+
+
+def _read_probability(
+    src: rasterio.io.DatasetReader, band: int, win: Slices
+) -> NDArray[np.float32]:
+    """:func:`_read` then ``np.nan_to_num(nan=0)`` (nodata -> 0), with fewer passes."""
+    window = Window(
+        win[1].start, win[0].start, win[1].stop - win[1].start, win[0].stop - win[0].start
+    )
+    data = src.read(band, window=window, masked=True)
+    out = np.asarray(data.data).astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        out = np.nan_to_num(out, copy=False, nan=0.0)
+    mask = np.ma.getmask(data)
+    if mask is not np.ma.nomask:
+        np.copyto(out, np.float32(0.0), where=mask)
+    return out
+
+
+@dataclass
+class _Outlines:
+    """Glaciers (geometry, complex 1.., inventory code, mean probability) and complexes
+    (mean probability, largest-overlap inventory code), in output order."""
+
+    geoms: list[shapely.Geometry] = field(default_factory=list)
+    of_complex: list[int] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)
+    mean_p: list[float] = field(default_factory=list)
+    complex_mean_p: list[float] = field(default_factory=list)
+    complex_owner: list[int] = field(default_factory=list)
+
+    def add(
+        self,
+        complex_no: int,
+        geoms: list[shapely.Geometry],
+        owners: list[int],
+        mean_p: list[float],
+        complex_mean_p: float,
+        complex_owner: int,
+    ) -> None:
+        """Append complex ``complex_no`` (1..) and its glaciers."""
+        self.geoms += geoms
+        self.of_complex += [complex_no] * len(geoms)
+        self.owner += owners
+        self.mean_p += mean_p
+        self.complex_mean_p.append(complex_mean_p)
+        self.complex_owner.append(complex_owner)
+
+
+class _SingleGlaciers:
+    """Outlines and mean probabilities of complexes that are one glacier each (no inventory,
+    no DEM), made while the stripes are labelled (:meth:`visit`): the complexes lying
+    within a stripe all at once, those crossing stripe seams from the pieces kept of them
+    until they are whole (so memory holds only the complexes crossing the current seam). As
+    :func:`_vectorise` and ``ndimage.mean`` give them in the complex's own window: a complex
+    is one 4-connected polygon, and its pixels are summed in raster order."""
+
+    def __init__(
+        self, height: int, transform: Affine, prob: Callable[[Slices], NDArray[np.float32]]
+    ):
+        self.height = height
+        self.transform = transform
+        self.prob = prob
+        self._prov: list[NDArray[np.int64]] = []
+        self._geoms: list[NDArray[np.object_]] = []
+        self._means: list[NDArray[np.float64]] = []
+        # pieces crossing seams: union-find over provisional ids, crops per root
+        self._parent: dict[int, int] = {}
+        self._crops: dict[int, list[tuple[int, int, NDArray[np.bool_], NDArray[np.float32]]]] = {}
+        self._open: set[int] = set()
+
+    def _outlines(
+        self,
+        labels: NDArray[np.int32],
+        mask: NDArray[np.bool_],
+        win: Slices,
+        expected: int,
+        p: NDArray[np.float32],
+    ) -> tuple[NDArray[np.int64], NDArray[np.object_], NDArray[np.float64]]:
+        """The polygons of the complexes ``labels`` where ``mask``, their labels and means.
+        The mask alone is polygonized (one value: cheaper than the labels; complexes never
+        touch along an edge, so the polygons are the same); a polygon's label is found at its
+        first pixel."""
+        r0, c0 = win[0].start, win[1].start
+        _, polys, first = _polygons(mask.view(np.uint8), self.transform, (r0, c0), mask)
+        values = labels[first[:, 0] - r0, first[:, 1] - c0].astype(np.int64)
+        if len(np.unique(values)) != len(values) or len(values) != expected:
+            raise AssertionError("a complex gave more or less than one polygon")
+        geoms = shapely.make_valid(shapely.union_all(polys[:, None], axis=1))
+        sel = labels[mask]  # pixels in raster order, as ndimage.mean sums them
+        counts = np.bincount(sel).astype(np.float64)
+        sums = np.bincount(sel, weights=p[mask])
+        return values, np.asarray(geoms, dtype=object), sums[values] / counts[values]
+
+    def _find(self, x: int) -> int:
+        parent = self._parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            ra, rb = min(ra, rb), max(ra, rb)
+            self._parent[rb] = ra
+            self._crops[ra] += self._crops.pop(rb)
+
+    def visit(self, st: Stripe) -> None:
+        """A stripe of the final labelling (see :class:`Stripe`)."""
+        lab, r0 = st.labels, st.r0
+        h, w = lab.shape
+        win = (slice(r0, r0 + h), slice(0, w))
+        edge = [lab[0]] if r0 > 0 else []
+        last = r0 + h == self.height
+        if not last:
+            edge.append(lab[-1])
+        crossing = np.unique(np.concatenate(edge)) if edge else np.zeros(0, np.int32)
+        crossing = crossing[crossing > 0]
+        if not st.whole.any() and not len(crossing) and not self._open:
+            return
+        p = self.prob(win) if st.probability is None else st.probability
+        if st.whole.any():
+            values, geoms, means = self._outlines(lab, st.whole[lab], win, int(st.whole.sum()), p)
+            self._prov.append(st.base + values - 1)
+            self._geoms.append(geoms)
+            self._means.append(means)
+        touches_bottom = set()
+        if not last:
+            bottom = np.unique(lab[-1])
+            touches_bottom = set((st.base + bottom[bottom > 0] - 1).tolist())
+        for label in crossing.tolist():
+            pid = st.base + label - 1
+            _, a, b, c0, c1 = st.stats[label - 1, :5].tolist()
+            crop = lab[a - r0 : b - r0, c0:c1] == label
+            self._parent[pid] = pid
+            self._crops[pid] = [(a, c0, crop, p[a - r0 : b - r0, c0:c1].copy())]
+        for above, here in st.pairs.T.tolist():
+            self._union(above, here)
+        candidates = {self._find(x) for x in self._open}
+        candidates |= {self._find(st.base + label - 1) for label in crossing.tolist()}
+        still_open = {self._find(x) for x in touches_bottom}
+        closed = sorted(candidates - still_open)
+        if closed:
+            self._close(closed, 2 * h)
+        # pieces of the stripe above are no longer needed: keep only the open ones
+        self._open = touches_bottom
+        keep = {x for x in self._parent if self._find(x) in still_open}
+        self._parent = {x: self._find(x) for x in keep}
+
+    def _close(self, roots: list[int], short: int) -> None:
+        """Outline the whole complexes (groups) ``roots``: those at most ``short`` rows tall
+        together in the window holding them all, the others each in its own."""
+        crops = [self._crops.pop(root) for root in roots]
+        boxes = np.array(
+            [
+                [
+                    min(a for a, _, _, _ in cs),
+                    max(a + m.shape[0] for a, _, m, _ in cs),
+                    min(c for _, c, _, _ in cs),
+                    max(c + m.shape[1] for _, c, m, _ in cs),
+                ]
+                for cs in crops
+            ]
+        )
+        low = np.flatnonzero(boxes[:, 1] - boxes[:, 0] <= short)
+        batches: list[NDArray[np.int64]] = []
+        if len(low):  # side by side in windows of neighbouring columns
+            low = low[np.argsort(boxes[low, 2], kind="stable")]
+            reach = np.maximum.accumulate(boxes[low, 3])
+            gap = boxes[low[1:], 2] > reach[:-1] + 64
+            batches += np.split(low, np.flatnonzero(gap) + 1)
+        batches += [np.array([i]) for i in np.flatnonzero(boxes[:, 1] - boxes[:, 0] > short)]
+        for batch in batches:
+            r0, r1 = int(boxes[batch, 0].min()), int(boxes[batch, 1].max())
+            c0, c1 = int(boxes[batch, 2].min()), int(boxes[batch, 3].max())
+            labels = np.zeros((r1 - r0, c1 - c0), np.int32)
+            p = np.zeros(labels.shape, np.float32)
+            for k, i in enumerate(batch.tolist(), start=1):
+                for a, c, m, pc in crops[i]:
+                    sub = (slice(a - r0, a - r0 + m.shape[0]), slice(c - c0, c - c0 + m.shape[1]))
+                    labels[sub][m] = k
+                    p[sub][m] = pc[m]
+            win = (slice(r0, r1), slice(c0, c1))
+            values, geoms, means = self._outlines(labels, labels > 0, win, len(batch), p)
+            self._prov.append(np.asarray(roots, np.int64)[batch[values - 1]])
+            self._geoms.append(geoms)
+            self._means.append(means)
+
+    def finish(
+        self, found: Complexes
+    ) -> tuple[NDArray[np.bool_], NDArray[np.object_], NDArray[np.float64]]:
+        """Per complex: whether it was done, its geometry and mean probability."""
+        n = len(found.comps)
+        done = np.zeros(n, bool)
+        geoms = np.empty(n, dtype=object)
+        means = np.full(n, np.nan)
+        if self._prov:
+            idx = found.complex_of[np.concatenate(self._prov)]
+            kept = idx >= 0  # not a patch removed as too small
+            done[idx[kept]] = True
+            geoms[idx[kept]] = np.concatenate(self._geoms)[kept]
+            means[idx[kept]] = np.concatenate(self._means)[kept]
+        return done, geoms, means
 
 
 def polygonize_probability(
@@ -323,6 +726,7 @@ def polygonize_probability(
     inventory: PathLike | None = None,
     dem: PathLike | None = None,
     max_inventory_distance_m: float = 1000.0,
+    stripe_rows: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Write glacier outlines (GeoPackage layers :data:`LAYERS`) and return the glaciers.
 
@@ -332,7 +736,211 @@ def polygonize_probability(
     ``max_inventory_distance_m`` from all of them has no ``inventory_id``. ``dem``: a raster
     on the probability's grid with an ``elevation`` band, used to split the complexes along
     drainage basins when there is no inventory (or it has no glacier on the grid).
+
+    Runs in bounded memory, with the same result as on the whole arrays (same polygons,
+    bit for bit, same attributes): the clean-up and the labelling of the complexes go through
+    the raster in stripes of ``stripe_rows`` rows (default: about
+    :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels; the smoothing reads
+    ``4 * r`` more rows on each side), the masks in between in an anonymous, bit-packed
+    temporary file (1 bit per pixel) beside ``dest``. Complexes that are one glacier each
+    (no inventory, no DEM) are vectorised during the last labelling pass, those crossing
+    stripe seams once they are whole; otherwise each complex is split and vectorised in the
+    window of its bounding box grown by the inventory reach (``max_inventory_distance_m``),
+    the inventory rasterized on that window only. Memory is thus one stripe, plus the window
+    of the largest complex (an ice cap is the worst case), plus O(number of patches) for
+    their sizes and boxes, plus the output polygons. GDAL's block cache is held to
+    :data:`GDAL_CACHE_BYTES` meanwhile.
     """
+    grid = grid_of(probability)
+    shape_ = grid.shape
+    px = grid.resolution
+    r = smoothing_radius_px(smooth_m, px)
+    min_px = min_area_km2 * 1e6 / px**2
+    halo = 4 * r  # opening then closing: erosion and dilation twice, r rows each
+    if stripe_rows is None:
+        stripe_rows = max(1, 2 * halo, STRIPE_PIXELS // max(1, grid.width) - 2 * halo)
+    inv = None if inventory is None else _InventoryRaster(inventory, grid)
+    inv_ids = [] if inv is None else inv.ids
+    if inv is not None and not inv.any_on_grid(stripe_rows):
+        inv = None  # no inventory glacier on the grid: split by the DEM if there is one
+    if inv is None and dem is not None:
+        check_same_grid(grid, dem)
+    pad = 0
+    if inv is not None:  # the window must hold every glacier within reach
+        pad = math.ceil(min(float(max(shape_)), max_inventory_distance_m / px))
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    out = _Outlines()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
+        src = stack.enter_context(open_raster(probability))
+        band = _band(src, "probability")
+        z_src = None
+        if inv is None and dem is not None:
+            z_src = stack.enter_context(open_raster(dem))
+            z_band = _band(z_src, "elevation")
+        store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
+
+        def prob(win: Slices) -> NDArray[np.float32]:
+            return _read_probability(src, band, win)
+
+        def rows(a: int, b: int) -> NDArray[np.float32]:
+            return prob((slice(a, b), slice(0, grid.width)))
+
+        def smooth(m: NDArray[np.bool_]) -> NDArray[np.bool_]:
+            return _smooth(m, r)
+
+        single = None
+        if inv is None and z_src is None:  # glaciers = complexes: many at once
+            single = _SingleGlaciers(grid.height, grid.transform, prob)
+        found = stream_complexes(
+            rows,
+            shape_,
+            threshold,
+            smooth if r > 0 else None,
+            halo,
+            min_px,
+            max_hole_km2 * 1e6 / px**2,
+            store,
+            stripe_rows,
+            None if single is None else single.visit,
+            seeds=single is None,
+        )
+        comps = found.comps
+        n_cx = len(comps)
+        done = np.zeros(n_cx, bool)
+        if single is not None:
+            done, one_geom, one_mean = single.finish(found)
+        for c in range(n_cx):
+            if done[c]:
+                mean_p = float(one_mean[c])
+                out.add(c + 1, [one_geom[c]], [0], [mean_p], mean_p, 0)
+                continue
+            box = (
+                slice(int(comps.row0[c]), int(comps.row1[c])),
+                slice(int(comps.col0[c]), int(comps.col1[c])),
+            )
+            m = store.read_window(*box)
+            if int(np.count_nonzero(m)) != comps.size[c]:  # other patches in the box
+                lab, _ = ndimage.label(m)
+                m = lab == lab[comps.seed_row[c] - box[0].start, comps.seed_col[c] - box[1].start]
+            win = _grow(box, pad, shape_)
+            inner = (
+                slice(box[0].start - win[0].start, box[0].stop - win[0].start),
+                slice(box[1].start - win[1].start, box[1].stop - win[1].start),
+            )
+            inside = m
+            if win != box:
+                inside = np.zeros((win[0].stop - win[0].start, win[1].stop - win[1].start), bool)
+                inside[inner] = m
+            codes = None if inv is None else inv.rasterize(win)
+            z = None if z_src is None else _read(z_src, z_band, win)
+            merged, owners = _split_one(inside, codes, z, px, min_px, max_inventory_distance_m)
+            local = np.ascontiguousarray(merged[inner])
+            p = prob(box)
+            n = len(owners)
+            out.add(
+                c + 1,
+                _vectorise(local, grid.transform, (box[0].start, box[1].start), n),
+                owners,
+                ndimage.mean(p, local, np.arange(1, n + 1)).tolist(),
+                float(ndimage.mean(p, m.astype(np.int32), [1])[0]),
+                0 if codes is None else _largest_code(inside, codes),
+            )
+    return _write_outlines(
+        dest, out, len(comps), inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid
+    )
+
+
+def _largest_code(inside: NDArray[np.bool_], codes: NDArray[np.int32]) -> int:
+    """The inventory code covering most pixels of ``inside`` (ties: the smallest; 0: none)."""
+    found, counts = np.unique(codes[inside & (codes > 0)], return_counts=True)
+    return int(found[np.argmax(counts)]) if len(found) else 0
+
+
+def _write_outlines(
+    dest: PathLike,
+    out: _Outlines,
+    n_complex: int,
+    inv_ids: list[str],
+    region: str,
+    year: int,
+    sensor: str,
+    acquisition_dates: Sequence[str],
+    simplify_m: float,
+    grid: RegionGrid,
+) -> gpd.GeoDataFrame:
+    """Build and write the two layers from the glaciers and complexes; the glaciers."""
+    geoms = out.geoms
+    if simplify_m > 0 and geoms:
+        geoms = list(shapely.make_valid(shapely.coverage_simplify(geoms, simplify_m)))
+    complex_ids = [f"{region}_{year}_C{k:05d}" for k in range(1, n_complex + 1)]
+    glacier_ids = [f"{region}_{year}_{k:05d}" for k in range(1, len(geoms) + 1)]
+    common: dict[str, Any] = {
+        "region": region,
+        "year": int(year),
+        "sensor": sensor,
+        "acquisition_dates": ",".join(acquisition_dates),
+    }
+    g = _frame(
+        glacier_ids,
+        geoms,
+        out.mean_p,
+        [inv_ids[k - 1] if k > 0 else None for k in out.owner],
+        [complex_ids[c - 1] for c in out.of_complex],
+        common,
+        grid,
+    )
+    gs = np.empty(len(geoms), dtype=object)
+    gs[:] = geoms
+    of = np.asarray(out.of_complex, np.int64)  # non-decreasing
+    starts = np.searchsorted(of, np.arange(1, n_complex + 2))
+    single = np.flatnonzero(np.diff(starts) == 1)
+    cgeoms = np.empty(n_complex, dtype=object)
+    for chunk in np.array_split(single, max(1, len(single) // 4096)):
+        alone = gs[starts[chunk]]
+        made = shapely.make_valid(shapely.union_all(alone[:, None], axis=1))
+        same = shapely.equals_exact(made, alone, 0.0)  # the usual case: share, not copy
+        made[same] = alone[same]
+        cgeoms[chunk] = made
+    for c in np.flatnonzero(np.diff(starts) > 1).tolist():
+        cgeoms[c] = shapely.make_valid(shapely.union_all(gs[starts[c] : starts[c + 1]]))
+    cx = _frame(
+        complex_ids,
+        list(cgeoms),
+        out.complex_mean_p,
+        [inv_ids[k - 1] if k > 0 else None for k in out.complex_owner],
+        complex_ids,
+        common,
+        grid,
+    )
+    write_layers(dest, {"glaciers": g, "complexes": cx})
+    log.info(
+        "outlines: %d glaciers in %d complexes, %.2f km2",
+        len(g),
+        len(cx),
+        float(g["area_km2"].sum()),
+    )
+    return g
+
+
+def _polygonize_in_memory(
+    probability: PathLike,
+    dest: PathLike,
+    region: str,
+    year: int,
+    threshold: float = 0.5,
+    smooth_m: float = 30.0,
+    min_area_km2: float = 0.01,
+    max_hole_km2: float = 0.01,
+    simplify_m: float = 0.0,
+    sensor: str = "",
+    acquisition_dates: Sequence[str] = (),
+    inventory: PathLike | None = None,
+    dem: PathLike | None = None,
+    max_inventory_distance_m: float = 1000.0,
+) -> gpd.GeoDataFrame:
+    """:func:`polygonize_probability` on whole arrays (the reference for the bounded-memory
+    version: memory grows with the raster)."""
     grid = grid_of(probability)
     prob, _ = read_bands(probability, ["probability"])
     p = np.nan_to_num(prob[0], nan=0.0)
@@ -349,46 +957,20 @@ def polygonize_probability(
     glaciers, of_complex, owner = split_complexes(
         complexes, grid.resolution, min_area_km2, codes, elevation, max_inventory_distance_m
     )
-    geoms = _vectorise(glaciers, grid, len(of_complex))
-    if simplify_m > 0 and geoms:
-        geoms = list(shapely.make_valid(shapely.coverage_simplify(geoms, simplify_m)))
-    complex_ids = [f"{region}_{year}_C{k:05d}" for k in range(1, n_complex + 1)]
-    glacier_ids = [f"{region}_{year}_{k:05d}" for k in range(1, len(geoms) + 1)]
-    idx = np.arange(1, len(geoms) + 1)
-    common: dict[str, Any] = {
-        "region": region,
-        "year": int(year),
-        "sensor": sensor,
-        "acquisition_dates": ",".join(acquisition_dates),
-    }
-    g = _frame(
-        glacier_ids,
-        geoms,
-        ndimage.mean(p, glaciers, idx) if len(idx) else [],
-        [inv_ids[k - 1] if k > 0 else None for k in owner.tolist()],
-        [complex_ids[c - 1] for c in of_complex.tolist()],
-        common,
-        grid,
+    n = len(of_complex)
+    idx = np.arange(1, n + 1)
+    cidx = np.arange(1, n_complex + 1)
+    out = _Outlines(
+        geoms=_vectorise_reference(glaciers, grid.transform, n),
+        of_complex=of_complex.tolist(),
+        owner=owner.tolist(),
+        mean_p=ndimage.mean(p, glaciers, idx).tolist() if n else [],
+        complex_mean_p=ndimage.mean(p, complexes, cidx).tolist() if n_complex else [],
+        complex_owner=_largest_overlap(complexes, codes, n_complex),
     )
-    members = [np.flatnonzero(of_complex == c) for c in range(1, n_complex + 1)]
-    cgeoms = [shapely.make_valid(shapely.union_all([geoms[i] for i in m])) for m in members]
-    cx = _frame(
-        complex_ids,
-        cgeoms,
-        ndimage.mean(p, complexes, np.arange(1, n_complex + 1)) if n_complex else [],
-        _largest_overlap(complexes, codes, inv_ids, n_complex),
-        complex_ids,
-        common,
-        grid,
+    return _write_outlines(
+        dest, out, n_complex, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid
     )
-    write_layers(dest, {"glaciers": g, "complexes": cx})
-    log.info(
-        "outlines: %d glaciers in %d complexes, %.2f km2",
-        len(g),
-        len(cx),
-        float(g["area_km2"].sum()),
-    )
-    return g
 
 
 def _frame(
@@ -403,8 +985,8 @@ def _frame(
     gdf = gpd.GeoDataFrame(
         {
             "glacier_id": pd.Series(ids, dtype=object),
-            "area_km2": [g.area / 1e6 for g in geoms],
-            "perimeter_km": [g.length / 1e3 for g in geoms],
+            "area_km2": shapely.area(np.asarray(geoms, dtype=object)) / 1e6,
+            "perimeter_km": shapely.length(np.asarray(geoms, dtype=object)) / 1e3,
             "mean_probability": np.asarray(mean_p, dtype=float),
             **common,
             "inventory_id": pd.Series(inventory_id, dtype=object),
@@ -417,11 +999,12 @@ def _frame(
 
 
 def _largest_overlap(
-    complexes: NDArray[np.int32], codes: NDArray[np.int32] | None, ids: list[str], n: int
-) -> list[str | None]:
-    """Per complex, the inventory glacier covering most of its pixels (None if none)."""
+    complexes: NDArray[np.int32], codes: NDArray[np.int32] | None, n: int
+) -> list[int]:
+    """Per complex, the inventory code covering most of its pixels (ties: the smallest;
+    0: none)."""
     if codes is None or not n:
-        return [None] * n
+        return [0] * n
     both = (complexes > 0) & (codes > 0)
     pairs, counts = np.unique(
         np.stack([complexes[both], codes[both]]).astype(np.int64), axis=1, return_counts=True
@@ -430,4 +1013,4 @@ def _largest_overlap(
     for (c, k), cnt in zip(pairs.T.tolist(), counts.tolist(), strict=True):
         if cnt > best.get(c, (0, 0))[0]:
             best[c] = (cnt, k)
-    return [ids[best[c][1] - 1] if c in best else None for c in range(1, n + 1)]
+    return [best[c][1] if c in best else 0 for c in range(1, n + 1)]

@@ -1,0 +1,367 @@
+"""Bounded-memory building blocks of :mod:`glaciermap.products.outlines`.
+
+A binary raster is processed in row *stripes*: its connected components (4-connectivity,
+as :func:`scipy.ndimage.label`) are found stripe by stripe and joined across the stripe
+seams, keeping per component only its size, bounding box, first pixel and whether it
+touches the raster border, so memory is one stripe plus O(number of components). The masks
+between the clean-up steps live in a bit-packed temporary file (1 bit per pixel) that has no
+name on disk and disappears when closed or when the process dies.
+
+:func:`stream_complexes` runs the clean-up of :func:`~glaciermap.products.outlines.clean_mask`
+this way (smoothing, removal of small patches, filling of small holes) and returns the
+complexes of the final mask, numbered like :func:`scipy.ndimage.label` numbers them on the
+whole array (raster-scan order of their first pixels); the final mask stays in the store.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+STRIPE_PIXELS = 1 << 20  # default stripe size (pixels, halo included): ~1 M, 4 MB of float32
+
+
+class PackedMask:
+    """A binary raster of ``shape`` in an anonymous temporary file (1 bit per pixel, rows
+    padded to whole bytes) in folder ``folder`` (None: the system's temporary folder). Rows are
+    written and read with positional I/O, windows through a short-lived memory map, so none
+    of it stays in the process's memory. Use as a context manager (or call :meth:`close`)."""
+
+    def __init__(self, shape: tuple[int, int], folder: str | os.PathLike[str] | None = None):
+        self.shape = shape
+        self.rowbytes = (shape[1] + 7) // 8
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._fd = self._file.fileno()
+        os.ftruncate(self._fd, max(1, shape[0] * self.rowbytes))
+
+    def __enter__(self) -> PackedMask:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close (and so delete) the file."""
+        self._file.close()
+
+    def write_rows(self, r0: int, rows: NDArray[np.bool_]) -> None:
+        """Store ``rows`` (full width) as raster rows ``r0, r0 + 1, ...``."""
+        view, done = memoryview(np.packbits(rows, axis=1).tobytes()), 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], r0 * self.rowbytes + done)
+
+    def read_rows(self, r0: int, r1: int) -> NDArray[np.bool_]:
+        """Raster rows ``r0:r1`` (full width)."""
+        n = (r1 - r0) * self.rowbytes
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:  # pread may return fewer bytes than asked for
+            got += os.preadv(self._fd, [view[got:]], r0 * self.rowbytes + got)
+        packed = np.frombuffer(buf, np.uint8).reshape(r1 - r0, self.rowbytes)
+        return np.unpackbits(packed, axis=1, count=self.shape[1]).view(bool)
+
+    def read_window(self, rows: slice, cols: slice) -> NDArray[np.bool_]:
+        """The window ``[rows, cols]`` (slices with explicit start and stop)."""
+        r0, r1, c0, c1 = int(rows.start), int(rows.stop), int(cols.start), int(cols.stop)
+        b0, b1 = c0 // 8, (c1 + 7) // 8
+        if 4 * (b1 - b0) >= self.rowbytes:  # wide: whole rows are as cheap
+            return self.read_rows(r0, r1)[:, c0:c1].copy()
+        start = (r0 * self.rowbytes) // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
+        length = r1 * self.rowbytes - start
+        with mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=start) as mm:
+            arr = np.frombuffer(
+                mm, np.uint8, count=(r1 - r0) * self.rowbytes, offset=r0 * self.rowbytes - start
+            )
+            packed = arr.reshape(r1 - r0, self.rowbytes)[:, b0:b1].copy()
+            del arr
+        bits = np.unpackbits(packed, axis=1).view(bool)
+        return bits[:, c0 - 8 * b0 : c1 - 8 * b0].copy()
+
+
+@dataclass
+class Components:
+    """Connected components (numbered 1..n in raster-scan order of their first pixel):
+    ``size`` in pixels, bounding box ``row0, row1, col0, col1`` (stop exclusive), first
+    pixel ``seed_row, seed_col``, and ``border`` (touches the raster border)."""
+
+    size: NDArray[np.int64]
+    row0: NDArray[np.int64]
+    row1: NDArray[np.int64]
+    col0: NDArray[np.int64]
+    col1: NDArray[np.int64]
+    seed_row: NDArray[np.int64]
+    seed_col: NDArray[np.int64]
+    border: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+    def select(self, keep: NDArray[np.bool_]) -> Components:
+        """The components where ``keep`` (their order kept)."""
+        return Components(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
+
+
+class StreamLabeler:
+    """Connected components (4-connectivity) of a binary raster fed as consecutive row
+    stripes (:meth:`add`); :meth:`finish` joins the pieces that meet across stripe seams.
+
+    Each stripe's pieces get *provisional* ids (``ndimage.label`` of the stripe, offset by
+    the pieces of the stripes before); the stripe's ``base`` offset is kept, so a later pass
+    that labels the same stripe again maps its labels to the same ids. ``bbox=False`` skips
+    the bounding boxes (a per-piece Python step) and first pixels, ``seeds=False`` the first
+    pixels, when they are not needed.
+    """
+
+    def __init__(self, shape: tuple[int, int], bbox: bool = True, seeds: bool = True):
+        self.shape = shape
+        self.bbox = bbox
+        self.seeds = seeds
+        self.n = 0
+        self.bases: dict[int, int] = {}
+        self.last_stats = np.zeros((0, 8), np.int64)  # the last stripe's pieces
+        self.last_pairs = np.zeros((2, 0), np.int64)  # and their joins to the stripe above
+        self.last_pairs_at = -1
+        self._stats: list[NDArray[np.int64]] = []
+        self._edges: list[NDArray[np.int64]] = []
+        self._prev: tuple[int, NDArray[np.int64]] | None = None  # (next row, last row's ids)
+
+    def add(self, r0: int, rows: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
+        """Label the stripe ``rows`` (raster rows ``r0:r0 + len(rows)``, fed in order);
+        returns its local labels (1..k, 0 = background; provisional id = base + label - 1)
+        and k."""
+        height, width = self.shape
+        lab, k = ndimage.label(rows)
+        lab = np.asarray(lab, np.int32)
+        base = self.n
+        self.bases[r0] = base
+        h = lab.shape[0]
+        self.last_stats = np.zeros((0, 8), np.int64)
+        if k:
+            flat = lab.ravel()
+            stats = np.zeros((k, 8), np.int64)
+            stats[:, 0] = np.bincount(flat, minlength=k + 1)[1:]
+            if self.bbox:
+                stats[:, 1:5] = [
+                    (s[0].start, s[0].stop, s[1].start, s[1].stop)
+                    for s in ndimage.find_objects(lab)
+                ]
+                stats[:, 1:3] += r0
+            if self.bbox and self.seeds:
+                # labels appear in raster order: a label's first pixel is where the running
+                # maximum of the labels rises
+                cm = np.maximum.accumulate(flat)
+                first = np.flatnonzero(cm[1:] != cm[:-1]) + 1
+                del cm
+                if flat[0]:
+                    first = np.concatenate([[0], first])
+                stats[:, 5], stats[:, 6] = np.divmod(first, width)
+                stats[:, 5] += r0
+            edge = [lab[:, 0], lab[:, -1]]
+            if r0 == 0:
+                edge.append(lab[0])
+            if r0 + h == height:
+                edge.append(lab[-1])
+            touching = np.unique(np.concatenate(edge))
+            stats[touching[touching > 0] - 1, 7] = 1
+            self._stats.append(stats)
+            self.last_stats = stats
+        ids = np.where(lab[0] > 0, lab[0].astype(np.int64) + (base - 1), -1)
+        if self._prev is not None and self._prev[0] == r0:
+            above = self._prev[1]
+            both = (above >= 0) & (ids >= 0)
+            if both.any():
+                pairs = np.unique(np.stack([above[both], ids[both]]), axis=1)
+                self._edges.append(pairs)
+                self.last_pairs, self.last_pairs_at = pairs, r0
+        last = np.where(lab[-1] > 0, lab[-1].astype(np.int64) + (base - 1), -1)
+        self._prev = (r0 + h, last)
+        self.n += k
+        return lab, k
+
+    def finish(self) -> tuple[Components, NDArray[np.int64]]:
+        """The components, and for each provisional id its component's index (0-based)."""
+        n = self.n
+        stats = np.concatenate(self._stats) if self._stats else np.zeros((0, 8), np.int64)
+        if self._edges:
+            e = np.concatenate(self._edges, axis=1)
+            graph = coo_matrix((np.ones(e.shape[1], np.int32), (e[0], e[1])), shape=(n, n))
+            ncomp, comp = connected_components(graph, directed=False)
+            comp = comp.astype(np.int64)
+            first_id = np.full(ncomp, n, np.int64)
+            np.minimum.at(first_id, comp, np.arange(n))
+            order = np.argsort(first_id)  # by first piece = by first pixel
+            rank = np.empty(ncomp, np.int64)
+            rank[order] = np.arange(ncomp)
+            comp = rank[comp]
+            firsts = first_id[order]  # the first piece of each component
+        else:
+            ncomp, comp = n, np.arange(n, dtype=np.int64)
+            firsts = comp
+        size = np.bincount(comp, weights=stats[:, 0], minlength=ncomp).astype(np.int64)
+        lo = np.full((ncomp, 2), np.iinfo(np.int64).max)
+        hi = np.full((ncomp, 2), -1, np.int64)
+        np.minimum.at(lo, comp, stats[:, [1, 3]])
+        np.maximum.at(hi, comp, stats[:, [2, 4]])
+        border = np.bincount(comp, weights=stats[:, 7], minlength=ncomp) > 0
+        comps = Components(
+            size=size,
+            row0=lo[:, 0],
+            row1=hi[:, 0],
+            col0=lo[:, 1],
+            col1=hi[:, 1],
+            seed_row=stats[firsts, 5],
+            seed_col=stats[firsts, 6],
+            border=border,
+        )
+        return comps, comp
+
+
+@dataclass
+class Complexes:
+    """The complexes of the final mask, numbered 0..n-1 here (1..n by ``ndimage.label``):
+    ``comps``, and for each provisional id of the labelling pass that found them (the ids
+    :data:`Visit` gets) its complex (-1: a patch removed as too small)."""
+
+    comps: Components
+    complex_of: NDArray[np.int64]
+
+
+@dataclass
+class Stripe:
+    """A stripe of the final labelling pass, as :func:`stream_complexes` shows it to its
+    ``visit``: raster rows ``r0:r0 + len(labels)``, labels 1..k (provisional ids
+    ``base + label - 1``), which labels (index 0..k) are whole complexes lying in the stripe,
+    each label's ``stats`` (:class:`StreamLabeler` columns: size, row0, row1, col0, col1,
+    first pixel row and column, border), the ``pairs`` of provisional ids (above, here) that
+    join across the seam above, and the stripe's probability when at hand (else None)."""
+
+    r0: int
+    labels: NDArray[np.int32]
+    base: int
+    whole: NDArray[np.bool_]
+    stats: NDArray[np.int64]
+    pairs: NDArray[np.int64]
+    probability: NDArray[np.float32] | None
+
+
+Visit = Callable[[Stripe], None]
+
+
+def stripes(height: int, stripe_rows: int) -> Iterator[tuple[int, int]]:
+    """Row ranges ``(r0, r1)`` of consecutive stripes of ``stripe_rows`` rows."""
+    for r0 in range(0, height, stripe_rows):
+        yield r0, min(height, r0 + stripe_rows)
+
+
+def _whole(
+    lab: NDArray[np.int32], k: int, r0: int, height: int, keep: NDArray[np.bool_] | None
+) -> NDArray[np.bool_]:
+    """Which labels 0..k of a stripe are whole components: not touching a stripe edge that
+    is not a raster edge (and, with ``keep``, kept)."""
+    whole = np.ones(k + 1, bool) if keep is None else np.concatenate([[False], keep])
+    whole[0] = False
+    if r0 > 0:
+        whole[lab[0]] = False
+    if r0 + len(lab) < height:
+        whole[lab[-1]] = False
+    return whole
+
+
+def _stripe(
+    labeler: StreamLabeler,
+    r0: int,
+    lab: NDArray[np.int32],
+    whole: NDArray[np.bool_],
+    p: NDArray[np.float32] | None,
+) -> Stripe:
+    pairs = labeler.last_pairs if labeler.last_pairs_at == r0 else np.zeros((2, 0), np.int64)
+    return Stripe(r0, lab, labeler.bases[r0], whole, labeler.last_stats, pairs, p)
+
+
+def stream_complexes(
+    read_rows: Callable[[int, int], NDArray[np.float32]],
+    shape: tuple[int, int],
+    threshold: float,
+    smooth: Callable[[NDArray[np.bool_]], NDArray[np.bool_]] | None,
+    halo: int,
+    min_px: float,
+    max_hole_px: float,
+    store: PackedMask,
+    stripe_rows: int,
+    visit: Visit | None = None,
+    seeds: bool = True,
+) -> Complexes:
+    """Threshold, clean up and label a probability raster in stripes, exactly as
+    :func:`~glaciermap.products.outlines.clean_mask` then ``ndimage.label`` on the whole array.
+
+    ``read_rows(r0, r1)``: the probability of rows ``r0:r1`` (NaN already replaced).
+    ``smooth``: the opening-closing of a (stripe) mask with ``mode="nearest"``, exact on rows
+    at least ``halo`` rows from a stripe edge that is not a raster edge (None: no smoothing).
+    Patches under ``min_px`` pixels are removed, holes (background not connected to the
+    raster border) under ``max_hole_px`` pixels filled. Leaves the final mask in ``store``
+    and returns its complexes; ``visit`` is called on each stripe of the final labelling.
+    ``seeds=False`` skips the complexes' first pixels (``seed_row``, ``seed_col`` are then 0).
+    """
+    height, _ = shape
+    remove = min_px > 1  # every patch has at least one pixel
+    fill = max_hole_px > 1
+    fg = StreamLabeler(shape, bbox=not fill, seeds=seeds and not fill)
+    for r0, r1 in stripes(height, stripe_rows):
+        a, b = max(0, r0 - halo), min(height, r1 + halo)
+        p = read_rows(a, b)
+        m = p >= threshold
+        if smooth is not None:
+            m = smooth(m)
+        core = np.ascontiguousarray(m[r0 - a : r1 - a])
+        store.write_rows(r0, core)
+        if remove or not fill:
+            lab, k = fg.add(r0, core)
+            if visit is not None and not fill:
+                keep = fg.last_stats[:, 0] >= min_px if remove else None
+                whole = _whole(lab, k, r0, height, keep)
+                visit(_stripe(fg, r0, lab, whole, p[r0 - a : r1 - a]))
+    if not fill:  # the patches kept are the complexes
+        comps, comp = fg.finish()
+        if not remove:
+            return Complexes(comps, comp)
+        keep = comps.size >= min_px
+        index = np.where(keep, np.cumsum(keep) - 1, -1)
+        return Complexes(comps.select(keep), index[comp])
+    small = np.zeros(0, bool)  # by provisional id
+    if remove:
+        pieces, piece_comp = fg.finish()
+        small = (pieces.size < min_px)[piece_comp]
+
+    def without_small(r0: int, m: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        if not remove:
+            return m
+        lab, k = ndimage.label(m)
+        base = fg.bases[r0]
+        return m & ~np.concatenate([[False], small[base : base + k]])[lab]
+
+    bg = StreamLabeler(shape, bbox=False)
+    for r0, r1 in stripes(height, stripe_rows):
+        bg.add(r0, ~without_small(r0, store.read_rows(r0, r1)))
+    holes, hole_comp = bg.finish()
+    filled = ((~holes.border) & (holes.size < max_hole_px))[hole_comp]
+    cx = StreamLabeler(shape, bbox=True, seeds=seeds)
+    for r0, r1 in stripes(height, stripe_rows):
+        m = without_small(r0, store.read_rows(r0, r1))
+        lab, k = ndimage.label(~m)
+        base = bg.bases[r0]
+        m |= np.concatenate([[False], filled[base : base + k]])[lab]
+        store.write_rows(r0, m)
+        lab, k = cx.add(r0, m)
+        if visit is not None:
+            visit(_stripe(cx, r0, lab, _whole(lab, k, r0, height, None), None))
+    comps, comp = cx.finish()
+    return Complexes(comps, comp)

@@ -1,0 +1,261 @@
+"""Polygonization in bounded memory: stripes and windows give the whole-array result."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from scipy import ndimage
+from shapely.geometry import Polygon, box
+
+from glaciermap.core.errors import InputDataError
+from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.products.outlines import (
+    _polygonize_in_memory,
+    clean_mask,
+    polygonize_probability,
+)
+from glaciermap.products.outlines_stream import PackedMask
+
+X0, Y0 = 400_000.0, 4_000_000.0
+pytestmark = pytest.mark.filterwarnings("ignore:More than one layer found")
+
+
+def _grid(height: int, width: int) -> RegionGrid:
+    return RegionGrid.from_bounds("EPSG:32643", (X0, Y0, X0 + 10 * width, Y0 + 10 * height), 10)
+
+
+def _write(tmp_path: Path, p: np.ndarray, name: str = "p.tif") -> Path:
+    path = tmp_path / name
+    write_raster(path, p[None].astype(np.float32), _grid(*p.shape), ["probability"], np.nan)
+    return path
+
+
+def _noise_and_blobs(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random field (blobs of all sizes, with holes) plus speckle and nodata."""
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.random((height, width)), 4)
+    p = ((field - field.min()) / (field.max() - field.min())) ** 1.5  # ~30 % ice
+    p = np.where(rng.random(p.shape) < 0.01, 1 - p, p)  # speckle and pinholes
+    p[rng.random(p.shape) < 0.005] = np.nan
+    return p
+
+
+def _same_outlines(a: Path, b: Path) -> int:
+    """Both layers of two outline files hold the same features, bit for bit."""
+    n = 0
+    for layer in ("glaciers", "complexes"):
+        fa, fb = gpd.read_file(a, layer=layer), gpd.read_file(b, layer=layer)
+        assert len(fa) == len(fb)
+        assert fa.drop(columns="geometry").equals(fb.drop(columns="geometry"))
+        assert shapely.equals_exact(fa.geometry.values, fb.geometry.values, 0.0).all()
+        assert fb.geometry.is_valid.all()
+        n += len(fa)
+    return n
+
+
+def _compare(tmp_path: Path, prob: Path, stripe_rows: list[int | None], **kw: object) -> int:
+    ref = tmp_path / "ref.gpkg"
+    _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
+    n = 0
+    for rows in stripe_rows:
+        out = tmp_path / f"o{rows}.gpkg"
+        polygonize_probability(prob, out, "r", 2020, stripe_rows=rows, **kw)  # type: ignore[arg-type]
+        n = _same_outlines(ref, out)
+    return n
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"smooth_m": 0, "min_area_km2": 0, "max_hole_km2": 0},
+        {"smooth_m": 30, "min_area_km2": 0.01, "max_hole_km2": 0.01},
+        {"smooth_m": 10, "min_area_km2": 0.002, "max_hole_km2": 0},
+        {"smooth_m": 20, "min_area_km2": 0, "max_hole_km2": 0.005},
+        {"smooth_m": 0, "min_area_km2": 0.001, "max_hole_km2": 0.05, "simplify_m": 15.0},
+    ],
+)
+def test_stripes_give_the_whole_array_result(tmp_path: Path, kw: dict[str, float]) -> None:
+    prob = _write(tmp_path, _noise_and_blobs(150, 130))
+    # 1 row up to a few times the smoothing halo (4 r: 12 rows at smooth_m 30), and default
+    assert _compare(tmp_path, prob, [1, 7, 12, 30, 64, None], **kw) >= 4
+
+
+def test_complexes_and_holes_across_many_seams(tmp_path: Path) -> None:
+    p = np.zeros((120, 90), np.float32)
+    p[5:115, 5:10] = 0.9  # a tall bar over every seam
+    for r in range(10, 110, 20):  # a comb: teeth join the bar at many seams
+        p[r : r + 4, 10:80] = 0.8
+    p[5:115, 80:85] = 0.7  # closing the comb: holes between the teeth cross seams
+    p[40:43, 30:33] = 0.9  # an island in a hole
+    p[0, :] = 0.6  # ice along the raster top edge
+    p[60:119, 88:90] = 0.9  # and along the right and bottom edges
+    p[119, 40:90] = 0.9
+    prob = _write(tmp_path, p)
+    for kw in (
+        {"smooth_m": 0, "min_area_km2": 0, "max_hole_km2": 0},
+        {"smooth_m": 0, "min_area_km2": 0.0005, "max_hole_km2": 0.2},  # some holes filled
+        {"smooth_m": 10, "min_area_km2": 0.001, "max_hole_km2": 0.15},
+    ):
+        assert _compare(tmp_path, prob, [1, 2, 3, 5, 16, None], **kw) >= 2
+
+
+def _diamond(p: np.ndarray, r0: int, c0: int, half: int) -> None:
+    """A diamond drawn with 1-pixel diagonal lines: each pixel its own 4-connected patch,
+    together enclosing a 4-connected hole."""
+    for i in range(half + 1):
+        for dr, dc in ((i, half - i), (i, half + i), (2 * half - i, half - i)):
+            p[r0 + dr, c0 + dc] = 0.9
+        p[r0 + 2 * half - i, c0 + half + i] = 0.9
+
+
+def test_a_filled_hole_joins_diagonal_patches_into_one_complex(tmp_path: Path) -> None:
+    p = np.zeros((60, 60), np.float32)
+    _diamond(p, 5, 5, 6)  # hole of 61 px: filled (max_hole 0.01 km2 = 100 px)
+    _diamond(p, 20, 30, 12)  # hole of 265 px: kept, its 48 pixels stay 48 complexes
+    prob = _write(tmp_path, p)
+    kw = {"smooth_m": 0, "min_area_km2": 0, "max_hole_km2": 0.01}
+    ref = tmp_path / "ref.gpkg"
+    _polygonize_in_memory(prob, ref, "r", 2020, **kw)
+    complexes = gpd.read_file(ref, layer="complexes")
+    assert len(complexes) == 1 + 48
+    assert complexes.area.max() == pytest.approx((24 + 61) * 100)
+    assert _compare(tmp_path, prob, [1, 4, 9, None], **kw) == 2 * 49
+
+
+def _two_valleys(height: int, width: int) -> np.ndarray:
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    to_floor = np.minimum(np.abs(cols - width / 4), np.abs(cols - 3 * width / 4))
+    z = 4000.0 - 8.0 * rows + 3.0 * to_floor
+    z[40:55, 40:55] -= 30.0
+    z[0:3, 0:5] = np.nan  # nodata: the nearest valid elevation
+    return z
+
+
+@pytest.mark.parametrize("split", ["inventory", "dem", "inventory off the grid"])
+def test_split_complexes_in_windows(tmp_path: Path, split: str) -> None:
+    height, width = 100, 200
+    p = np.zeros((height, width), np.float32)
+    p[10:90, 20:180] = 0.9  # one complex over several inventory glaciers / two basins
+    p[92:99, 185:199] = 0.8  # a small one far from them
+    p[30:40, 60:70] = 0.0  # a hole
+    p = np.maximum(p, np.where(_noise_and_blobs(height, width, 3) > 0.8, 0.7, 0.0))
+    prob = _write(tmp_path, p)
+    kw: dict[str, object] = {"min_area_km2": 0.005, "max_inventory_distance_m": 300.0}
+    corners = [(200, 200), (1100, 150), (1000, 800), (300, 850)]
+    if split.startswith("inventory"):
+        shift = 0.0 if split == "inventory" else 50_000.0
+        a, b, c, d = ((X0 + shift + x, Y0 + y) for x, y in corners)
+        inv = tmp_path / "inv.gpkg"
+        gpd.GeoDataFrame(
+            {"RGIId": ["tri1", "tri2", "box", "tiny"]},
+            geometry=[
+                Polygon([a, b, d]),
+                Polygon([b, c, d]),
+                box(X0 + shift + 1200, Y0 + 200, X0 + shift + 1750, Y0 + 900),
+                box(X0 + shift + 1770, Y0 + 500, X0 + shift + 1790, Y0 + 520),
+            ],
+            crs="EPSG:32643",
+        ).to_crs("EPSG:4326").to_file(inv)
+        kw["inventory"] = inv
+    if split != "inventory":
+        dem = tmp_path / "dem.tif"
+        write_raster(dem, _two_valleys(height, width)[None], _grid(height, width), ["elevation"])
+        kw["dem"] = dem
+    assert _compare(tmp_path, prob, [1, 6, 25, None], **kw) >= 4
+    glaciers = gpd.read_file(tmp_path / "oNone.gpkg", layer="glaciers")
+    if split == "inventory":
+        assert {"tri1", "tri2", "box"} <= set(glaciers["inventory_id"].dropna())
+    else:
+        assert glaciers["inventory_id"].isna().all()
+        assert glaciers["complex_id"].value_counts().max() >= 2  # split along basins
+
+
+def test_area_is_the_mask_area_and_polygons_are_valid(tmp_path: Path) -> None:
+    p = _noise_and_blobs(200, 170, seed=5)
+    prob = _write(tmp_path, p)
+    kw = {"smooth_m": 20.0, "min_area_km2": 0.002, "max_hole_km2": 0.003}
+    out = tmp_path / "o.gpkg"
+    polygonize_probability(prob, out, "r", 2020, stripe_rows=9, **kw)
+    glaciers = gpd.read_file(out, layer="glaciers")
+    complexes = gpd.read_file(out, layer="complexes")
+    assert glaciers.geometry.is_valid.all() and complexes.geometry.is_valid.all()
+    mask = clean_mask(np.nan_to_num(p) >= 0.5, 10.0, **kw)
+    assert glaciers.area.sum() == pytest.approx(mask.sum() * 100.0, rel=1e-3)
+    assert complexes.area.sum() == pytest.approx(mask.sum() * 100.0, rel=1e-3)
+    assert len(complexes) == ndimage.label(mask)[1]
+
+
+def test_no_temporary_file_is_left_even_on_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tif"
+    write_raster(bad, np.zeros((1, 20, 20), np.float32), _grid(20, 20), ["uncertainty"])
+    before = set(tmp_path.iterdir())
+    with pytest.raises(InputDataError, match="probability"):
+        polygonize_probability(bad, tmp_path / "o.gpkg", "r", 2020)
+    assert set(tmp_path.iterdir()) == before
+    polygonize_probability(_write(tmp_path, _noise_and_blobs(30, 30)), tmp_path / "o.gpkg", "r", 1)
+    assert {f.name for f in tmp_path.iterdir()} == {f.name for f in before} | {"p.tif", "o.gpkg"}
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 13, 300])
+def test_packed_mask_round_trip(tmp_path: Path, width: int) -> None:
+    rng = np.random.default_rng(width)
+    m = rng.random((40, width)) < 0.4
+    with PackedMask(m.shape, tmp_path) as store:
+        for r0 in range(0, 40, 6):
+            store.write_rows(r0, m[r0 : r0 + 6])
+        assert np.array_equal(store.read_rows(0, 40), m)
+        for _ in range(30):
+            r0, c0 = int(rng.integers(0, 40)), int(rng.integers(0, width))
+            r1, c1 = int(rng.integers(r0 + 1, 41)), int(rng.integers(c0 + 1, width + 1))
+            win = store.read_window(slice(r0, r1), slice(c0, c1))
+            assert np.array_equal(win, m[r0:r1, c0:c1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def _blobs(height: int, width: int) -> np.ndarray:
+    """Small separate blobs on a regular lattice (complexes stay small however large)."""
+    p = np.zeros((height, width), np.float32)
+    for r in range(4, height - 12, 50):
+        for c in range(4, width - 12, 50):
+            p[r : r + 9 + (r // 50) % 4, c : c + 9 + (c // 50) % 3] = 0.9
+    return p
+
+
+def test_peak_memory_does_not_grow_with_the_raster(tmp_path: Path) -> None:
+    def peak(height: int) -> int:
+        prob = _write(tmp_path, _blobs(height, 1200), f"p{height}.tif")
+        tracemalloc.start()
+        polygonize_probability(
+            prob, tmp_path / f"o{height}.gpkg", "r", 2020, smooth_m=10.0, stripe_rows=32
+        )
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(200), peak(800)  # 4 x the pixels (and the blobs)
+    assert large < 1.5 * small
+    with rasterio.open(tmp_path / "p800.tif") as src:
+        assert large < 0.5 * src.height * src.width * 4  # below one float32 copy of it
+
+
+@pytest.mark.parametrize("simple", [True, False])
+def test_a_grid_with_awkward_numbers_gives_the_same_coordinates(
+    tmp_path: Path, simple: bool
+) -> None:
+    p = _noise_and_blobs(90, 70, seed=9)
+    grid = RegionGrid("EPSG:32643", Affine(9.7, 0.0, 412345.678, 0.0, -9.7, 4012345.6789), 70, 90)
+    prob = tmp_path / "p.tif"
+    write_raster(prob, p[None].astype(np.float32), grid, ["probability"], np.nan)
+    kw: dict[str, object] = {"smooth_m": 0, "min_area_km2": 0.001, "max_hole_km2": 0}
+    if not simple:
+        dem = tmp_path / "dem.tif"
+        write_raster(dem, _two_valleys(90, 70)[None], grid, ["elevation"])
+        kw["dem"] = dem
+    assert _compare(tmp_path, prob, [1, 4, 13, None], **kw) >= 4
