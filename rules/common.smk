@@ -204,6 +204,26 @@ def check_datasets():
 check_datasets()
 
 
+def check_inference():
+    """Sliding windows the CNNs can run, checked before any job runs (the schema cannot
+    relate two keys): overlap below the window, the window a multiple of 2^depth."""
+    inf, depth = config["inference"], config["training"]["cnn"]["depth"]
+    if inf["overlap"] >= inf["window"]:
+        fail(
+            f"inference: overlap {inf['overlap']} must be below inference: window "
+            f"{inf['window']} (windows would not advance); lower the overlap"
+        )
+    if inf["window"] % 2**depth:
+        fail(
+            f"inference: window {inf['window']} px is not a multiple of {2 ** depth} "
+            f"(2^training: cnn: depth {depth}); use e.g. "
+            f"{max(2 ** depth, inf['window'] // 2 ** depth * 2 ** depth)}"
+        )
+
+
+check_inference()
+
+
 def names_pattern(names):
     """A wildcard constraint matching exactly ``names`` (none: a pattern matching nothing)."""
     import re

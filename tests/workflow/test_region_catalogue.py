@@ -52,3 +52,23 @@ def test_fresh_dry_run_lists_every_missing_input(tmp_path: Path) -> None:
     # 2005 has no Sentinel-1 (its model is optical_dem) and is not a training member.
     assert "data/hunza/2005/sar" not in overview and "hunza_2005.gpkg" not in overview
     assert not (tmp_path / "results").exists()  # a dry run wrote nothing
+
+
+@pytest.mark.parametrize(
+    ("inference", "says"),
+    [
+        ({"window": 128, "overlap": 128}, "inference: overlap 128 must be below"),
+        ({"window": 100, "overlap": 16}, "inference: window 100 px is not a multiple of 8"),
+    ],
+)
+def test_sliding_windows_are_checked_before_any_job(
+    tmp_path: Path, inference: dict[str, int], says: str
+) -> None:
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = yaml.safe_load((tmp_path / "config/config.yaml").read_text())
+    cfg["inference"] = inference
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "outlines/hunza_2021.gpkg", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("glaciermap: error:"))
+    assert says in line, proc.stderr[-2000:]
