@@ -173,10 +173,22 @@ def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
             frame.to_file(tmp, driver="GPKG", layer=name)
 
 
+def _finite(data: Any) -> Any:
+    """``data`` with NaN and infinite floats replaced by None (JSON has no NaN)."""
+    if isinstance(data, float) and not np.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
 def write_json(data: Any, dest: PathLike) -> None:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented, valid JSON (undefined numbers as null), atomically."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, default=str, allow_nan=False)
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def read_json(path: PathLike) -> Any:

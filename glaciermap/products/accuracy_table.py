@@ -125,6 +125,11 @@ def evaluate_on_split(
     return out
 
 
+def _number(value: Any) -> float:
+    """A metric read from JSON: undefined ones (null, absent) as NaN."""
+    return float("nan") if value is None else float(value)
+
+
 def benchmark_table(
     results: Mapping[tuple[str, str], PathLike],
     dest_md: PathLike,
@@ -144,10 +149,10 @@ def benchmark_table(
         }
         pub = PUBLISHED.get((arch, fs))
         for i, k in enumerate(METRICS):
-            row[HEADERS[k]] = float(m[k])
+            row[HEADERS[k]] = _number(m[k])
             row[f"{HEADERS[k]} (published)"] = pub[i] if pub else float("nan")
         for k in EXTRA:
-            row[EXTRA[k]] = float(m.get(k, float("nan")))
+            row[EXTRA[k]] = _number(m.get(k))
         rows.append(row)
     df = pd.DataFrame(rows)
     with atomic_path(dest_csv) as tmp:

@@ -33,9 +33,10 @@ def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
 
-def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, Any]:
     """Acc, P, R, F1, IoU of the glacier class, background IoU, mIoU and the all-glacier
-    predictor's scores from confusion counts (NaN when undefined)."""
+    predictor's scores from confusion counts (NaN when undefined), and a ``status``:
+    ``scored``, ``no truth`` (no glacier in the truth) or ``no pixels``."""
     ratio = _ratio
     iou, iou_bg = ratio(tp, tp + fp + fn), ratio(tn, tn + fp + fn)
     n, ice = tp + fp + fn + tn, tp + fn
@@ -53,6 +54,10 @@ def metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
         "all_glacier_iou": ratio(ice, n),
         "all_glacier_miou": ratio(ice, n) / 2 if n else float("nan"),
         "glacier_fraction": ratio(ice, n),
+        # "no truth": the truth has no glacier on the scored pixels (an empty or
+        # out-of-region inventory), so glacier IoU, recall and F1 are undefined (null in JSON)
+        # and a high background IoU says nothing about glaciers.
+        "status": "scored" if ice and n - ice else ("no pixels" if not n else "no truth"),
         "tp": tp,
         "fp": fp,
         "fn": fn,
@@ -228,6 +233,10 @@ def evaluate_outlines(
     m: dict[str, Any] = metrics_from_counts(**c)
     m.update({"source": str(outlines), **(extra or {})})
     write_json(m, dest)
+    if m["status"] != "scored":
+        log.warning(
+            "outline metrics %s: %s (the labels %s hold no glacier)", outlines, m["status"], labels
+        )
     log.info(
         "outline metrics %s: IoU %.3f, background IoU %.3f, mIoU %.3f (all-glacier mIoU %.3f)",
         outlines,

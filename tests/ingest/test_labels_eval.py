@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -156,3 +158,21 @@ def test_an_inventory_without_glaciers_in_the_region_is_an_error(tmp_path: Path,
     # debris polygons may be absent: a debris-free region is real
     build_labels(inv, tmp_path / "g.json", tmp_path / "d.tif", band="debris")
     assert (tmp_path / "d.tif").exists()
+
+
+def test_no_truth_is_a_status_and_the_json_stays_valid(tmp_path: Path) -> None:
+    """Truth without glacier (an empty or out-of-region inventory): status "no truth", the
+    undefined glacier scores are null (JSON has no NaN), the table shows them as "–"."""
+    from glaciermap.core.io import write_json
+    from glaciermap.products.metrics import metrics_from_counts
+
+    m = metrics_from_counts(tp=0, fp=5, fn=0, tn=95)
+    assert m["status"] == "no truth" and math.isnan(m["recall"])
+    assert metrics_from_counts(tp=3, fp=1, fn=1, tn=95)["status"] == "scored"
+    write_json(m, tmp_path / "m.json")
+
+    def no_nan(token: str) -> None:
+        raise AssertionError(f"invalid JSON constant {token}")
+
+    back = json.loads((tmp_path / "m.json").read_text(), parse_constant=no_nan)
+    assert back["recall"] is None and back["iou"] == 0.0 and back["status"] == "no truth"
