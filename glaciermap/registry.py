@@ -5,6 +5,10 @@ check against these lists (a test keeps them in step)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
 CNN_ARCHS: tuple[str, ...] = ("unet", "segnet", "deeplabv3plus")
 """The convolutional networks (implemented in :mod:`glaciermap.ml.models`)."""
 
@@ -41,17 +45,23 @@ def processing_tile_px(resolution_m: float, tile_km: float) -> int:
     return max(1, round(px / TILE_ALIGN_PX)) * TILE_ALIGN_PX
 
 
+@functools.lru_cache(maxsize=64)
 def processing_tiles(
     shape: tuple[int, int], resolution_m: float, tile_km: float
-) -> dict[str, tuple[int, int, int, int]]:
+) -> Mapping[str, tuple[int, int, int, int]]:
     """The processing tiles of a grid of ``shape`` (rows, cols) pixels: tile id
     ``r{i}c{j}`` -> window ``(row_off, col_off, height, width)`` on the grid, row by row; the
     last row and column of tiles are cut at the grid edge. A grid no larger than one tile is
-    the single tile ``r0c0``."""
+    the single tile ``r0c0``.
+
+    Cached and read-only: the workflow asks for the tiles of a region once per tile job
+    while it builds the DAG (an Alps-size region has ~1,250 tiles per epoch)."""
     t = processing_tile_px(resolution_m, tile_km)
     height, width = shape
-    return {
-        f"r{i}c{j}": (r0, c0, min(t, height - r0), min(t, width - c0))
-        for i, r0 in enumerate(range(0, height, t))
-        for j, c0 in enumerate(range(0, width, t))
-    }
+    return MappingProxyType(
+        {
+            f"r{i}c{j}": (r0, c0, min(t, height - r0), min(t, width - c0))
+            for i, r0 in enumerate(range(0, height, t))
+            for j, c0 in enumerate(range(0, width, t))
+        }
+    )

@@ -123,8 +123,10 @@ class InputCatalog:
                     "keep real data in a folder of its own (e.g. data/)"
                 )
 
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def grid(self, region: str) -> RegionGrid:
-        """The region's analysis grid, from its ``crs``, ``bounds`` and ``resolution_m``."""
+        """The region's analysis grid, from its ``crs``, ``bounds`` and ``resolution_m``
+        (cached)."""
         r = self.region(region)
         return RegionGrid.from_bounds(r["crs"], r["bounds"], float(r["resolution_m"]))
 
@@ -184,11 +186,13 @@ class InputCatalog:
 
     def backscatter(self, region: str, year: int) -> list[str]:
         """The region/year's SAR files that are backscatter images."""
-        return [
-            str(s.path)
-            for s in classify_sar_files(self.sar(region, year))
-            if s.kind == "backscatter"
-        ]
+        return [path for kind, path in self._sar_kinds(region, year) if kind == "backscatter"]
+
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
+    def _sar_kinds(self, region: str, year: int) -> tuple[tuple[str, str], ...]:
+        """(kind, path) of each SAR file of the region/year, classified once: the DAG asks for
+        them once per processing tile."""
+        return tuple((s.kind, str(s.path)) for s in classify_sar_files(self.sar(region, year)))
 
     def slc(self, region: str, year: int) -> dict[str, str]:
         """Co-registered single-look complex images ``..._YYYYMMDD_SLC.tif`` by date."""
@@ -210,9 +214,7 @@ class InputCatalog:
 
     def coherence(self, region: str, year: int) -> list[str]:
         """The region/year's SAR files that are delivered coherence images (``..._corr.tif``)."""
-        return [
-            str(s.path) for s in classify_sar_files(self.sar(region, year)) if s.kind == "coherence"
-        ]
+        return [path for kind, path in self._sar_kinds(region, year) if kind == "coherence"]
 
     @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def dem(self, region: str) -> list[str] | Missing:
