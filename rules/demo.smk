@@ -5,6 +5,14 @@ if DEMO_FILES:
 
     rule demo_world:
         """Generate the synthetic demo world (all demo regions) in real product formats."""
+        input:
+            # worlds over a real DEM and real outlines: a change of either regenerates them
+            real_terrain=[
+                w[k]
+                for w in config["demo"]["worlds"].values()
+                for k in ("dem", "outlines")
+                if w.get(k)
+            ],
         output:
             DEMO_FILES,
         log:

@@ -13,4 +13,5 @@ with step_logging(snakemake.log[0]):
         min_coverage=opt["min_coverage"],
         method=opt["composite"],
         target_doy=opt["target_doy"],
+        harmonise=opt["harmonise"],
     )

@@ -38,6 +38,7 @@ from glaciermap.core.reproject import (
     footprint_overlaps,
     warped,
 )
+from glaciermap.ingest.harmonise import adjustment
 from glaciermap.ingest.names import layer_unit
 
 log = logging.getLogger(__name__)
@@ -391,8 +392,16 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
 class _SceneReader:
     """Band and QA layers of one scene warped onto the grid, read window by window."""
 
-    def __init__(self, scene: OpticalScene, grid: RegionGrid, stack: ExitStack, threads: int):
+    def __init__(
+        self,
+        scene: OpticalScene,
+        grid: RegionGrid,
+        stack: ExitStack,
+        threads: int,
+        harmonise: str = "none",
+    ):
         self.scene = scene
+        self.adjust = adjustment(scene.sensor, harmonise)  # band -> (slope, intercept)
         self.bands = {
             name: stack.enter_context(
                 warped(
@@ -431,6 +440,9 @@ class _SceneReader:
             sc = self.scene
             scale, offset = sc.band_scale.get(name, sc.scale), sc.band_offset.get(name, sc.offset)
             refl = dn * scale + offset
+            if name in self.adjust:
+                slope, intercept = self.adjust[name]
+                refl = refl * slope + intercept
             out[i] = refl if sc.nodata is None else np.where(dn == sc.nodata, np.nan, refl)
         out[:, ~self.clear(win)] = np.nan
         return out
@@ -541,10 +553,13 @@ def build_optical_composite(
     block: int = 1024,
     method: str = "median",
     target_doy: int = 240,
+    harmonise: str = "none",
 ) -> None:
     """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
 
-    ``method``: ``median`` or ``best`` (see :func:`_composite_block`).
+    ``method``: ``median`` or ``best`` (see :func:`_composite_block`). ``harmonise``:
+    ``oli`` adjusts TM/ETM+ surface reflectance onto OLI (:mod:`glaciermap.ingest.harmonise`),
+    ``none`` leaves every sensor as delivered.
 
     Works block by block: memory is about ``scenes x 6 x block^2`` floats plus GDAL's warp
     buffers and block cache (``GDAL_CACHEMAX``, 5 % of RAM by default: a small cache slows
@@ -554,6 +569,7 @@ def build_optical_composite(
     nothing) when less than ``min_coverage`` of the region has a clear observation.
     """
     _check_method(method)
+    adjustment("", harmonise)  # an unknown choice fails before any reading
     grid = RegionGrid.load(grid_path)
     scenes = discover_scenes(files)
     if not scenes:
@@ -578,11 +594,15 @@ def build_optical_composite(
     names = present_bands(scenes)
     covered = 0
     with ExitStack() as stack:
-        readers = [_SceneReader(sc, grid, stack, threads) for sc in scenes]
+        readers = [_SceneReader(sc, grid, stack, threads, harmonise) for sc in scenes]
+        adjusted = sorted({r.scene.sensor for r in readers if r.adjust})
+        if adjusted:
+            log.info("optical: %s reflectance harmonised onto %s", ", ".join(adjusted), harmonise)
         tags = {
             "SENSOR": ",".join(sorted({s.sensor for s in scenes})),
             "ACQUISITION_DATES": ",".join(s.date for s in scenes),
             "COMPOSITE": method,
+            "HARMONISED": f"{','.join(adjusted)} -> {harmonise}" if adjusted else "none",
         }
         layers = [*names, "clear_count"]
         dst = stack.enter_context(

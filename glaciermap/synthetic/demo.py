@@ -21,6 +21,10 @@ Products written (paths from :func:`product_paths`):
   covering the world holds values; the rest is nodata (-32767);
 * glacier inventories per epoch (GeoPackage, EPSG:4326, RGI 6-like columns): the polygons of
   exactly the glacier cover rendered into the images.
+
+A world whose config gives ``dem`` and ``outlines`` is rendered over that real DEM with those
+real glacier outlines instead (:mod:`glaciermap.synthetic.real_terrain`); its products are the
+same, the DEM tiles then hold the real DEM and the inventories the real outlines as rendered.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import shape
 
+from glaciermap.core.errors import ConfigError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import atomic_path, write_layers
 from glaciermap.core.reproject import shape_windows
@@ -70,6 +75,7 @@ from glaciermap.synthetic.layout import (
     world_grid,
     world_specs,
 )
+from glaciermap.synthetic.real_terrain import build_world_from_dem
 from glaciermap.synthetic.world import (
     CLASS_CODES,
     OPTICAL_BANDS,
@@ -553,16 +559,44 @@ def _write_debris(path: Path, world: World, wgrid: RegionGrid, spec: WorldSpec, 
 
 
 def make_world(spec: WorldSpec) -> World:
-    """The physics of a demo world (see :mod:`glaciermap.synthetic.world`)."""
+    """The physics of a demo world (see :mod:`glaciermap.synthetic.world`): fractal terrain
+    with balance-flux glaciers, or, for a world with ``dem_path`` and ``outlines_path``, the
+    real DEM with the real outlines (:mod:`glaciermap.synthetic.real_terrain`)."""
+    seasonal = {ep.year: ep.seasonal_snow for ep in spec.epochs}
+    if spec.dem_path is not None or spec.outlines_path is not None:
+        if spec.dem_path is None or spec.outlines_path is None:
+            raise ConfigError(
+                f"demo world {spec.region!r} has only one of dem: and outlines:; give both"
+            )
+        return build_world_from_dem(
+            world_grid(spec),
+            spec.dem_path,
+            spec.outlines_path,
+            spec.seed,
+            {ep.year: ep.ela_m for ep in spec.epochs},
+            region=spec.grid.bounds,
+            debris_below_ela_m=spec.debris_below_ela_m,
+            max_phys_cells=spec.max_phys_cells,
+            seasonal_snow=seasonal,
+            retreat_m={ep.year: ep.retreat_m for ep in spec.epochs},
+        )
+    elas: dict[int, float] = {}
+    for ep in spec.epochs:
+        if ep.ela_m is None:
+            raise ConfigError(
+                f"demo world {spec.region!r}, epoch {ep.year}: no ela_m; give the epoch's "
+                "equilibrium-line altitude in m (optional only with dem: and outlines:)"
+            )
+        elas[ep.year] = ep.ela_m
     return build_world(
         world_grid(spec),
         spec.seed,
-        {ep.year: ep.ela_m for ep in spec.epochs},
+        elas,
         relief_m=spec.relief_m,
         mass_balance_gradient=spec.mass_balance_gradient,
         debris_below_ela_m=spec.debris_below_ela_m,
         max_phys_cells=spec.max_phys_cells,
-        seasonal_snow={ep.year: ep.seasonal_snow for ep in spec.epochs},
+        seasonal_snow=seasonal,
     )
 
 
@@ -604,7 +638,11 @@ def generate_world(spec: WorldSpec, out_dir: Path | str) -> list[Path]:
             )
             _write_debris(paths[f"{ep.year}/debris"][0], world, wgrid, spec, ep.year)
         log.info(
-            "demo %s %d: ELA %.0f m, glacier area %.1f km2", spec.region, ep.year, ep.ela_m, area
+            "demo %s %d: ELA %.0f m, glacier area %.1f km2",
+            spec.region,
+            ep.year,
+            world.epochs[ep.year].ela_m,
+            area,
         )
     return [p for files in paths.values() for p in files]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pyproj import Transformer
 
+from glaciermap.core.errors import ConfigError
 from glaciermap.core.grid import RegionGrid
 
 WORLD_RES_M = 10.0
@@ -49,7 +50,8 @@ class EpochSpec:
 
     year: int
     sensor: str  # "sentinel-2" or "landsat-5"
-    ela_m: float
+    # None only in a world over a real DEM: then the median elevation of its glacier cells.
+    ela_m: float | None
     optical_dates: tuple[str, ...]
     sar_dates: tuple[str, ...] = ()
     sar_pols: tuple[str, ...] = ("VV", "VH")
@@ -59,6 +61,8 @@ class EpochSpec:
     # Seasonal snow off the glaciers, 0..1 (see glaciermap.synthetic.world.EpochState): its
     # snow line lies 350 - 500 * seasonal_snow m above the ELA; config key ``seasonal_snow``.
     seasonal_snow: float = SEASONAL_SNOW
+    # Worlds over real outlines: the epoch's glaciers shrunk by this inward buffer (m).
+    retreat_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class WorldSpec:
     debris_below_ela_m: float = 100.0  # tongues this far below the ELA are debris-covered
     max_phys_cells: int = MAX_PHYS_CELLS  # size of the physics grid (bounds memory)
     block_px: int = 512  # output blocks rendered at a time (bounds memory)
+    # A real DEM and real glacier outlines (config ``dem``, ``outlines``; any CRS) instead of
+    # the fractal terrain and the balance-flux glaciers: see glaciermap.synthetic.real_terrain.
+    dem_path: str | None = None
+    outlines_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,19 +97,34 @@ DEMO_DIR = "resources/demo"
 
 
 def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
-    """Demo worlds described by a workflow configuration (``demo.worlds`` + ``regions``)."""
+    """Demo worlds described by a workflow configuration (``demo.worlds`` + ``regions``).
+
+    A world with ``dem`` and ``outlines`` (paths relative to the working directory) is
+    rendered over that real DEM with those glacier outlines; its epochs may then leave out
+    ``ela_m`` (default: the median elevation of the glacier cells)."""
     demo = config.get("demo") or {}
     specs = []
     for i, (region, world) in enumerate(sorted((demo.get("worlds") or {}).items())):
         reg = config["regions"][region]
         grid = RegionGrid.from_bounds(reg["crs"], reg["bounds"], float(reg["resolution_m"]))
+        dem, outlines = world.get("dem"), world.get("outlines")
+        if (dem is None) != (outlines is None):
+            raise ConfigError(
+                f"demo world {region!r} has only one of dem: and outlines:; give both (a real "
+                "DEM and its glacier outlines) or neither (a fractal world)"
+            )
         epochs = []
         for year, ep in sorted(world["epochs"].items(), key=lambda kv: int(kv[0])):
+            if ep.get("ela_m") is None and dem is None:
+                raise ConfigError(
+                    f"demo world {region!r}, epoch {year}: no ela_m; give the epoch's "
+                    "equilibrium-line altitude in m (optional only with dem: and outlines:)"
+                )
             epochs.append(
                 EpochSpec(
                     year=int(year),
                     sensor=str(ep["sensor"]),
-                    ela_m=float(ep["ela_m"]),
+                    ela_m=None if ep.get("ela_m") is None else float(ep["ela_m"]),
                     optical_dates=tuple(str(d) for d in ep["optical_dates"]),
                     sar_dates=tuple(str(d) for d in ep.get("sar_dates", ())),
                     sar_pols=tuple(ep.get("sar_pols", ("VV", "VH"))),
@@ -109,6 +132,7 @@ def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
                     cloud_fraction=float(ep.get("cloud_fraction", 0.1)),
                     inventory=bool(ep.get("inventory", True)),
                     seasonal_snow=float(ep.get("seasonal_snow", SEASONAL_SNOW)),
+                    retreat_m=float(ep.get("retreat_m", 0.0)),
                 )
             )
         specs.append(
@@ -119,6 +143,8 @@ def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
                 epochs=tuple(epochs),
                 margin_m=float(world.get("margin_m", 1000.0)),
                 debris_below_ela_m=float(world.get("debris_below_ela_m", 100.0)),
+                dem_path=None if dem is None else str(dem),
+                outlines_path=None if outlines is None else str(outlines),
             )
         )
     return specs

@@ -8,7 +8,7 @@ import rasterio
 import yaml
 from affine import Affine
 
-from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.ingest.optical import (
     COMMON_NAMES,
@@ -253,3 +253,31 @@ def test_bad_sidecars_are_one_clear_line(tmp_path: Path, content: str, message: 
     with pytest.raises(GlacierMapError, match=message) as info:
         read_generic_scene(side)
     assert str(side) in str(info.value) and "\n" not in str(info.value).strip()
+
+
+def test_harmonise_adjusts_tm_onto_oli_and_leaves_msi(tmp_path: Path) -> None:
+    from glaciermap.ingest.harmonise import ETM_TO_OLI
+
+    name = "LT05_L2SP_150035_20050820_20200902_02_T1"
+    files = [
+        _tif(tmp_path / name / f"{name}_{band}.TIF", np.full((20, 20), (0.6 + 0.2) / 2.75e-5), 20)
+        for band in ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"]
+    ]
+    s2 = _s2_scene(tmp_path / "s2", "20210818T054600", 0.6, np.full((20, 20), 5), -1000)
+    GRID.save(tmp_path / "g.json")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for choice in ("none", "oli"):
+        for key, scene in (("tm", files), ("msi", s2)):
+            dest = tmp_path / f"{key}_{choice}.tif"
+            build_optical_composite(scene, tmp_path / "g.json", dest, harmonise=choice)
+            with rasterio.open(dest) as src:
+                out.setdefault(choice, {})[key] = src.read(list(range(1, 7)))
+                tag = src.tags()["HARMONISED"]
+            assert tag == ("landsat-5 -> oli" if (key, choice) == ("tm", "oli") else "none")
+    expected = [0.6 * ETM_TO_OLI[b][0] + ETM_TO_OLI[b][1] for b in COMMON_NAMES]
+    assert np.allclose(out["none"]["tm"], 0.6, atol=1e-4)
+    assert np.allclose(out["oli"]["tm"], np.array(expected)[:, None, None], atol=1e-4)
+    assert np.array_equal(out["oli"]["msi"], out["none"]["msi"])
+    with pytest.raises(ConfigError, match="harmonise"):
+        build_optical_composite(files, tmp_path / "g.json", tmp_path / "x.tif", harmonise="hls")
+    assert not (tmp_path / "x.tif").exists()
