@@ -75,7 +75,7 @@ from glaciermap.synthetic.layout import (
     world_grid,
     world_specs,
 )
-from glaciermap.synthetic.real_terrain import build_world_from_dem
+from glaciermap.synthetic.real_terrain import RealTerrainWorld, build_world_from_dem
 from glaciermap.synthetic.world import (
     CLASS_CODES,
     OPTICAL_BANDS,
@@ -504,8 +504,21 @@ def glacier_polygons(
 def _write_inventory(
     path: Path, world: World, wgrid: RegionGrid, spec: WorldSpec, year: int, date: str
 ) -> float:
-    """The epoch's glacier outlines as an RGI 6-like GeoPackage; returns the area (km2)."""
+    """The epoch's glacier outlines as an RGI 6-like GeoPackage; returns the area (km2).
+
+    A world over real outlines splits the rendered cover along them: one polygon per real
+    glacier, carrying its inventory id (so the per-glacier outlines and changes name real
+    glaciers); elsewhere each connected piece of ice is a glacier with a synthetic id."""
     geoms = glacier_polygons(world, year, wgrid, 2 * spec.block_px)
+    real = world.outlines_of(year) if isinstance(world, RealTerrainWorld) else None
+    ids: list[str] | None = None
+    if real is not None and len(geoms) and len(real):
+        rendered = gpd.GeoDataFrame(geometry=geoms, crs=wgrid.rio_crs)
+        pieces = gpd.overlay(rendered, real.to_crs(wgrid.rio_crs), how="intersection")
+        pieces = pieces[pieces.geom_type.isin(["Polygon", "MultiPolygon"])]
+        per_glacier = pieces.dissolve(by="glacier_id", sort=True).reset_index()
+        geoms = gpd.GeoSeries(per_glacier.geometry.values, crs=wgrid.rio_crs)
+        ids = [str(i) for i in per_glacier["glacier_id"]]
     # Elevation statistics from the physics grid (every glacier touches at least one cell).
     idx = np.arange(1, len(geoms) + 1)
     zmin = zmax = zmed = np.zeros(0)
@@ -525,7 +538,7 @@ def _write_inventory(
     cent = geoms.centroid.to_crs("EPSG:4326")
     out = gpd.GeoDataFrame(
         {
-            "RGIId": [f"RGI60-99.{spec.seed % 100:02d}{i:03d}" for i in range(len(geoms))],
+            "RGIId": ids or [f"RGI60-99.{spec.seed % 100:02d}{i:03d}" for i in range(len(geoms))],
             "GLIMSId": [f"G{c.x * 1000:06.0f}E{c.y * 1000:05.0f}N" for c in cent],
             "BgnDate": [_compact(date)] * len(geoms),
             "EndDate": ["-9999999"] * len(geoms),

@@ -30,11 +30,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import rasterio.errors
 import rasterio.features
@@ -70,7 +71,25 @@ COVER_SMOOTHING_CELLS = 0.5
 class RealTerrainWorld(World):
     """A :class:`~glaciermap.synthetic.world.World` whose terrain is a real DEM and whose
     glaciers are real outlines: the rendered elevation is the DEM itself (no synthetic fine
-    relief) and the glacier cover is that of the outlines (no synthetic margin noise)."""
+    relief) and the glacier cover is that of the outlines (no synthetic margin noise).
+
+    ``outlines`` keeps the real polygons (grid CRS) with their inventory id per row
+    (``glacier_id``) and ``retreat_m`` the inward buffer of each year, so the written
+    inventory splits the rendered cover along the real ice divides and keeps the real ids."""
+
+    outlines: gpd.GeoDataFrame | None = None
+    retreat_m: dict[int, float] = field(default_factory=dict)
+
+    def outlines_of(self, year: int) -> gpd.GeoDataFrame | None:
+        """The real outlines of ``year`` (shrunk by its ``retreat_m``), or None."""
+        if self.outlines is None:
+            return None
+        r = float(self.retreat_m.get(year, 0.0))
+        if r <= 0:
+            return self.outlines
+        out = self.outlines.copy()
+        out["geometry"] = out.geometry.buffer(-r)
+        return out[~out.geometry.is_empty]
 
     def elevation(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
         """The DEM at the regular grid ``x`` by ``y`` (cubic spline of the physics grid)."""
@@ -164,10 +183,20 @@ def _window_of(
     return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
 
 
+ID_COLUMNS = ("RGIId", "rgi_id", "glac_id", "GLIMSId", "glims_id", "id")
+"""Inventory id columns looked for in the outlines, first found wins (RGI 6, RGI 7, GLIMS)."""
+
+
 def read_outlines(path: str | Path, grid: RegionGrid) -> gpd.GeoSeries:
     """The glacier polygons of the vector file ``path`` (GeoPackage, shapefile, ...; any CRS)
     that reach ``grid``, valid, in the grid CRS. Only features whose bounding box meets the
     grid are read, so a whole RGI region file is fine."""
+    return read_outline_table(path, grid).geometry
+
+
+def read_outline_table(path: str | Path, grid: RegionGrid) -> gpd.GeoDataFrame:
+    """As :func:`read_outlines`, with each polygon's inventory id (``glacier_id``: the first
+    of :data:`ID_COLUMNS` the file has, else ``G1``, ``G2``, ... in file order)."""
     p = Path(path)
     if not p.exists():
         raise MissingInputError(
@@ -185,11 +214,17 @@ def read_outlines(path: str | Path, grid: RegionGrid) -> gpd.GeoSeries:
         ) from exc
     if gdf.crs is None:
         raise InputDataError(f"{p}: outlines have no CRS; assign one (e.g. EPSG:4326)")
-    geoms = gdf.geometry[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    geoms = gpd.GeoSeries(shapely.make_valid(geoms.values), crs=gdf.crs)
-    geoms = geoms.explode(index_parts=False)
-    geoms = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
-    return geoms.to_crs(grid.rio_crs).reset_index(drop=True)
+    col = next((c for c in ID_COLUMNS if c in gdf.columns), None)
+    ids = gdf[col].astype(str) if col else [f"G{i + 1}" for i in range(len(gdf))]
+    keep = (gdf.geometry.notna() & ~gdf.geometry.is_empty).to_numpy()
+    table = gpd.GeoDataFrame(
+        {"glacier_id": list(pd.Series(list(ids))[keep])},
+        geometry=shapely.make_valid(gdf.geometry.values[keep]),
+        crs=gdf.crs,
+    )
+    table = table.explode(index_parts=False)
+    table = table[table.geom_type.isin(["Polygon", "MultiPolygon"])]
+    return table.to_crs(grid.rio_crs).reset_index(drop=True)
 
 
 def outline_cover(
@@ -246,7 +281,8 @@ def build_world_from_dem(
     grid = physics_grid(world_grid, max_phys_cells)
     res = grid.resolution
     z = read_dem(dem_path, grid, region, min_coverage)
-    outlines = read_outlines(outlines_path, grid)
+    table = read_outline_table(outlines_path, grid)
+    outlines = table.geometry
     shrink = dict(retreat_m or {})
     amounts = dict(seasonal_snow or {})
     covers: dict[int, NDArray[np.float32]] = {}
@@ -285,6 +321,8 @@ def build_world_from_dem(
         epochs=epochs,
         debris_below_ela_m=debris_below_ela_m,
         sky_view=sky_view_factor(z, res),
+        outlines=table,
+        retreat_m={int(y): float(v) for y, v in shrink.items()},
     )
 
 

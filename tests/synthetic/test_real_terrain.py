@@ -128,6 +128,11 @@ def test_inventory_is_the_real_outlines_and_the_scene_shows_them(real: Any) -> N
     assert truth.area > 5e6  # several km2 of ice in the region
     assert rendered.area == pytest.approx(truth.area, rel=0.02)
     assert rendered.symmetric_difference(truth).area < 0.03 * truth.area
+    # One polygon per real glacier, named by its real inventory id.
+    real = gpd.read_file(outlines).to_crs(CRS)
+    near = set(real[real.intersects(box(*BOUNDS).buffer(500))]["RGIId"])
+    assert inv["RGIId"].is_unique and set(inv["RGIId"]) <= near
+    assert len(inv) >= 3  # Hintereis-, Kesselwand- and Langtaufererjochferner at least
     # ELA by default: the median elevation of the glacier cells.
     ep = world.epochs[YEAR]
     assert ep.ela_m == pytest.approx(float(np.median(world.z[ep.glacier > 0.5])))
