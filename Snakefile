@@ -24,6 +24,7 @@ include: "rules/reference.smk"
 include: "rules/training.smk"
 include: "rules/outlines.smk"
 include: "rules/report.smk"
+include: "rules/acquire.smk"
 
 
 # Metadata-only steps (a grid JSON, a VRT of the tiles: milliseconds at any region size) run in
@@ -31,9 +32,20 @@ include: "rules/report.smk"
 localrules:
     region_grid,
     features,
+    stac_search,
+    stac_download,
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# download: true: `snakemake --cores 4 acquire` fetches every input of the configured real
+# regions/years through STAC (rules/acquire.smk); then run the workflow as usual.
+if config.get("download"):
+
+    rule acquire:
+        input:
+            acquisition_targets(config),

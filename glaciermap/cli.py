@@ -67,6 +67,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status
     (1 after a :class:`GlacierMapError`, whose message goes to stderr)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["acquire"]:  # its own parser: search / download subcommands
+        from glaciermap.ingest.stac import main_acquire
+
+        return main_acquire(args_list[1:])
     parser = argparse.ArgumentParser(prog="glaciermap", description=__doc__)
     parser.add_argument("--version", action="version", version=f"glaciermap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,7 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     s = sub.add_parser("summary", help="print where outlines and metrics of REGION_YEAR are")
     s.add_argument("region_year")
     s.set_defaults(func=cmd_summary)
-    args = parser.parse_args(argv)
+    sub.add_parser(
+        "acquire",
+        help="STAC search / download of inputs (glaciermap acquire search|download --help)",
+        add_help=False,
+    )
+    args = parser.parse_args(args_list)
     configure()
     try:
         return int(args.func(args))

@@ -44,7 +44,10 @@ def _present(found, region, year=None):
     """Input files, or the missing folder (Snakemake then names it) plus a one-line hint;
     the first time, also every other input the configured regions still lack."""
     if isinstance(found, Missing):
-        _report(found.message(region, year))
+        msg = found.message(region, year)
+        if config.get("download"):
+            msg += "; download: true: run `snakemake --cores 4 acquire` first"
+        _report(msg)
         _missing_overview()
         return [found.path]
     return found
