@@ -26,6 +26,20 @@ def test_catalogue_regions_and_their_roles() -> None:
     assert cfg["changes"]["pairs"] == ["hunza_2005_2021"]
 
 
+def test_catalogue_epochs_have_date_windows_and_sensors() -> None:
+    from glaciermap.ingest.stac import acquisition_request
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    r2005 = acquisition_request(cfg, "hunza", 2005, "optical")
+    assert r2005 is not None and r2005["collections"] == ["landsat-c2-l2"]
+    assert r2005["datetime"] == "2005-07-15/2005-09-30"
+    assert acquisition_request(cfg, "hunza", 2005, "sar") is None  # before Sentinel-1
+    for region, year in (("hunza", 2021), ("alps", 2015), ("svalbard", 2020)):
+        req = acquisition_request(cfg, region, year, "optical")
+        assert req is not None and req["collections"] == ["sentinel-2-l2a"], (region, req)
+        assert req["datetime"].startswith(f"{year}-0"), req
+
+
 def test_fresh_dry_run_lists_every_missing_input(tmp_path: Path) -> None:
     shutil.copytree(REPO / "config", tmp_path / "config")
     proc = snakemake(tmp_path, "-n", "outlines/hunza_2021.gpkg", check=False)
