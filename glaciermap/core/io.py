@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -71,8 +72,8 @@ def atomic_path(dest: PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
-    except OSError as exc:
-        if isinstance(exc, GlacierMapError) or not _disk_full(exc):
+    except (OSError, CPLE_BaseError) as exc:
+        if isinstance(exc, GlacierMapError) or not (_disk_full(exc) or _no_space(dest.parent)):
             raise
         raise OutputError(
             f"{dest}: the disk is full (no space left while writing it); free space in "
@@ -104,6 +105,19 @@ def _disk_full(exc: BaseException) -> bool:
         if "No space left on device" in str(e) or "Free disk space" in str(e):
             return True
     return False
+
+
+NO_SPACE_BYTES = 16 * 2**20
+"""Free space below which a failed write counts as a full disk (libtiff reports a full disk
+only as "Write error at scanline ..." or "IO error writing tag data")."""
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has less than :data:`NO_SPACE_BYTES` free."""
+    try:
+        return shutil.disk_usage(folder).free < NO_SPACE_BYTES
+    except OSError:
+        return False
 
 
 def _paths_in(values: Iterable[Any]) -> list[Path]:

@@ -159,3 +159,34 @@ def test_geopackages_are_byte_reproducible(tmp_path: Path) -> None:
     write_layers(tmp_path / "b.gpkg", {"glaciers": g, "complexes": g})
     assert (tmp_path / "a.gpkg").read_bytes() == (tmp_path / "b.gpkg").read_bytes()
     assert gpd.list_layers(tmp_path / "a.gpkg")["name"].tolist() == ["glaciers", "complexes"]
+
+
+def test_libtiff_write_error_on_a_full_disk_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libtiff reports a full disk only as a write error (no "No space left"): with the file
+    system (nearly) full it is an OutputError naming the file; otherwise it passes as is."""
+    import shutil
+    from collections import namedtuple
+
+    from rasterio._err import CPLE_AppDefinedError
+
+    from glaciermap.core.errors import OutputError
+
+    dest = tmp_path / "probability.tif"
+    dest.write_bytes(b"the previous product")
+
+    def write_fails() -> None:
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(b"half")
+            raise CPLE_AppDefinedError(1, 1, "TIFFAppendToStrip:Write error at scanline 512")
+
+    with pytest.raises(CPLE_AppDefinedError):  # plenty of space: not our diagnosis to make
+        write_fails()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**12, 10**12, 4096))
+    with pytest.raises(OutputError, match="disk is full") as info:
+        write_fails()
+    assert str(dest) in str(info.value) and "\n" not in str(info.value)
+    assert dest.read_bytes() == b"the previous product"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probability.tif"]
