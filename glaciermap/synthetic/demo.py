@@ -610,6 +610,7 @@ def make_world(spec: WorldSpec) -> World:
         debris_below_ela_m=spec.debris_below_ela_m,
         max_phys_cells=spec.max_phys_cells,
         seasonal_snow=seasonal,
+        dem_ela_m=spec.dem_ela_m,
     )
 
 

@@ -77,6 +77,8 @@ class WorldSpec:
     relief_m: tuple[float, float] = (3200.0, 6400.0)
     mass_balance_gradient: float = 0.007  # m w.e. per m elevation per year
     debris_below_ela_m: float = 100.0  # tongues this far below the ELA are debris-covered
+    # ELA of the glacier state the DEM shows (None: the largest epoch's); see build_world.
+    dem_ela_m: float | None = None
     max_phys_cells: int = MAX_PHYS_CELLS  # size of the physics grid (bounds memory)
     block_px: int = 512  # output blocks rendered at a time (bounds memory)
     # A real DEM and real glacier outlines (config ``dem``, ``outlines``; any CRS) instead of
@@ -143,6 +145,7 @@ def world_specs(config: Mapping[str, Any]) -> list[WorldSpec]:
                 epochs=tuple(epochs),
                 margin_m=float(world.get("margin_m", 1000.0)),
                 debris_below_ela_m=float(world.get("debris_below_ela_m", 100.0)),
+                dem_ela_m=None if world.get("dem_ela_m") is None else float(world["dem_ela_m"]),
                 dem_path=None if dem is None else str(dem),
                 outlines_path=None if outlines is None else str(outlines),
             )

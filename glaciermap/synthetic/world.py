@@ -773,6 +773,7 @@ def build_world(
     ice_smoothing_m: float = 300.0,
     lake_share: float = 0.07,
     wall_share: float = 0.1,
+    dem_ela_m: float | None = None,
 ) -> World:
     """The physics of a world covering ``world_grid``, with one glacier state per ELA.
 
@@ -784,6 +785,12 @@ def build_world(
     ``lake_share`` of the largest forefield, so later epochs with more forefield have more
     lakes (~0.3-1 % of a world whose glaciers retreated far). ``wall_share``: the steepest
     share of the terrain, which holds no ice.
+
+    ``dem_ela_m``: the ELA of the glacier state the terrain (and so the DEM) shows, when the
+    DEM was acquired in another year than the scenes. Real DEMs are one acquisition for all
+    epochs (Copernicus GLO-30: 2011-2015), so ground that the ice has left since still has
+    the smooth, convex ice surface. None: the largest epoch's cover (the union of the
+    epochs), as if the DEM dated from the earliest epoch.
     """
     grid = physics_grid(world_grid, max_phys_cells)
     res = grid.resolution
@@ -807,6 +814,11 @@ def build_world(
         for year, ela in sorted(elas.items())
     }
     union = np.max(list(covers.values()), axis=0) if covers else np.zeros(bed.shape, np.float32)
+    if dem_ela_m is not None:  # the ice surfaces the DEM shows
+        dem_cover = np.minimum(
+            glacier_fraction(bed, res, dem_ela_m, mass_balance_gradient), 1 - walls
+        )
+        union = np.maximum(union, dem_cover)
     # Glacier surfaces; the Little-Ice-Age forefields are glacially smoothed too, less so.
     lia_cover = np.minimum(glacier_fraction(bed, res, lia_ela, mass_balance_gradient), 1 - walls)
     lia = lia_cover > 0.5

@@ -9,6 +9,7 @@ import rasterio
 import yaml
 
 from glaciermap.core.errors import MissingInputError
+from glaciermap.core.grid import RegionGrid
 from glaciermap.ingest.catalog import InputCatalog, Missing
 from glaciermap.ingest.names import copernicus_tile_bounds
 from glaciermap.ingest.optical import discover_scenes
@@ -470,3 +471,18 @@ def test_debris_cover_lies_inside_the_glaciers(tmp_path: Path) -> None:
     region["debris"] = "nowhere_{year}.gpkg"
     with pytest.raises(MissingInputError, match=r"nowhere_2021\.gpkg"):
         InputCatalog(cfg).debris("r", 2021)
+
+
+def test_dem_of_an_earlier_glacier_state_keeps_ice_surfaces() -> None:
+    """``dem_ela_m`` below the scene's ELA: the terrain (and DEM) keeps the smooth ice surface
+    of the larger glaciers on ground that is bare in the scene; the scene's glaciers are
+    unchanged."""
+    grid = RegionGrid.from_bounds("EPSG:32643", (449000, 4012000, 459000, 4022000), 10)
+    same = synth.build_world(grid, 7, {2015: 5150.0})
+    older = synth.build_world(grid, 7, {2015: 5150.0}, dem_ela_m=4950.0)
+    assert np.array_equal(same.epochs[2015].glacier, older.epochs[2015].glacier)
+    was_ice = (older.union > 0.5) & (same.union <= 0.5)
+    assert was_ice.mean() > 0.01  # ground deglaciated since the DEM's state
+    changed = np.abs(older.z - same.z) > 1.0
+    assert changed[was_ice].mean() > 0.5  # its surface is the old ice surface, not the bed
+    assert changed[(same.union > 0.9) & ~was_ice].mean() < changed[was_ice].mean()
