@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import http.client
@@ -70,6 +71,7 @@ from glaciermap.core.errors import (
     GlacierMapError,
     InputDataError,
     MissingInputError,
+    OutputError,
 )
 from glaciermap.core.io import PathLike, atomic_path, write_json
 
@@ -1077,6 +1079,11 @@ def _transfer(href: str, part: Path, size: int | None, timeout: float, name: str
                         log.info("%s: %s%s", name, _mb(done), pct)
                         shown = now
             except (OSError, http.client.HTTPException) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise OutputError(
+                        f"{part.parent}: the disk is full ({name}: {_mb(done)} written); free "
+                        "space and rerun (the download resumes where it stopped)"
+                    ) from exc
                 raise _Retry(f"connection lost after {done} bytes ({exc})") from exc
         if expected is not None and done < expected:
             raise _Retry(f"connection closed after {done} of {expected} bytes")

@@ -333,6 +333,49 @@ def test_interrupted_download_resumes_with_range(
     assert not list(out.parent.glob(".*"))  # no part or lock file left
 
 
+def test_full_disk_during_a_download_is_one_line_and_resumable(
+    server: StacServer, rasters: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from glaciermap.core.errors import OutputError
+
+    pin, _ = _one_file_item(server, rasters["dem"], tmp_path)
+    real_open = Path.open
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, data: bytes) -> int:
+            self.fh.write(data[:100])  # 100 bytes fit, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_open(self: Path, mode: str = "r", *a: Any, **k: Any) -> Any:
+        fh = real_open(self, mode, *a, **k)
+        part = self.name.endswith(".part") and ("w" in mode or "a" in mode)
+        return Full(fh) if part else fh
+
+    monkeypatch.setattr(Path, "open", full_open)
+    with pytest.raises(OutputError, match="disk is full") as err:
+        stac.download(pin, tmp_path / "dem", retries=3, backoff_s=0.01)
+    assert "\n" not in str(err.value)
+    dem = tmp_path / "dem"
+    assert not [p for p in dem.iterdir() if not p.name.startswith(".")]  # no final file
+    monkeypatch.setattr(Path, "open", real_open)  # space freed: the download resumes
+    (out,) = stac.download(pin, dem, backoff_s=0.01)
+    assert out.read_bytes() == rasters["dem"]
+    ranges = [r[2] for r in server.requests if r[1].endswith("_DEM.tif")]
+    assert ranges[-1] == "bytes=100-", ranges
+
+
 def test_5xx_answers_are_retried(
     server: StacServer, rasters: dict[str, bytes], tmp_path: Path
 ) -> None:
