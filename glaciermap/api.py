@@ -33,14 +33,17 @@ import rioxarray
 import xarray as xr
 
 from glaciermap.core.errors import InputDataError
-from glaciermap.core.io import PathLike, band_names
+from glaciermap.core.io import PathLike, band_names, names_unreadable_rasters
 
 Raster = xr.DataArray | PathLike
 
 
+@names_unreadable_rasters
 def open_raster(path: PathLike, load: bool = False) -> xr.DataArray:
     """A product GeoTIFF as a DataArray ``(band, y, x)``: band coordinate = layer names,
-    nodata as NaN, CRS/transform via ``.rio``; lazily read unless ``load``."""
+    nodata as NaN, CRS/transform via ``.rio``; lazily read unless ``load``. With ``load`` a
+    truncated or corrupt file is one :class:`~glaciermap.core.errors.InputDataError` naming
+    it; read lazily, GDAL's own error appears when the pixels are first used."""
     names = band_names(path)
     da = rioxarray.open_rasterio(path, masked=True)
     if not isinstance(da, xr.DataArray):  # pragma: no cover (a multi-subdataset file)

@@ -488,6 +488,13 @@ CASES = [
         "optical.tif",
     ),
     Case(
+        "geotiff-truncated-notebook-load",
+        lambda c: _truncate(_features(c)),
+        lambda c: __import__("glaciermap.api").api.open_raster(c.inp / "features.tif", load=True),
+        InputDataError,
+        "features.tif",
+    ),
+    Case(
         "geotiff-truncated-scene",
         _all(_grid, lambda c: _truncate(_scene(c))),
         _composite,
