@@ -31,6 +31,7 @@ include: "rules/acquire.smk"
 # the main Snakemake process; on a cluster a job of their own would only wait in the queue.
 localrules:
     region_grid,
+    optical_composite,
     features,
     stac_search,
     stac_download,

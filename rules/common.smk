@@ -333,7 +333,7 @@ def feature_inputs(wildcards):
     r, y = wildcards.region, int(wildcards.year)
     ins = {
         "grid": f"results/grid/{r}.json",
-        "optical": f"results/optical/{r}_{y}.tif",
+        "optical": f"results/optical/{r}_{y}.vrt",
     }
     if CATALOG.has_dem(r):
         ins["dem"] = f"results/terrain/{r}/dem.tif"
@@ -366,6 +366,11 @@ def tile_window(wildcards):
 
 def tile_windows(wildcards):
     return [list(w) for w in region_tiles(wildcards.region).values()]
+
+
+def optical_tiles(wildcards):
+    r, y = wildcards.region, wildcards.year
+    return [f"results/optical/{r}_{y}/{t}.tif" for t in region_tiles(r)]
 
 
 def feature_tiles(wildcards):
@@ -465,7 +470,7 @@ def scaled(base):
 def quicklook_inputs(wildcards):
     r, y = wildcards.region, int(wildcards.year)
     ins = {
-        "optical": f"results/optical/{r}_{y}.tif",
+        "optical": f"results/optical/{r}_{y}.vrt",
         "outlines": f"outlines/{r}_{y}.gpkg",
         "probability": default_probability(wildcards),
     }

@@ -19,17 +19,18 @@ rule region_grid:
         "../workflow_scripts/region_grid.py"
 
 
-rule optical_composite:
-    """Cloud-masked median (or best-pixel) reflectance composite of an epoch on the grid."""
+rule optical_composite_tile:
+    """Cloud-masked median (or best-pixel) reflectance composite of an epoch on one
+    processing tile of the grid, from the scenes that overlap it (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
         scenes=optical_scenes,
     output:
-        "results/optical/{region}_{year}.tif",
+        "results/optical/{region}_{year}/{tile}.tif",
     log:
-        "logs/optical_composite/{region}_{year}.log",
+        "logs/optical_composite/{region}_{year}/{tile}.log",
     benchmark:
-        "logs/benchmarks/optical_composite/{region}_{year}.tsv"
+        "logs/benchmarks/optical_composite/{region}_{year}/{tile}.tsv"
     conda:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
@@ -38,9 +39,36 @@ rule optical_composite:
         runtime=scaled(60),
     params:
         optical=config["optical"],
+        tile=tile_window,
         version=VERSION,
     script:
         "../workflow_scripts/optical_composite.py"
+
+
+rule optical_composite:
+    """The epoch's composite over the region: a VRT mosaic of its tiles, written when enough
+    of the region has a clear observation (optical: min_coverage)."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=optical_tiles,
+    output:
+        "results/optical/{region}_{year}.vrt",
+    log:
+        "logs/optical_composite/{region}_{year}.log",
+    benchmark:
+        "logs/benchmarks/optical_composite/{region}_{year}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(500),
+        runtime=scaled(5),
+    params:
+        windows=tile_windows,
+        min_coverage=config["optical"]["min_coverage"],
+        version=VERSION,
+    script:
+        "../workflow_scripts/optical_gather.py"
 
 
 rule terrain:

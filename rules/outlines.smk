@@ -57,7 +57,7 @@ rule outlines:
     into glaciers (layer glaciers) and glacier complexes (layer complexes)."""
     input:
         probability=default_probability,
-        optical="results/optical/{region}_{year}.tif",
+        optical="results/optical/{region}_{year}.vrt",
         inventory=optional_inventory,
         dem=optional_dem,
     output:
@@ -83,7 +83,7 @@ rule model_outlines:
     """Glacier outlines of one model (each model of benchmark:), as rule outlines makes them."""
     input:
         probability=model_probability,
-        optical="results/optical/{region}_{year}.tif",
+        optical="results/optical/{region}_{year}.vrt",
         inventory=optional_inventory,
         dem=optional_dem,
     output:

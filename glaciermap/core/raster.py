@@ -113,11 +113,17 @@ def tile_grid(grid: RegionGrid, win: Window) -> RegionGrid:
     )
 
 
-def write_vrt(dest: PathLike, grid: RegionGrid, parts: Sequence[tuple[PathLike, Window]]) -> None:
+def write_vrt(
+    dest: PathLike,
+    grid: RegionGrid,
+    parts: Sequence[tuple[PathLike, Window]],
+    tags: dict[str, str] | None = None,
+) -> None:
     """A GDAL VRT mosaic on ``grid`` of tile files, each placed at its window: the region's
     file of a tiled stage (opens in rasterio, GDAL and QGIS like one GeoTIFF). Band count,
     type, names, units, scales, offsets and nodata come from the first tile; tile paths are
-    stored relative to the VRT. Written atomically."""
+    stored relative to the VRT; ``tags``: dataset metadata (``src.tags()``). Written
+    atomically."""
     if not parts:
         raise ValueError(f"{dest}: no tiles to mosaic")
     first = Path(parts[0][0])
@@ -135,6 +141,10 @@ def write_vrt(dest: PathLike, grid: RegionGrid, parts: Sequence[tuple[PathLike, 
     }[dtype]
     root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
     ET.SubElement(root, "SRS").text = grid.rio_crs.to_wkt()
+    if tags:
+        meta = ET.SubElement(root, "Metadata")
+        for key, value in sorted(tags.items()):
+            ET.SubElement(meta, "MDI", key=key).text = value
     t = grid.transform
     ET.SubElement(root, "GeoTransform").text = ", ".join(
         repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e)

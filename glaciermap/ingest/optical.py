@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer
+from glaciermap.core.raster import grid_writer, tile_grid, write_vrt
 from glaciermap.core.reproject import (
     CATEGORICAL,
     CONTINUOUS,
@@ -554,8 +554,15 @@ def build_optical_composite(
     method: str = "median",
     target_doy: int = 240,
     harmonise: str = "none",
+    tile: Window | None = None,
 ) -> None:
     """Ingest scenes from ``files``, composite them on the region grid, write ``dest``.
+
+    ``tile``: composite only this window of the grid (a processing tile), on the tile's
+    part of the grid, from the scenes that overlap it. Warps use a fixed resampling scale,
+    so a mosaic of tiles equals the whole-grid composite. A tile that no scene covers holds
+    NaN and a clear count of 0. ``min_coverage`` is then checked over the whole region by
+    :func:`gather_optical_tiles`, from each tile's ``CLEAR_PIXELS`` tag.
 
     ``method``: ``median`` or ``best`` (see :func:`_composite_block`). ``harmonise``:
     ``oli`` adjusts TM/ETM+ surface reflectance onto OLI (:mod:`glaciermap.ingest.harmonise`),
@@ -589,12 +596,17 @@ def build_optical_composite(
             f"{grid.bounds} ({grid.crs}); check the region's bounds/crs or add scenes covering it"
         )
     log.info("optical: %d scene(s) overlap the region, %d skipped", len(scenes), len(outside))
+    names = present_bands(scenes)  # the region's bands, whatever covers this tile
+    out_grid = grid
+    if tile is not None:
+        out_grid = tile_grid(grid, tile)
+        scenes = [sc for sc in scenes if scene_overlaps(sc, out_grid)]
+        log.info("optical: %d scene(s) overlap tile %s", len(scenes), tile)
     for sc in scenes:
         log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
-    names = present_bands(scenes)
     covered = 0
     with ExitStack() as stack:
-        readers = [_SceneReader(sc, grid, stack, threads, harmonise) for sc in scenes]
+        readers = [_SceneReader(sc, out_grid, stack, threads, harmonise) for sc in scenes]
         adjusted = sorted({r.scene.sensor for r in readers if r.adjust})
         if adjusted:
             log.info("optical: %s reflectance harmonised onto %s", ", ".join(adjusted), harmonise)
@@ -607,17 +619,69 @@ def build_optical_composite(
         layers = [*names, "clear_count"]
         dst = stack.enter_context(
             grid_writer(
-                dest, grid, layers, "float32", np.nan, tags, [layer_unit(n) for n in layers]
+                dest, out_grid, layers, "float32", np.nan, tags, [layer_unit(n) for n in layers]
             )
         )
-        for win in block_windows(grid, block):
-            med, count = _composite_block(readers, win, names, method, target_doy)
+        for win in block_windows(out_grid, block):
+            if readers:
+                med, count = _composite_block(readers, win, names, method, target_doy)
+            else:  # no scene covers this tile
+                shape = (int(win.height), int(win.width))
+                med = np.full((len(names), *shape), np.nan, np.float32)
+                count = np.zeros(shape, np.uint8)
             covered += int((count > 0).sum())
             dst.write(np.concatenate([med, count[None].astype(np.float32)]), window=win)
-        coverage = covered / (grid.width * grid.height)
-        if coverage < min_coverage:
+        dst.update_tags(CLEAR_PIXELS=str(covered), PIXELS=str(out_grid.width * out_grid.height))
+        coverage = covered / (out_grid.width * out_grid.height)
+        if tile is None and coverage < min_coverage:
             raise InputDataError(
                 f"{dest}: only {coverage:.0%} of the region has a clear optical observation in "
                 f"{[s.product for s in scenes]}; add scenes covering the region or fewer clouds"
             )
     log.info("optical composite: %d scenes, clear coverage %.1f%%", len(scenes), 100 * coverage)
+
+
+def gather_optical_tiles(
+    grid_path: PathLike,
+    parts: Sequence[tuple[PathLike, Window]],
+    dest: PathLike,
+    min_coverage: float = 0.5,
+) -> None:
+    """The region's optical composite: a VRT mosaic ``dest`` of its tile composites (each at
+    its window), written only when at least ``min_coverage`` of the region has a clear
+    observation (summed from the tiles' ``CLEAR_PIXELS`` tags)."""
+    grid = RegionGrid.load(grid_path)
+    clear = 0
+    sensors: set[str] = set()
+    dates: set[str] = set()
+    methods: set[str] = set()
+    harmonised: set[str] = set()
+    for path, _ in parts:
+        with open_raster(path) as src:
+            tags = src.tags()
+        if "CLEAR_PIXELS" not in tags:
+            raise InputDataError(
+                f"{path}: no CLEAR_PIXELS tag (not written by this glaciermap's tiled optical "
+                "step); delete it and rerun"
+            )
+        clear += int(tags["CLEAR_PIXELS"])
+        sensors |= {s for s in tags.get("SENSOR", "").split(",") if s}
+        dates |= {d for d in tags.get("ACQUISITION_DATES", "").split(",") if d}
+        methods.add(tags.get("COMPOSITE", ""))
+        if tags.get("HARMONISED", "none") != "none":
+            harmonised.add(tags["HARMONISED"])
+    coverage = clear / (grid.width * grid.height)
+    if coverage < min_coverage:
+        raise InputDataError(
+            f"{dest}: only {coverage:.0%} of the region has a clear optical observation "
+            f"(tiles {Path(parts[0][0]).parent}/); add scenes covering the region or fewer clouds"
+        )
+    region_tags = {
+        "SENSOR": ",".join(sorted(sensors)),
+        "ACQUISITION_DATES": ",".join(sorted(dates)),
+        "COMPOSITE": ",".join(sorted(m for m in methods if m)),
+        "HARMONISED": ";".join(sorted(harmonised)) or "none",
+        "CLEAR_PIXELS": str(clear),
+    }
+    write_vrt(dest, grid, parts, region_tags)
+    log.info("optical composite: %d tiles, clear coverage %.1f%%", len(parts), 100 * coverage)

@@ -74,7 +74,7 @@ def test_acquire_then_build_from_the_downloads(server: StacServer, tmp_path: Pat
     (tmp_path / "config").mkdir()
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     # Before the download the inputs are missing; the line says how to get them.
-    proc = snakemake(tmp_path, "-n", "--cores", "1", "results/optical/hunza_2021.tif", check=False)
+    proc = snakemake(tmp_path, "-n", "--cores", "1", "results/optical/hunza_2021.vrt", check=False)
     assert "run `snakemake --cores 4 acquire` first" in proc.stderr, proc.stderr[-2000:]
     snakemake(tmp_path, "--cores", "1", "acquire")
     pinned = json.loads((tmp_path / "results/stac/hunza_2021/optical.json").read_text())
@@ -83,9 +83,9 @@ def test_acquire_then_build_from_the_downloads(server: StacServer, tmp_path: Pat
     assert not (tmp_path / "results/stac/hunza_2021/sar.json").exists()  # sar: null
     assert planned_jobs(tmp_path, "acquire") == {}
     snakemake(
-        tmp_path, "--cores", "1", "results/optical/hunza_2021.tif", "results/terrain/hunza/dem.tif"
+        tmp_path, "--cores", "1", "results/optical/hunza_2021.vrt", "results/terrain/hunza/dem.tif"
     )
-    with rasterio.open(tmp_path / "results/optical/hunza_2021.tif") as src:
+    with rasterio.open(tmp_path / "results/optical/hunza_2021.vrt") as src:
         blue = src.read(src.descriptions.index("blue") + 1)
         assert src.tags()["ACQUISITION_DATES"] == "2021-08-20"
     assert np.allclose(blue, 2000 * 1e-4 - 0.1, atol=1e-4)  # the items' scale and offset
