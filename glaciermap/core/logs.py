@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ def step_logging(log_file: str | Path | None) -> Iterator[logging.Logger]:
     """Configure logging for one workflow step; user errors end it with one line, exit 1."""
     configure(log_file)
     logger = logging.getLogger("glaciermap.step")
+    logger.info("GDAL block cache: %s MB", os.environ.get("GDAL_CACHEMAX", "GDAL's default"))
     try:
         yield logger
     except GlacierMapError as exc:

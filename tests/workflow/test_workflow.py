@@ -315,3 +315,12 @@ def test_summary_prints_miou_beside_the_trivial_score(done: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "miou=" in proc.stdout and "iou_background=" in proc.stdout
     assert "everything-is-glacier would score mIoU" in proc.stdout
+
+
+def test_every_job_gets_a_bounded_gdal_cache(done: Path) -> None:
+    """GDAL's default block cache (5 % of RAM) made a job's peak memory depend on the node;
+    every job runs with processing: gdal_cache_mb (512 MB) instead."""
+    logs = [p for p in (done / "logs").rglob("*.log") if "benchmarks" not in p.parts]
+    assert len(logs) > 10
+    said = [p for p in logs if "GDAL block cache: 512 MB" in p.read_text(errors="replace")]
+    assert len(said) > 0.8 * len(logs), [str(p) for p in logs if p not in said][:5]
