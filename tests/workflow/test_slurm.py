@@ -114,7 +114,7 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
     names = {p.name for p in (slurm_run / ".snakemake/slurm_logs").iterdir()}
     rules = {n.removeprefix("rule_") for n in names if n.startswith("rule_")}
     assert {
-        "optical_composite",
+        "optical_composite_tile",
         "terrain",
         "sar_backscatter",
         "sar_coherence",
@@ -125,7 +125,8 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
         "predict",
         "outlines",
     } <= rules
-    assert "region_grid" not in rules and "features" not in rules  # local rules
+    local = {"region_grid", "features", "optical_composite"}  # metadata-only local rules
+    assert not local & rules
     # one job per processing tile (the .test regions are 2 x 2 tiles)
     assert len(_job_ids(slurm_run, "predict_tile")) == 4
     # the 8 feature tiles of two region-years as 2 group jobs of 4
@@ -151,7 +152,7 @@ def test_training_asked_for_and_saw_a_gpu(slurm_run: Path) -> None:
     m = re.search(r"CUDA_VISIBLE_DEVICES=(\S+?)\)", train_log)
     assert m and m.group(1) in {"0", "1"}, train_log[:1000]  # SLURM bound a GPU to the job
     # CPU steps ask for no GPU.
-    for job in _job_ids(slurm_run, "optical_composite"):
+    for job in _job_ids(slurm_run, "optical_composite_tile"):
         assert "gpu" not in _job_info(job)
 
 
