@@ -42,6 +42,25 @@ def test_assign_blocks_partition(nr: int, nc: int, val: float, test: float, seed
     assert set(np.unique(split)) <= {"train", "val", "test"}
     assert (split == "train").any()
     assert np.array_equal(split, assign_blocks(nr, nc, val, test, seed))  # deterministic
+    n = nr * nc
+    held = (split != "train").ravel()
+    if n >= 3 and held.any():
+        # exactly one held-out block in each run of the serpentine path
+        path = np.arange(n).reshape(nr, nc)
+        path[1::2] = path[1::2, ::-1]
+        edges = np.linspace(0, n, held.sum() + 1).round().astype(int)
+        on_path = held[path.ravel()]
+        assert [on_path[a:b].sum() for a, b in itertools.pairwise(edges)] == [1] * held.sum()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_assign_blocks_spreads_test_and_val(seed: int) -> None:
+    """The 30 m test region's 4 x 6 blocks: 4 test and 4 val blocks, one of each per block
+    row (a plain shuffle left one row without any held-out block and clustered the test)."""
+    split = assign_blocks(4, 6, 0.15, 0.15, seed)
+    assert (split == "test").sum() == 4 and (split == "val").sum() == 4
+    assert ((split == "test").sum(axis=1) == 1).all()
+    assert ((split == "val").sum(axis=1) == 1).all()
 
 
 def _toy_dataset(tmp_path: Path, size: int = 128, buffer_px: int = 4) -> Path:
