@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid, grid_of
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer, halo_windows
+from glaciermap.core.raster import grid_writer, halo_windows, tile_grid, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
     block_windows,
@@ -64,22 +64,27 @@ def mosaic_blocks(
     threads: int = 1,
     block: int = 1024,
     cache_mb: int = 64,
+    window: Window | None = None,
 ) -> Iterator[tuple[Window, NDArray[np.float32]]]:
     """The DEM mosaic window by window (first file wins where tiles overlap): each file is
-    warped onto one window at a time, so memory is one window whatever the region size."""
+    warped onto one window at a time, so memory is one window whatever the region size.
+
+    ``window``: only this part of the grid (windows are then relative to it), warped with the
+    whole grid's resampling scale, so a processing tile's pixels are the region's."""
     if not files:
         raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
+    sub = grid if window is None else tile_grid(grid, window)
     with rasterio.Env(GDAL_CACHEMAX=cache_mb), ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(f)) for f in files]
         for src in srcs:
-            footprint_overlaps(src, grid)  # a tile without CRS: an error, not "0% covered"
+            footprint_overlaps(src, sub)  # a tile without CRS: an error, not "0% covered"
         opts = [warp_options(src, grid) for src in srcs]
-        for win in block_windows(grid, block):
+        for win in block_windows(sub, block):
             out = np.full((int(win.height), int(win.width)), np.nan, dtype=np.float32)
             for src, opt in zip(srcs, opts, strict=True):
                 if not np.isnan(out).any():
                     break  # the window is full: later files would not win anywhere
-                part = warp_window(src, grid, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
+                part = warp_window(src, sub, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
                 fill = np.isnan(out) & np.isfinite(part)
                 out[fill] = part[fill]
             yield win, out
@@ -270,3 +275,99 @@ def _halo_blocks(
         z = np.ma.filled(z.astype(np.float32), np.nan)
         pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
         yield win, _pad_extrapolate(z, pad)
+
+
+def _overlapping(files: Sequence[PathLike], grid: RegionGrid) -> list[PathLike]:
+    """The files whose footprint meets ``grid``, in their order (first file wins)."""
+    kept = []
+    for f in files:
+        with open_raster(f) as src:
+            if footprint_overlaps(src, grid):
+                kept.append(f)
+    return kept
+
+
+@names_unreadable_rasters
+def build_terrain_tile(
+    files: Sequence[PathLike],
+    grid_path: PathLike,
+    dem_dest: PathLike,
+    slope_dest: PathLike,
+    aspect_dest: PathLike,
+    tile: Window,
+    threads: int = 1,
+    block: int = 1024,
+) -> None:
+    """DEM (m), Horn slope and aspect (degrees) of one processing tile of the region grid.
+
+    The DEM is mosaicked on the tile grown by one pixel inside the region grid (the halo of
+    Horn's 3x3 kernel) and extrapolated linearly only beyond the region's edge, as
+    :func:`build_terrain` does for the whole grid, so a mosaic of tiles equals the whole-grid
+    result, seams included. Only the DEM files under the tile are read. Memory: the tile's
+    elevation (16 MB for a 2048 px tile) plus one warped window, whatever the region size.
+    Each file carries the tag ``MISSING_PIXELS`` (tile pixels without elevation), from which
+    :func:`gather_terrain_tiles` checks the DEM's cover of the region.
+    """
+    grid = RegionGrid.load(grid_path)
+    if not files:
+        raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
+    for f in files:
+        with open_raster(f):
+            pass  # fail early with a clear message on an unreadable file
+    r0, c0 = int(tile.row_off), int(tile.col_off)
+    r1, c1 = r0 + int(tile.height), c0 + int(tile.width)
+    rr0, cc0 = max(0, r0 - 1), max(0, c0 - 1)
+    rr1, cc1 = min(grid.height, r1 + 1), min(grid.width, c1 + 1)
+    halo_win = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
+    halo = tile_grid(grid, halo_win)
+    used = _overlapping(files, halo)
+    log.info("terrain: %d of %d DEM file(s) under tile %s", len(used), len(files), tile)
+    z = np.full(halo.shape, np.nan, dtype=np.float32)
+    if used:
+        for win, part in mosaic_blocks(used, grid, threads, block, window=halo_win):
+            z[win.toslices()] = part
+    dem = z[r0 - rr0 : r1 - rr0, c0 - cc0 : c1 - cc0]
+    pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
+    slope, aspect = _slope_aspect_from_gradient(
+        *horn_gradient_padded(_pad_extrapolate(z, pad), grid.resolution, abs(grid.transform.e))
+    )
+    missing = int(np.isnan(dem).sum())
+    out = tile_grid(grid, tile)
+    tags = {"MISSING_PIXELS": str(missing)}
+    deg = {"UNITS": "degree", **tags}
+    for dest, name, data, unit, tag in (
+        (dem_dest, "elevation", dem, "m", {"UNITS": "m", **tags}),
+        (slope_dest, "slope", slope, "degree", deg),
+        (aspect_dest, "aspect", aspect, "degree", deg),
+    ):
+        with grid_writer(dest, out, [name], "float32", np.nan, tag, units=[unit]) as dst:
+            dst.write(data[None])
+    if missing:
+        log.info("terrain: %d of %d tile pixels without elevation", missing, dem.size)
+
+
+def gather_terrain_tiles(
+    grid_path: PathLike,
+    windows: Sequence[Window],
+    tiles: dict[str, Sequence[PathLike]],
+    dests: dict[str, PathLike],
+    files: Sequence[PathLike] = (),
+) -> None:
+    """The region's DEM, slope and aspect: one VRT mosaic per layer (``tiles`` and ``dests``
+    keyed ``dem``, ``slope``, ``aspect``; tile files in the order of ``windows``), written
+    only when the DEM ``files`` cover at least half of the region (the tiles'
+    ``MISSING_PIXELS`` tags summed), as :func:`build_terrain` requires."""
+    grid = RegionGrid.load(grid_path)
+    n_missing = 0
+    for path in tiles["dem"]:
+        with open_raster(path) as src:
+            tags = src.tags()
+        if "MISSING_PIXELS" not in tags:
+            raise InputDataError(
+                f"{path}: no MISSING_PIXELS tag (not written by this glaciermap's tiled terrain "
+                "step); delete it and rerun"
+            )
+        n_missing += int(tags["MISSING_PIXELS"])
+    _check_cover(files or [Path(tiles["dem"][0]).parent.parent], grid, n_missing)
+    for key, dest in dests.items():
+        write_vrt(dest, grid, list(zip(tiles[key], windows, strict=True)))
