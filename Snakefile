@@ -43,6 +43,7 @@ include: "rules/acquire.smk"
 localrules:
     region_grid,
     optical_composite,
+    terrain,
     features,
     stac_search,
     stac_download,

@@ -336,8 +336,8 @@ def feature_inputs(wildcards):
         "optical": f"results/optical/{r}_{y}.vrt",
     }
     if CATALOG.has_dem(r):
-        ins["dem"] = f"results/terrain/{r}/dem.tif"
-        ins["slope"] = f"results/terrain/{r}/slope.tif"
+        ins["dem"] = f"results/terrain/{r}/dem.vrt"
+        ins["slope"] = f"results/terrain/{r}/slope.vrt"
     if CATALOG.backscatter(r, y):
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
     if CATALOG.has_coherence(r, y):
@@ -371,6 +371,16 @@ def tile_windows(wildcards):
 def optical_tiles(wildcards):
     r, y = wildcards.region, wildcards.year
     return [f"results/optical/{r}_{y}/{t}.tif" for t in region_tiles(r)]
+
+
+def terrain_tiles(layer):
+    """Input function: the region's tiles of one terrain layer (dem, slope, aspect)."""
+
+    def tiles(wildcards):
+        r = wildcards.region
+        return [f"results/terrain/{r}/{t}/{layer}.tif" for t in region_tiles(r)]
+
+    return tiles
 
 
 def feature_tiles(wildcards):
@@ -447,7 +457,7 @@ def optional_inventory(wildcards):
 def optional_dem(wildcards):
     """The region's DEM (outlines split along drainage basins without an inventory)."""
     r = wildcards.region
-    return [f"results/terrain/{r}/dem.tif"] if CATALOG.has_dem(r) else []
+    return [f"results/terrain/{r}/dem.vrt"] if CATALOG.has_dem(r) else []
 
 
 def outline_labels(wildcards):
@@ -475,8 +485,8 @@ def quicklook_inputs(wildcards):
         "probability": default_probability(wildcards),
     }
     if CATALOG.has_dem(r):
-        ins["slope"] = f"results/terrain/{r}/slope.tif"
-        ins["dem"] = f"results/terrain/{r}/dem.tif"
+        ins["slope"] = f"results/terrain/{r}/slope.vrt"
+        ins["dem"] = f"results/terrain/{r}/dem.vrt"
     if CATALOG.has_coherence(r, y):
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
     if CATALOG.backscatter(r, y):

@@ -74,29 +74,63 @@ rule optical_composite:
         "../workflow_scripts/optical_gather.py"
 
 
-rule terrain:
-    """DEM tiles mosaicked on the grid; Horn slope and aspect in degrees."""
+rule terrain_tile:
+    """DEM tiles mosaicked on one processing tile of the grid (with the one-pixel halo Horn's
+    kernel needs); Horn slope and aspect in degrees (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
         tiles=dem_tiles,
     output:
-        dem="results/terrain/{region}/dem.tif",
-        slope="results/terrain/{region}/slope.tif",
-        aspect="results/terrain/{region}/aspect.tif",
+        dem="results/terrain/{region}/{tile}/dem.tif",
+        slope="results/terrain/{region}/{tile}/slope.tif",
+        aspect="results/terrain/{region}/{tile}/aspect.tif",
+    log:
+        "logs/terrain/{region}/{tile}.log",
+    benchmark:
+        "logs/benchmarks/terrain/{region}/{tile}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        # a 2048 px tile's elevation is 16 MB; the whole-region step peaked at 155-182 MB
+        # (benchmarks/region_scale.py, ingest_memory.py) whatever the region size
+        mem_mb=scaled(1000),
+        runtime=scaled(20),
+    params:
+        tile=tile_window,
+        version=VERSION,
+    script:
+        "../workflow_scripts/terrain.py"
+
+
+rule terrain:
+    """The region's DEM, slope and aspect: VRT mosaics of the tiles, written when the DEM
+    files cover at least half of the region."""
+    input:
+        grid="results/grid/{region}.json",
+        dem=terrain_tiles("dem"),
+        slope=terrain_tiles("slope"),
+        aspect=terrain_tiles("aspect"),
+    output:
+        dem="results/terrain/{region}/dem.vrt",
+        slope="results/terrain/{region}/slope.vrt",
+        aspect="results/terrain/{region}/aspect.vrt",
     log:
         "logs/terrain/{region}.log",
     benchmark:
         "logs/benchmarks/terrain/{region}.tsv"
     conda:
         "../envs/geo.yaml"
-    threads: config["threads"]["ingest"]
+    threads: 1
     resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(30),
+        mem_mb=scaled(500),
+        runtime=scaled(5),
     params:
+        windows=tile_windows,
+        files=dem_tiles,
         version=VERSION,
     script:
-        "../workflow_scripts/terrain.py"
+        "../workflow_scripts/terrain_gather.py"
 
 
 rule sar_backscatter:

@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer
+from glaciermap.core.raster import grid_writer, tile_grid, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
     block_windows,
@@ -107,10 +107,15 @@ def reduced_blocks(
     scale: str = "power",
     reducer: str = "mean",
     block: int | None = None,
+    window: Window | None = None,
 ) -> Iterator[tuple[Window, NDArray[np.float32]]]:
     """Per-pixel ``mean``, ``median`` or percentile (``p10`` ... ``p90``) over files on the
     grid, in the power domain, one window (:func:`~glaciermap.core.reproject.block_windows`) at a
     time; an error after the last window if no file overlaps the grid.
+
+    ``window``: only this part of the grid (a processing tile; windows are then relative to
+    it), from the files that overlap it, warped with the whole grid's resampling scale; a
+    tile no file reaches is NaN, not an error (the gather checks the region's cover).
 
     Each file is warped onto the window alone, reading only the source blocks under it. The
     mean streams (one window in memory; ``block`` 1024 by default); median and percentiles
@@ -135,8 +140,12 @@ def reduced_blocks(
                 outside,
             )
             srcs = [src for src, ok in zip(srcs, inside, strict=True) if ok]
+        sub = grid if window is None else tile_grid(grid, window)
+        if window is not None:
+            srcs = [src for src in srcs if footprint_overlaps(src, sub)]
+            log.info("SAR: %d of %d files overlap tile %s", len(srcs), len(paths), window)
         opts = [warp_options(src, grid) for src in srcs]
-        for win in block_windows(grid, block):
+        for win in block_windows(sub, block):
             shape = (int(win.height), int(win.width))
             n = np.zeros(shape, dtype=np.int32)
             if reducer == "mean":
@@ -144,7 +153,7 @@ def reduced_blocks(
             else:
                 dates = np.empty((len(srcs), *shape), dtype=np.float32)
             for i, (src, opt) in enumerate(zip(srcs, opts, strict=True)):
-                a = warp_window(src, grid, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
+                a = warp_window(src, sub, win, CONTINUOUS, [1], threads=threads, options=opt)[0]
                 a = _to_power(a, scale)
                 ok = np.isfinite(a)
                 n[ok] += 1
@@ -161,7 +170,7 @@ def reduced_blocks(
                     q = 50.0 if reducer == "median" else float(reducer[1:])
                     out = _nanpercentile_sorting(dates, q)
             yield win, out
-    if not covered:
+    if not covered and window is None:
         raise InputDataError(
             f"SAR files {[p.name for p in paths]} do not overlap the region grid {grid.bounds} "
             f"({grid.crs}); check their footprint and CRS"
@@ -291,18 +300,24 @@ def _write_blocks(
 ) -> None:
     """Write float32 layers given block by block into ``dest``, atomically, with GDAL's block
     cache bounded to ``cache_mb``. ``check`` gets the range of the values written (min, max;
-    NaN when all are NaN) before ``dest`` appears and may raise to discard it."""
+    NaN when all are NaN) before ``dest`` appears and may raise to discard it. The tag
+    ``COVERED_PIXELS`` counts the first layer's values (for the gather of tiles)."""
     lo, hi = np.inf, -np.inf
     names = [name for name, _ in layers]
     units = [layer_unit(name) for name in names]
+    covered = 0
     with rasterio.Env(GDAL_CACHEMAX=cache_mb):
         with grid_writer(dest, grid, names, "float32", np.nan, tags, units=units) as dst:
             for i, (_, blocks) in enumerate(layers, start=1):
                 for win, data in blocks:
-                    if np.isfinite(data).any():
+                    finite = np.isfinite(data)
+                    if i == 1:
+                        covered += int(finite.sum())
+                    if finite.any():
                         lo = min(lo, float(np.nanmin(data)))
                         hi = max(hi, float(np.nanmax(data)))
                     dst.write(data, i, window=win)
+            dst.update_tags(COVERED_PIXELS=str(covered))
             if check is not None:  # may raise: then nothing is written
                 check(*((lo, hi) if lo <= hi else (np.nan, np.nan)))
 
@@ -324,14 +339,17 @@ def build_backscatter(
     reducer: str = "mean",
     block: int | None = None,
     cache_mb: int = CACHE_MB,
+    tile: Window | None = None,
 ) -> None:
-    """Temporal backscatter (dB) per polarisation into ``dest``, written block by block."""
+    """Temporal backscatter (dB) per polarisation into ``dest``, written block by block;
+    ``tile``: only this processing tile of the grid (see :func:`gather_sar_tiles`)."""
     grid = RegionGrid.load(grid_path)
     layers = [
-        (name, _db_blocks(reduced_blocks(sel, grid, threads, scale, reducer, block)))
+        (name, _db_blocks(reduced_blocks(sel, grid, threads, scale, reducer, block, tile)))
         for name, sel in _backscatter_layers(files, reducer)
     ]
-    _write_blocks(dest, grid, layers, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
+    out = grid if tile is None else tile_grid(grid, tile)
+    _write_blocks(dest, out, layers, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
 
 
 @names_unreadable_rasters
@@ -345,18 +363,52 @@ def build_coherence(
     months: Sequence[int] | None = None,
     block: int | None = None,
     cache_mb: int = CACHE_MB,
+    tile: Window | None = None,
 ) -> None:
     """Temporal coherence into ``dest``, written block by block; an error (and no ``dest``)
-    when the files hold values outside 0..1."""
+    when the files hold values outside 0..1. ``tile``: only this processing tile of the
+    grid (see :func:`gather_sar_tiles`)."""
     grid = RegionGrid.load(grid_path)
     _check_reducer(reducer)
     sel = _coherence_files(files, max_baseline_days, months, reducer)
-    blocks = reduced_blocks(sel, grid, threads, "power", reducer, block)
+    blocks = reduced_blocks(sel, grid, threads, "power", reducer, block, tile)
     _write_blocks(
         dest,
-        grid,
+        grid if tile is None else tile_grid(grid, tile),
         [(LAYER_COHERENCE, blocks)],
         {"REDUCER": reducer},
         check=lambda lo, hi: _check_coherence_range(sel, lo, hi),
         cache_mb=cache_mb,
     )
+
+
+def gather_sar_tiles(
+    grid_path: PathLike,
+    parts: Sequence[tuple[PathLike, Window]],
+    dest: PathLike,
+    files: Sequence[PathLike] = (),
+) -> None:
+    """A SAR layer of the region (backscatter or coherence): a VRT mosaic ``dest`` of its
+    processing tiles (each at its window), written only when the SAR ``files`` reach some
+    of the region (the tiles' ``COVERED_PIXELS`` tags summed), as the whole-grid step
+    requires. Tags (units, reducer) are the tiles'."""
+    grid = RegionGrid.load(grid_path)
+    covered = 0
+    for path, _ in parts:
+        with open_raster(path) as src:
+            tags = src.tags()
+        if "COVERED_PIXELS" not in tags:
+            raise InputDataError(
+                f"{path}: no COVERED_PIXELS tag (not written by this glaciermap's tiled SAR "
+                "step); delete it and rerun"
+            )
+        covered += int(tags["COVERED_PIXELS"])
+    if not covered:
+        raise InputDataError(
+            f"SAR files {[Path(f).name for f in files]} do not overlap the region grid "
+            f"{grid.bounds} ({grid.crs}); check their footprint and CRS"
+        )
+    tags.pop("COVERED_PIXELS")
+    tags.pop("AREA_OR_POINT", None)
+    write_vrt(dest, grid, parts, {**tags, "COVERED_PIXELS": str(covered)})
+    log.info("%s: %.1f%% of the region covered", dest, 100 * covered / (grid.width * grid.height))

@@ -231,3 +231,68 @@ def test_block_percentile_is_numpys() -> None:
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
                 expected = np.nanpercentile(stack, q, axis=0).astype(np.float32)
             np.testing.assert_array_equal(_nanpercentile_sorting(stack.copy(), q), expected)
+
+
+def _utm_scene(path: Path, grid: RegionGrid, cols: int, value: float, seed: int) -> Path:
+    """Noise on the grid's CRS and pixel size over its western ``cols`` columns (+ 5 px)."""
+    rng = np.random.default_rng(seed)
+    data = value * rng.uniform(0.5, 1.5, size=(grid.height + 10, cols + 5)).astype(np.float32)
+    t = grid.transform @ Affine.translation(-5, -5)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype="float32",
+        crs=grid.crs,
+        transform=t,
+        nodata=np.nan,
+    ) as dst:
+        dst.write(data, 1)
+    return path
+
+
+@pytest.mark.parametrize("reducer", ["mean", "median"])
+def test_sar_tiles_equal_the_whole_grid(tmp_path: Path, region: RegionGrid, reducer: str) -> None:
+    """One job per processing tile (issue 11): backscatter and coherence tiles, gathered, equal
+    the whole-grid layers (seams at odd places; scenes over the west 70 px of 100, so the
+    east tiles have none and hold NaN); a region no file reaches is refused at the gather."""
+    from rasterio.windows import Window
+
+    from glaciermap.core.errors import InputDataError
+    from glaciermap.ingest.sar import gather_sar_tiles
+
+    region.save(tmp_path / "grid.json")
+    bs = [
+        _utm_scene(tmp_path / f"S1A_IW_{d}T011520_{p}.tif", region, 70, v, i)
+        for i, (d, p, v) in enumerate(
+            [("20210806", "VV", 0.2), ("20210818", "VV", 0.3), ("20210806", "VH", 0.05)]
+        )
+    ]
+    coh = [_utm_scene(tmp_path / "S1AA_20210806T0_20210818T0_VVP012_corr.tif", region, 70, 0.4, 7)]
+    cuts_r, cuts_c = [0, 37, region.height], [0, 1, 73, region.width]
+    windows = [
+        Window(cuts_c[j], cuts_r[i], cuts_c[j + 1] - cuts_c[j], cuts_r[i + 1] - cuts_r[i])
+        for i in range(2)
+        for j in range(3)
+    ]
+    for build, files in ((build_backscatter, bs), (build_coherence, coh)):
+        whole = tmp_path / f"{build.__name__}.tif"
+        build(files, tmp_path / "grid.json", whole, reducer=reducer, block=32)
+        parts = []
+        for k, win in enumerate(windows):
+            dest = tmp_path / f"{build.__name__}_{k}.tif"
+            build(files, tmp_path / "grid.json", dest, reducer=reducer, block=32, tile=win)
+            parts.append((dest, win))
+        gather_sar_tiles(tmp_path / "grid.json", parts, tmp_path / "g.vrt", files)
+        with rasterio.open(whole) as a, rasterio.open(tmp_path / "g.vrt") as b:
+            np.testing.assert_array_equal(b.read(), a.read())
+            assert b.descriptions == a.descriptions and b.tags()["REDUCER"] == reducer
+            assert np.isnan(b.read(1)[:, 80:]).all() and np.isfinite(b.read(1)[:, :70]).all()
+    # east tiles only: no file reaches them
+    east = [(p, w) for p, w in parts if w.col_off >= 73]
+    with pytest.raises(InputDataError, match="do not overlap the region grid"):
+        gather_sar_tiles(tmp_path / "grid.json", east, tmp_path / "none.vrt", coh)
+    assert not (tmp_path / "none.vrt").exists()

@@ -83,11 +83,11 @@ def test_acquire_then_build_from_the_downloads(server: StacServer, tmp_path: Pat
     assert not (tmp_path / "results/stac/hunza_2021/sar.json").exists()  # sar: null
     assert planned_jobs(tmp_path, "acquire") == {}
     snakemake(
-        tmp_path, "--cores", "1", "results/optical/hunza_2021.vrt", "results/terrain/hunza/dem.tif"
+        tmp_path, "--cores", "1", "results/optical/hunza_2021.vrt", "results/terrain/hunza/dem.vrt"
     )
     with rasterio.open(tmp_path / "results/optical/hunza_2021.vrt") as src:
         blue = src.read(src.descriptions.index("blue") + 1)
         assert src.tags()["ACQUISITION_DATES"] == "2021-08-20"
     assert np.allclose(blue, 2000 * 1e-4 - 0.1, atol=1e-4)  # the items' scale and offset
-    with rasterio.open(tmp_path / "results/terrain/hunza/dem.tif") as src:
+    with rasterio.open(tmp_path / "results/terrain/hunza/dem.vrt") as src:
         assert np.allclose(src.read(1), 4200.0)

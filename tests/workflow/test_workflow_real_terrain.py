@@ -81,7 +81,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_terrain_is_the_real_dem(done: Path) -> None:
-    with rasterio.open(done / "results/terrain/oetztal/dem.tif") as dst:
+    with rasterio.open(done / "results/terrain/oetztal/dem.vrt") as dst:
         ours = dst.read(1, masked=True).filled(np.nan)
         srtm = np.full(ours.shape, np.nan, dtype=np.float32)
         with rasterio.open(OETZTAL / "srtm_oetztal.tif") as src:
