@@ -44,6 +44,8 @@ localrules:
     region_grid,
     optical_composite,
     terrain,
+    sar_backscatter,
+    sar_coherence,
     features,
     stac_search,
     stac_download,

@@ -339,9 +339,9 @@ def feature_inputs(wildcards):
         ins["dem"] = f"results/terrain/{r}/dem.vrt"
         ins["slope"] = f"results/terrain/{r}/slope.vrt"
     if CATALOG.backscatter(r, y):
-        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
+        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.vrt"
     if CATALOG.has_coherence(r, y):
-        ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
+        ins["coherence"] = f"results/sar/{r}_{y}/coherence.vrt"
     return ins
 
 
@@ -379,6 +379,16 @@ def terrain_tiles(layer):
     def tiles(wildcards):
         r = wildcards.region
         return [f"results/terrain/{r}/{t}/{layer}.tif" for t in region_tiles(r)]
+
+    return tiles
+
+
+def sar_tiles(layer):
+    """Input function: the region/year's tiles of one SAR layer (backscatter, coherence)."""
+
+    def tiles(wildcards):
+        r, y = wildcards.region, wildcards.year
+        return [f"results/sar/{r}_{y}/{t}/{layer}.tif" for t in region_tiles(r)]
 
     return tiles
 
@@ -488,9 +498,9 @@ def quicklook_inputs(wildcards):
         ins["slope"] = f"results/terrain/{r}/slope.vrt"
         ins["dem"] = f"results/terrain/{r}/dem.vrt"
     if CATALOG.has_coherence(r, y):
-        ins["coherence"] = f"results/sar/{r}_{y}/coherence.tif"
+        ins["coherence"] = f"results/sar/{r}_{y}/coherence.vrt"
     if CATALOG.backscatter(r, y):
-        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.tif"
+        ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.vrt"
     inv = CATALOG.inventory(r, y)
     if inv:
         ins["inventory"] = inv

@@ -133,55 +133,112 @@ rule terrain:
         "../workflow_scripts/terrain_gather.py"
 
 
-rule sar_backscatter:
-    """Temporal mean or median co-pol and cross-pol backscatter (dB) on the grid."""
+rule sar_backscatter_tile:
+    """Temporal mean or median co-pol and cross-pol backscatter (dB) on one processing tile
+    of the grid, from the dates that overlap it (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
         files=backscatter_files,
     output:
-        "results/sar/{region}_{year}/backscatter.tif",
+        "results/sar/{region}_{year}/{tile}/backscatter.tif",
+    log:
+        "logs/sar_backscatter/{region}_{year}/{tile}.log",
+    benchmark:
+        "logs/benchmarks/sar_backscatter/{region}_{year}/{tile}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        # the whole-region step peaked at 100-144 MB for 3-12 dates (benchmarks/
+        # ingest_memory.py, region_scale.py): one window of every date, whatever the region
+        mem_mb=scaled(1000),
+        runtime=scaled(20),
+    params:
+        scale=config["sar"]["backscatter_scale"],
+        reducer=config["sar"]["backscatter_reducer"],
+        tile=tile_window,
+        version=VERSION,
+    script:
+        "../workflow_scripts/sar_backscatter.py"
+
+
+rule sar_backscatter:
+    """The epoch's backscatter over the region: a VRT mosaic of its tiles."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=sar_tiles("backscatter"),
+    output:
+        "results/sar/{region}_{year}/backscatter.vrt",
     log:
         "logs/sar_backscatter/{region}_{year}.log",
     benchmark:
         "logs/benchmarks/sar_backscatter/{region}_{year}.tsv"
     conda:
         "../envs/geo.yaml"
-    threads: config["threads"]["ingest"]
+    threads: 1
     resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(30),
+        mem_mb=scaled(500),
+        runtime=scaled(5),
     params:
-        scale=config["sar"]["backscatter_scale"],
-        reducer=config["sar"]["backscatter_reducer"],
+        windows=tile_windows,
+        files=backscatter_files,
         version=VERSION,
     script:
-        "../workflow_scripts/sar_backscatter.py"
+        "../workflow_scripts/sar_gather.py"
 
 
-rule sar_coherence:
-    """Co-pol InSAR coherence over the epoch's selected pairs (baseline, season), on the grid."""
+rule sar_coherence_tile:
+    """Co-pol InSAR coherence over the epoch's selected pairs (baseline, season) on one
+    processing tile of the grid (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
         files=coherence_files,
     output:
-        "results/sar/{region}_{year}/coherence.tif",
+        "results/sar/{region}_{year}/{tile}/coherence.tif",
+    log:
+        "logs/sar_coherence/{region}_{year}/{tile}.log",
+    benchmark:
+        "logs/benchmarks/sar_coherence/{region}_{year}/{tile}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: config["threads"]["ingest"]
+    resources:
+        # the whole-region step peaked at 121-137 MB for 3-21 pairs (benchmarks/ingest_memory.py)
+        mem_mb=scaled(1000),
+        runtime=scaled(20),
+    params:
+        reducer=config["sar"]["coherence_reducer"],
+        max_baseline_days=config["sar"]["max_baseline_days"],
+        months=config["sar"]["months"],
+        tile=tile_window,
+        version=VERSION,
+    script:
+        "../workflow_scripts/sar_coherence.py"
+
+
+rule sar_coherence:
+    """The epoch's coherence over the region: a VRT mosaic of its tiles."""
+    input:
+        grid="results/grid/{region}.json",
+        tiles=sar_tiles("coherence"),
+    output:
+        "results/sar/{region}_{year}/coherence.vrt",
     log:
         "logs/sar_coherence/{region}_{year}.log",
     benchmark:
         "logs/benchmarks/sar_coherence/{region}_{year}.tsv"
     conda:
         "../envs/geo.yaml"
-    threads: config["threads"]["ingest"]
+    threads: 1
     resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(30),
+        mem_mb=scaled(500),
+        runtime=scaled(5),
     params:
-        reducer=config["sar"]["coherence_reducer"],
-        max_baseline_days=config["sar"]["max_baseline_days"],
-        months=config["sar"]["months"],
+        windows=tile_windows,
+        files=coherence_files,
         version=VERSION,
     script:
-        "../workflow_scripts/sar_coherence.py"
+        "../workflow_scripts/sar_gather.py"
 
 
 rule slc_coherence:

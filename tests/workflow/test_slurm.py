@@ -88,8 +88,10 @@ def slurm_run(slurm_cluster: None, done: Path, tmp_path_factory: pytest.TempPath
         # The profile's documented grouping of processing tiles, 4 per job here.
         "--groups",
         "features_tile=tiles",
+        "terrain_tile=terrain_tiles",
         "--group-components",
         "tiles=4",
+        "terrain_tiles=4",
     )
     return wd
 
@@ -115,9 +117,8 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
     rules = {n.removeprefix("rule_") for n in names if n.startswith("rule_")}
     assert {
         "optical_composite_tile",
-        "terrain",
-        "sar_backscatter",
-        "sar_coherence",
+        "sar_backscatter_tile",
+        "sar_coherence_tile",
         "labels",
         "tiles",
         "train_cnn",
@@ -125,7 +126,14 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
         "predict",
         "outlines",
     } <= rules
-    local = {"region_grid", "features", "optical_composite"}  # metadata-only local rules
+    local = {  # metadata-only local rules (a grid JSON, VRTs of the tiles)
+        "region_grid",
+        "features",
+        "optical_composite",
+        "terrain",
+        "sar_backscatter",
+        "sar_coherence",
+    }
     assert not local & rules
     # one job per processing tile (the .test regions are 2 x 2 tiles)
     assert len(_job_ids(slurm_run, "predict_tile")) == 4
