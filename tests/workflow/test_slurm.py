@@ -89,9 +89,12 @@ def slurm_run(slurm_cluster: None, done: Path, tmp_path_factory: pytest.TempPath
         "--groups",
         "features_tile=tiles",
         "terrain_tile=terrain_tiles",
+        "sar_backscatter_tile=sar_tiles",
+        "sar_coherence_tile=sar_tiles",
         "--group-components",
         "tiles=4",
         "terrain_tiles=4",
+        "sar_tiles=4",
     )
     return wd
 
@@ -117,8 +120,6 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
     rules = {n.removeprefix("rule_") for n in names if n.startswith("rule_")}
     assert {
         "optical_composite_tile",
-        "sar_backscatter_tile",
-        "sar_coherence_tile",
         "labels",
         "tiles",
         "train_cnn",
@@ -145,6 +146,26 @@ def test_every_job_went_through_sbatch(slurm_run: Path) -> None:
         assert m, log
         targets = m.group(1).split()
         assert len(targets) == 4 and all(t.startswith("features_tile:") for t in targets)
+    # terrain and SAR tiles (2 regions' terrain, 2 region-years' backscatter and coherence,
+    # 2 x 2 tiles each) as group jobs of 4 tile jobs
+    for group, rules_in, n_tiles in (
+        ("terrain_tiles", {"terrain_tile"}, 8),
+        ("sar_tiles", {"sar_backscatter_tile", "sar_coherence_tile"}, 16),
+    ):
+        logs = [
+            log
+            for d in (slurm_run / ".snakemake/slurm_logs").glob(f"group_{group}_*")
+            for log in sorted(d.rglob("*.log"))
+        ]
+        targets = [
+            t
+            for log in logs
+            for t in re.search(r"--target-jobs (.*?) --allowed-rules", log.read_text())
+            .group(1)
+            .split()
+        ]
+        assert len(logs) == n_tiles // 4 and len(targets) == n_tiles, (group, logs)
+        assert {t.partition(":")[0] for t in targets} == rules_in
     jobs = _job_ids(slurm_run, "outlines")
     assert len(jobs) == 1
     for job in [*jobs, *(p.stem for p in groups)]:
