@@ -21,6 +21,7 @@ from affine import Affine
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
+from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import (
     PathLike,
@@ -111,6 +112,19 @@ def tile_grid(grid: RegionGrid, win: Window) -> RegionGrid:
         width=int(win.width),
         height=int(win.height),
     )
+
+
+def tile_tags(path: PathLike, key: str, step: str) -> dict[str, str]:
+    """The dataset tags of a processing tile written by a tiled ``step``, which must carry
+    ``key`` (the count a gather sums over the region's tiles)."""
+    with open_raster(path) as src:
+        tags: dict[str, str] = src.tags()
+    if key not in tags:
+        raise InputDataError(
+            f"{path}: no {key} tag (not written by this glaciermap's tiled {step} step); "
+            "delete it and rerun"
+        )
+    return tags
 
 
 def write_vrt(

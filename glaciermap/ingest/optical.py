@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer, tile_grid, write_vrt
+from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CATEGORICAL,
     CONTINUOUS,
@@ -657,13 +657,7 @@ def gather_optical_tiles(
     methods: set[str] = set()
     harmonised: set[str] = set()
     for path, _ in parts:
-        with open_raster(path) as src:
-            tags = src.tags()
-        if "CLEAR_PIXELS" not in tags:
-            raise InputDataError(
-                f"{path}: no CLEAR_PIXELS tag (not written by this glaciermap's tiled optical "
-                "step); delete it and rerun"
-            )
+        tags = tile_tags(path, "CLEAR_PIXELS", "optical")
         clear += int(tags["CLEAR_PIXELS"])
         sensors |= {s for s in tags.get("SENSOR", "").split(",") if s}
         dates |= {d for d in tags.get("ACQUISITION_DATES", "").split(",") if d}

@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer, tile_grid, write_vrt
+from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
     block_windows,
@@ -395,13 +395,7 @@ def gather_sar_tiles(
     grid = RegionGrid.load(grid_path)
     covered = 0
     for path, _ in parts:
-        with open_raster(path) as src:
-            tags = src.tags()
-        if "COVERED_PIXELS" not in tags:
-            raise InputDataError(
-                f"{path}: no COVERED_PIXELS tag (not written by this glaciermap's tiled SAR "
-                "step); delete it and rerun"
-            )
+        tags = tile_tags(path, "COVERED_PIXELS", "SAR")
         covered += int(tags["COVERED_PIXELS"])
     if not covered:
         raise InputDataError(

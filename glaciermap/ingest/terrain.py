@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid, grid_of
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
-from glaciermap.core.raster import grid_writer, halo_windows, tile_grid, write_vrt
+from glaciermap.core.raster import grid_writer, halo_windows, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
     block_windows,
@@ -360,14 +360,7 @@ def gather_terrain_tiles(
     grid = RegionGrid.load(grid_path)
     n_missing = 0
     for path in tiles["dem"]:
-        with open_raster(path) as src:
-            tags = src.tags()
-        if "MISSING_PIXELS" not in tags:
-            raise InputDataError(
-                f"{path}: no MISSING_PIXELS tag (not written by this glaciermap's tiled terrain "
-                "step); delete it and rerun"
-            )
-        n_missing += int(tags["MISSING_PIXELS"])
+        n_missing += int(tile_tags(path, "MISSING_PIXELS", "terrain")["MISSING_PIXELS"])
     _check_cover(files or [Path(tiles["dem"][0]).parent.parent], grid, n_missing)
     for key, dest in dests.items():
         write_vrt(dest, grid, list(zip(tiles[key], windows, strict=True)))

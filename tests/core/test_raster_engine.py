@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.raster import grid_writer, halo_windows
+from glaciermap.core.raster import grid_writer, halo_windows, tile_tags
 
 
 @pytest.fixture
@@ -66,3 +66,15 @@ def test_halo_windows_cover_the_grid_once(grid: RegionGrid) -> None:
         assert read.row_off == r - 3 and read.height == win.height + 6
         assert read.col_off == c - 3 and read.width == win.width + 6
     assert (seen == 1).all()
+
+
+def test_a_tile_from_elsewhere_is_named_at_the_gather(tmp_path: Path, grid: RegionGrid) -> None:
+    """A gather sums a count tag over the tiles; a file without it (written by something
+    else, or an older version) is one line naming it, not a KeyError."""
+    from glaciermap.core.errors import InputDataError
+
+    with grid_writer(tmp_path / "t.tif", grid, ["elevation"], tags={"MISSING_PIXELS": "3"}):
+        pass
+    assert tile_tags(tmp_path / "t.tif", "MISSING_PIXELS", "terrain")["MISSING_PIXELS"] == "3"
+    with pytest.raises(InputDataError, match=r"t\.tif: no COVERED_PIXELS tag .*tiled SAR step"):
+        tile_tags(tmp_path / "t.tif", "COVERED_PIXELS", "SAR")
