@@ -215,6 +215,20 @@ class TileSet:
             pos, neg = pos + int((lab == 1).sum()), neg + int((lab == 0).sum())
         return pos, neg
 
+    def require_both_classes(self, tiles_dir: PathLike) -> tuple[int, int]:
+        """:meth:`train_counts`, or one line when the train pixels lack glacier or background:
+        a model fitted on one class predicts it everywhere (a small region whose buffer
+        around the val/test blocks leaves only the ice, say)."""
+        pos, neg = self.train_counts()
+        if pos + neg and not (pos and neg):
+            raise InputDataError(
+                f"{tiles_dir}: the train pixels are {pos} glacier and {neg} background (train "
+                "blocks less the buffer_px band around val/test blocks); a model needs both: "
+                "enlarge the region, lower datasets: NAME: buffer_px or block_tiles, or change "
+                "its seed"
+            )
+        return pos, neg
+
 
 def load_tiles(tiles_dir: PathLike, featureset: str, derived: bool = False) -> TileSet:
     """The dataset's chips and pixel store, restricted to the model's layers."""
@@ -769,7 +783,7 @@ def train_cnn(
     )
     ts = load_tiles(tiles_dir, featureset, p.derived)
     va = _split(ts, "val")
-    npos, nneg = ts.train_counts()
+    npos, nneg = ts.require_both_classes(tiles_dir)
     pos, neg = float(npos), float(nneg)
     if pos + neg == 0 or len(va) == 0:
         raise InputDataError(
@@ -940,6 +954,7 @@ def train_rf(
     out.mkdir(parents=True, exist_ok=True)
     ts = load_tiles(tiles_dir, featureset, p.derived)
     va = _split(ts, "val")
+    ts.require_both_classes(tiles_dir)
     rng = np.random.default_rng(p.seed)
     xraw, ytr, flat = train_pixel_sample(ts, p.max_samples, rng)
     if len(ytr) == 0:

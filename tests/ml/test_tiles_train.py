@@ -12,6 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, write_raster
 from glaciermap.ml.chips import BUFFER, IGNORE, SPLIT_CODES, TileSource, assign_blocks, make_tiles
 from glaciermap.ml.features import VALID
@@ -553,3 +554,21 @@ def test_chip_store_streams_and_trains_in_less_memory_than_it_holds(tmp_path: Pa
     _, train_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert train_peak < store / 2, (train_peak, store)
+
+
+@pytest.mark.parametrize("trainer", ["rf", "cnn"])
+def test_train_pixels_of_one_class_are_one_line(tmp_path: Path, trainer: str) -> None:
+    """Train pixels without background (a small region whose buffer around the held-out
+    blocks leaves only ice): one line with the counts and the keys to change, not a model
+    that calls everything glacier."""
+    out = _toy_dataset(tmp_path)
+    labels = np.load(out / "area_labels.npy", mmap_mode="r+")
+    labels[labels == 0] = 1  # every labelled pixel glacier
+    labels.flush()
+    del labels
+    with pytest.raises(InputDataError, match=r"train pixels are \d+ glacier and 0 background"):
+        if trainer == "rf":
+            train_rf(out, "optical", tmp_path / "m", RfParams(tune=False, n_estimators=5))
+        else:
+            train_cnn(out, "optical", "unet", tmp_path / "m", CnnParams(epochs=1, **FAST))
+    assert not (tmp_path / "m" / "model.skops").exists()
