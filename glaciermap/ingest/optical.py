@@ -33,7 +33,6 @@ from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CATEGORICAL,
-    CONTINUOUS,
     block_windows,
     footprint_overlaps,
     warped,
@@ -407,7 +406,7 @@ class _SceneReader:
                 warped(
                     scene.bands[name],
                     grid,
-                    CONTINUOUS,
+                    None,  # bilinear, or the area average onto a coarser grid
                     src_nodata=scene.nodata,
                     threads=threads,
                     dtype="float32",

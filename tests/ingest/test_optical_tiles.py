@@ -15,9 +15,9 @@ from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.ingest.optical import build_optical_composite, gather_optical_tiles
 
-# 10 m, the Sentinel-2 grid: the 10 m bands map 1:1 and the 20 m ones are upsampled. (On a
-# grid coarser than a band, GDAL scales its bilinear kernel to each warped chunk, so tiles and
-# blocks then differ slightly at their edges: not covered here.)
+# 10 m, the Sentinel-2 grid: the 10 m bands map 1:1 and the 20 m ones are upsampled. On a
+# 30 m grid every band is downsampled by the area average (a bilinear kernel GDAL would size per
+# warped chunk, so tiles differed at their edges).
 GRID = RegionGrid.from_bounds("EPSG:32643", (400000, 4002500, 403000, 4005000), 10.0)
 
 
@@ -59,15 +59,18 @@ def _write(
     return path
 
 
-def test_tile_mosaic_equals_the_whole_composite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("res", [10.0, 30.0])
+def test_tile_mosaic_equals_the_whole_composite(tmp_path: Path, res: float) -> None:
     # Two overlapping scenes over the west 4/5 of the grid; the east tiles have none.
     files = _scene(tmp_path / "a", "20210818T054600", 399900, 250, 1)
     files += _scene(tmp_path / "b", "20210828T054600", 401000, 100, 2)
-    GRID.save(tmp_path / "g.json")
+    grid = RegionGrid.from_bounds("EPSG:32643", GRID.bounds, res)
+    grid.save(tmp_path / "g.json")
     whole = tmp_path / "whole.tif"
     build_optical_composite(files, tmp_path / "g.json", whole, min_coverage=0.3, block=64)
     # 3 x 2 tiles with seams at odd places (the workflow's are 256 px multiples)
-    cuts_r, cuts_c = [0, 101, GRID.height], [0, 77, 250, GRID.width]
+    h, w = grid.shape
+    cuts_r, cuts_c = [0, int(h * 0.4) + 1, h], [0, int(w * 0.257), int(w * 0.834), w]
     tiles = {
         f"r{i}c{j}": (cuts_r[i], cuts_c[j], cuts_r[i + 1] - cuts_r[i], cuts_c[j + 1] - cuts_c[j])
         for i in range(2)
