@@ -398,6 +398,7 @@ class _SceneReader:
         stack: ExitStack,
         threads: int,
         harmonise: str = "none",
+        region: RegionGrid | None = None,
     ):
         self.scene = scene
         self.adjust = adjustment(scene.sensor, harmonise)  # band -> (slope, intercept)
@@ -411,12 +412,13 @@ class _SceneReader:
                     threads=threads,
                     dtype="float32",
                     mem_limit_mb=128,  # one VRT per band and scene: keep each small
+                    region=region,
                 )
             )
             for name in scene.bands
         }
         self.qa = (
-            stack.enter_context(warped(scene.qa, grid, CATEGORICAL, threads=threads))
+            stack.enter_context(warped(scene.qa, grid, CATEGORICAL, threads=threads, region=region))
             if scene.qa is not None
             else None
         )
@@ -605,7 +607,7 @@ def build_optical_composite(
         log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
     covered = 0
     with ExitStack() as stack:
-        readers = [_SceneReader(sc, out_grid, stack, threads, harmonise) for sc in scenes]
+        readers = [_SceneReader(sc, out_grid, stack, threads, harmonise, grid) for sc in scenes]
         adjusted = sorted({r.scene.sensor for r in readers if r.adjust})
         if adjusted:
             log.info("optical: %s reflectance harmonised onto %s", ", ".join(adjusted), harmonise)

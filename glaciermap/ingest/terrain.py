@@ -175,8 +175,9 @@ def _slope_aspect_from_gradient(
 
 
 def slope_file(dem_path: PathLike, dest: PathLike, threads: int = 1, block: int = 2048) -> None:
-    """Slope (degrees) of a DEM file: :func:`terrain_derivatives` without aspect (the code
-    the workflow runs, so the slope benchmark measures the workflow's path)."""
+    """Slope (degrees) of a DEM file: :func:`terrain_derivatives` without aspect, Horn's
+    kernel on blocks with a one-pixel halo, as the workflow's :func:`build_terrain_tile` runs
+    it on each processing tile (so the slope benchmark measures the workflow's kernel)."""
     terrain_derivatives(dem_path, dest, None, threads, block)
 
 
@@ -303,8 +304,10 @@ def build_terrain_tile(
     The DEM is mosaicked on the tile grown by one pixel inside the region grid (the halo of
     Horn's 3x3 kernel) and extrapolated linearly only beyond the region's edge, as
     :func:`build_terrain` does for the whole grid, so a mosaic of tiles equals the whole-grid
-    result, seams included. Only the DEM files under the tile are read. Memory: the tile's
-    elevation (16 MB for a 2048 px tile) plus one warped window, whatever the region size.
+    result, seams included. Only the DEM files under the tile are read. Memory: about 15
+    tile-sized float32 arrays (the elevation, Horn's neighbour views where voids are filled,
+    slope, aspect: ~250 MB for a 2048 px tile) plus one warped window, whatever the region
+    size.
     Each file carries the tag ``MISSING_PIXELS`` (tile pixels without elevation), from which
     :func:`gather_terrain_tiles` checks the DEM's cover of the region.
     """
@@ -334,14 +337,15 @@ def build_terrain_tile(
     missing = int(np.isnan(dem).sum())
     out = tile_grid(grid, tile)
     tags = {"MISSING_PIXELS": str(missing)}
-    deg = {"UNITS": "degree", **tags}
-    for dest, name, data, unit, tag in (
-        (dem_dest, "elevation", dem, "m", {"UNITS": "m", **tags}),
-        (slope_dest, "slope", slope, "degree", deg),
-        (aspect_dest, "aspect", aspect, "degree", deg),
-    ):
-        with grid_writer(dest, out, [name], "float32", np.nan, tag, units=[unit]) as dst:
-            dst.write(data[None])
+    with ExitStack() as stack:  # the three appear together, or none on an error
+        for dest, name, data, unit in (
+            (dem_dest, "elevation", dem, "m"),
+            (slope_dest, "slope", slope, "degree"),
+            (aspect_dest, "aspect", aspect, "degree"),
+        ):
+            tag = {"UNITS": unit, **tags}
+            w = grid_writer(dest, out, [name], "float32", np.nan, tag, units=[unit])
+            stack.enter_context(w).write(data[None])
     if missing:
         log.info("terrain: %d of %d tile pixels without elevation", missing, dem.size)
 
@@ -363,4 +367,5 @@ def gather_terrain_tiles(
         n_missing += int(tile_tags(path, "MISSING_PIXELS", "terrain")["MISSING_PIXELS"])
     _check_cover(files or [Path(tiles["dem"][0]).parent.parent], grid, n_missing)
     for key, dest in dests.items():
-        write_vrt(dest, grid, list(zip(tiles[key], windows, strict=True)))
+        unit = {"UNITS": "m" if key == "dem" else "degree"}
+        write_vrt(dest, grid, list(zip(tiles[key], windows, strict=True)), unit)

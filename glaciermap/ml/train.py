@@ -772,7 +772,6 @@ def train_cnn(
     validation mIoU per member."""
     p = params or CnnParams()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, threads))
     device = resolve_device(p.device)
     log.info(
@@ -790,6 +789,7 @@ def train_cnn(
             f"{tiles_dir}: need train pixels and val chips (have {int(pos + neg)} / {len(va)}); "
             "use a larger region or smaller datasets: tile_size / block_tiles"
         )
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(p.seed)
     sample, _, _ = train_pixel_sample(ts, 500_000, rng, balanced=False)
     mean, std = normalisation_stats(sample)
@@ -951,10 +951,10 @@ def train_rf(
     """Train a random forest on a balanced sample of train pixels; writes ``model.skops``."""
     p = params or RfParams()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ts = load_tiles(tiles_dir, featureset, p.derived)
     va = _split(ts, "val")
     ts.require_both_classes(tiles_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(p.seed)
     xraw, ytr, flat = train_pixel_sample(ts, p.max_samples, rng)
     if len(ytr) == 0:

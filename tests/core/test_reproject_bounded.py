@@ -296,3 +296,29 @@ def test_sar_tiles_equal_the_whole_grid(tmp_path: Path, region: RegionGrid, redu
     with pytest.raises(InputDataError, match="do not overlap the region grid"):
         gather_sar_tiles(tmp_path / "grid.json", east, tmp_path / "none.vrt", coh)
     assert not (tmp_path / "none.vrt").exists()
+
+
+@pytest.mark.parametrize(
+    ("crs", "turn_deg", "res", "expected"),
+    [
+        ("EPSG:32643", 0, 10, "average"),  # Sentinel-2 10 m onto a 30 m grid
+        ("EPSG:32642", 0, 10, "average"),  # the next UTM zone: 3.5 degrees at 36 N
+        ("EPSG:32643", 30, 10, "bilinear"),  # rotated: GDAL's average is wrong there
+        ("EPSG:32643", 0, 20, "average"),
+        ("EPSG:32643", 0, 30, "bilinear"),  # same resolution
+        ("EPSG:32643", 0, 60, "bilinear"),  # upsampling
+    ],
+)
+def test_continuous_resampling(crs: str, turn_deg: float, res: float, expected: str) -> None:
+    from rasterio.io import MemoryFile
+
+    grid = RegionGrid.from_bounds("EPSG:32643", (300000, 4000000, 303000, 4003000), 30)
+    (x,), (y,) = rasterio.warp.transform(grid.crs, crs, [301500], [4001500])
+    t = Affine.translation(x, y) * Affine.rotation(turn_deg) * Affine.scale(res, -res)
+    with (
+        MemoryFile() as mem,
+        mem.open(
+            driver="GTiff", width=8, height=8, count=1, dtype="float32", crs=crs, transform=t
+        ) as src,
+    ):
+        assert rp.continuous_resampling(src, grid).name == expected

@@ -571,4 +571,4 @@ def test_train_pixels_of_one_class_are_one_line(tmp_path: Path, trainer: str) ->
             train_rf(out, "optical", tmp_path / "m", RfParams(tune=False, n_estimators=5))
         else:
             train_cnn(out, "optical", "unet", tmp_path / "m", CnnParams(epochs=1, **FAST))
-    assert not (tmp_path / "m" / "model.skops").exists()
+    assert not (tmp_path / "m").exists()
