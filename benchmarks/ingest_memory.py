@@ -4,7 +4,7 @@ Every step ingests scenes of growing size onto the same 20 x 20 km region grid (
 10 m, 2000 x 2000 pixels) in a fresh process and prints its wall time and peak RSS (VmHWM):
 
 - optical: ``build_optical_composite`` of one six-band uint16 scene at 10 m (UTM 43N);
-- terrain: ``build_terrain`` (mosaic, slope, aspect) of one float32 DEM at 1 arc-second
+- terrain: ``build_terrain_tile`` (mosaic, slope, aspect) of one float32 DEM at 1 arc-second
   (EPSG:4326, as Copernicus GLO-30 tiles);
 - SAR backscatter: ``build_backscatter`` (temporal median) of VV and VH dates (``--dates``,
   3 by default), float32 EPSG:4326 at 0.0002 degrees (about 20 m; 10980 pixels span 2.2
@@ -113,27 +113,38 @@ def coherence_inputs(d: Path, size: int, n_dates: int) -> dict[str, Any]:
     return {"files": _links(d, size, names), "mb": len(names) * size * size * 4 / 1e6}
 
 
+TILE_CODE = (
+    "from rasterio.windows import Window\n"
+    "from glaciermap.core.grid import RegionGrid\n"
+    "g = RegionGrid.load(kwargs['grid'])\n"
+    "TILE = Window(0, 0, g.width, g.height)\n"
+)
 CODE = {
     "optical": (
         "from glaciermap.ingest.optical import build_optical_composite\n"
         "build_optical_composite(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
         "                        threads=kwargs['threads'])\n"
     ),
-    "terrain": (
-        "from glaciermap.ingest.terrain import build_terrain\n"
+    # terrain and SAR as the workflow runs them: one job per processing tile (the 20 km grid
+    # is one 2048 px tile at 10 m)
+    "terrain": TILE_CODE
+    + (
+        "from glaciermap.ingest.terrain import build_terrain_tile\n"
         "o = kwargs['out']\n"
-        "build_terrain(kwargs['files'], kwargs['grid'], o + '_dem.tif', o + '_slope.tif',\n"
-        "              o + '_aspect.tif', threads=kwargs['threads'])\n"
+        "build_terrain_tile(kwargs['files'], kwargs['grid'], o + '_dem.tif', o + '_slope.tif',\n"
+        "                   o + '_aspect.tif', TILE, threads=kwargs['threads'])\n"
     ),
-    "backscatter": (
+    "backscatter": TILE_CODE
+    + (
         "from glaciermap.ingest.sar import build_backscatter\n"
         "build_backscatter(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
-        "                  threads=kwargs['threads'], reducer='median')\n"
+        "                  threads=kwargs['threads'], reducer='median', tile=TILE)\n"
     ),
-    "coherence": (
+    "coherence": TILE_CODE
+    + (
         "from glaciermap.ingest.sar import build_coherence\n"
         "build_coherence(kwargs['files'], kwargs['grid'], kwargs['out'] + '.tif',\n"
-        "                threads=kwargs['threads'], reducer='mean')\n"
+        "                threads=kwargs['threads'], reducer='mean', tile=TILE)\n"
     ),
 }
 INPUTS: dict[str, Callable[[Path, int, int], dict[str, Any]]] = {
