@@ -54,7 +54,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         )
     import geopandas as gpd
 
-    gdf = gpd.read_file(outlines)
+    from glaciermap.core.io import outline_layer
+
+    gdf = gpd.read_file(outlines, layer=outline_layer(outlines))
     print(f"outlines: {outlines}  ({len(gdf)} glaciers, {gdf['area_km2'].sum():.2f} km2)")
     if metrics.exists():
         m = json.loads(metrics.read_text())

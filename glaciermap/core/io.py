@@ -250,3 +250,12 @@ def read_bands(
         data = src.read(idx, masked=True).astype(np.float32)
         arr = np.ma.filled(data, np.nan).astype(np.float32)
     return arr, wanted
+
+
+def outline_layer(path: PathLike) -> str | None:
+    """The ``glaciers`` layer of a multi-layer outlines file (glaciers beside their
+    complexes), else None: the file's only (or first) layer."""
+    import pyogrio
+
+    layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    return "glaciers" if "glaciers" in layers else None

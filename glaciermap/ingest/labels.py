@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike
+from glaciermap.core.io import PathLike, outline_layer
 from glaciermap.core.raster import grid_writer, halo_windows
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def read_inventory(path: PathLike, crs: str | None = None) -> gpd.GeoDataFrame:
             "README 'Real data')"
         )
     try:
-        gdf = gpd.read_file(path)
+        gdf = gpd.read_file(path, layer=outline_layer(path))
     except Exception as exc:  # pyogrio raises several types for unreadable files
         detail = " ".join(str(exc).split(";")[0].split())[:160]
         raise InputDataError(

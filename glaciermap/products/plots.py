@@ -18,12 +18,11 @@ import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pyogrio
 from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from glaciermap.core.errors import InputDataError
-from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster
+from glaciermap.core.io import PathLike, atomic_path, band_names, open_raster, outline_layer
 from glaciermap.ingest.labels import read_inventory
 
 log = logging.getLogger(__name__)
@@ -85,12 +84,6 @@ def composite_bands(names: Sequence[str]) -> tuple[tuple[str, str, str], str] | 
     return next((c for c in COMPOSITES if set(c[0]) <= set(names)), None)
 
 
-def _outline_layer(path: PathLike) -> str | None:
-    """The ``glaciers`` layer of a multi-layer outlines file, else its only layer."""
-    layers = [str(name) for name, _ in pyogrio.list_layers(path)]
-    return "glaciers" if "glaciers" in layers else None
-
-
 def false_colour(
     optical: PathLike | None,
     dest: PathLike,
@@ -126,7 +119,7 @@ def false_colour(
             inv.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
         handles.append(Line2D([], [], color="yellow", label="inventory"))
     if _exists(outlines):
-        gdf = gpd.read_file(outlines, layer=_outline_layer(outlines)).to_crs(crs)
+        gdf = gpd.read_file(outlines, layer=outline_layer(outlines)).to_crs(crs)
         if len(gdf):
             gdf.boundary.plot(ax=ax, color="red", linewidth=0.8)
         handles.append(Line2D([], [], color="red", label="predicted outlines"))
