@@ -16,7 +16,7 @@ pytestmark = pytest.mark.workflow
 
 
 def test_outputs_are_sound(done: Path) -> None:
-    gdf = gpd.read_file(done / "outlines/demo_2021.gpkg")
+    gdf = gpd.read_file(done / "outlines/demo_2021.gpkg", layer="glaciers")
     assert len(gdf) > 0 and gdf.geometry.is_valid.all()
     assert gdf.crs.to_epsg() == 32643
     assert {"glacier_id", "area_km2", "mean_probability", "region", "year"} <= set(gdf.columns)

@@ -116,7 +116,7 @@ def test_outlines_scored_against_the_real_inventory(done: Path) -> None:
 
 
 def test_change_is_a_loss_per_real_glacier(done: Path) -> None:
-    change = gpd.read_file(done / "changes/oetztal_2003_2021.gpkg")
+    change = gpd.read_file(done / "changes/oetztal_2003_2021.gpkg", layer="glaciers")
     assert len(change) >= 2
     area = [c for c in change.columns if "change" in c and "km2" in c]
     assert area, change.columns
