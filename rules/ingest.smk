@@ -92,8 +92,8 @@ rule terrain_tile:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        # a 2048 px tile's elevation is 16 MB; the whole-region step peaked at 155-182 MB
-        # (benchmarks/region_scale.py, ingest_memory.py) whatever the region size
+        # measured (benchmarks/ingest_memory.py): 181-197 MB for a 2000 px tile whatever the
+        # DEM size; ~15 tile-sized float32 arrays at most (~250 MB at 2048 px)
         mem_mb=scaled(1000),
         runtime=scaled(20),
     params:
@@ -149,8 +149,8 @@ rule sar_backscatter_tile:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        # the whole-region step peaked at 100-144 MB for 3-12 dates (benchmarks/
-        # ingest_memory.py, region_scale.py): one window of every date, whatever the region
+        # measured (benchmarks/ingest_memory.py): 96-98 MB for a 2000 px tile of 3 dates x 2
+        # polarisations (the region step: 130 MB for 12 dates): one window of every date
         mem_mb=scaled(1000),
         runtime=scaled(20),
     params:
@@ -203,7 +203,7 @@ rule sar_coherence_tile:
         "../envs/geo.yaml"
     threads: config["threads"]["ingest"]
     resources:
-        # the whole-region step peaked at 121-137 MB for 3-21 pairs (benchmarks/ingest_memory.py)
+        # measured (benchmarks/ingest_memory.py): 117-120 MB for a 2000 px tile of 3 pairs
         mem_mb=scaled(1000),
         runtime=scaled(20),
     params:
