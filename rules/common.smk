@@ -293,6 +293,12 @@ def dem_tiles(wildcards):
     return _present(CATALOG.dem(wildcards.region), wildcards.region)
 
 
+def dem_tiles_under_tile(wildcards):
+    """The DEM files that reach one processing tile (by their Copernicus names)."""
+    r = wildcards.region
+    return _present(CATALOG.dem_under(r, tuple(region_tiles(r)[wildcards.tile])), r)
+
+
 def backscatter_files(wildcards):
     return CATALOG.backscatter(wildcards.region, int(wildcards.year))
 

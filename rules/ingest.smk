@@ -79,7 +79,7 @@ rule terrain_tile:
     kernel needs); Horn slope and aspect in degrees (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
-        tiles=dem_tiles,
+        tiles=dem_tiles_under_tile,
     output:
         dem="results/terrain/{region}/{tile}/dem.tif",
         slope="results/terrain/{region}/{tile}/slope.tif",

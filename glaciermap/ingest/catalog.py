@@ -232,6 +232,27 @@ class InputCatalog:
             folder, DEM_HELP + f" covering lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}"
         )
 
+    def dem_under(self, region: str, window: tuple[int, int, int, int]) -> list[str] | Missing:
+        """The region's DEM files that can reach a window ``(row_off, col_off, height, width)``
+        of its grid (a processing tile with a one-pixel halo and a 0.01 degree margin):
+        Copernicus tiles by their name's 1-degree bounds, other DEM files all. A tile job
+        then depends on the few DEM tiles under it, not on the hundreds under an Alps-size
+        region: a replaced DEM tile reruns the processing tiles it reaches, and the DAG stays
+        small."""
+        files = self.dem(region)
+        if isinstance(files, Missing) or self.is_demo(region):
+            return files
+        g = self.grid(region)
+        r0, c0, h, w = window
+        x0, y0 = g.transform @ (c0 - 1, r0 - 1)
+        x1, y1 = g.transform @ (c0 + w + 1, r0 + h + 1)
+        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
+        west, south, east, north = to_geo.transform_bounds(
+            min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21
+        )
+        box = (west - 0.01, south - 0.01, east + 0.01, north + 0.01)
+        return [str(p) for p in select_dem_tiles(files, box)]
+
     def has_dem(self, region: str) -> bool:
         """DEM tiles covering the region exist (demo regions always have them)."""
         return not isinstance(self.dem(region), Missing)

@@ -304,7 +304,8 @@ def build_terrain_tile(
     The DEM is mosaicked on the tile grown by one pixel inside the region grid (the halo of
     Horn's 3x3 kernel) and extrapolated linearly only beyond the region's edge, as
     :func:`build_terrain` does for the whole grid, so a mosaic of tiles equals the whole-grid
-    result, seams included. Only the DEM files under the tile are read. Memory: about 15
+    result, seams included. Only the DEM files under the tile are read (``files`` may be
+    those alone, or empty: the tile is then NaN). Memory: about 15
     tile-sized float32 arrays (the elevation, Horn's neighbour views where voids are filled,
     slope, aspect: ~250 MB for a 2048 px tile) plus one warped window, whatever the region
     size.
@@ -312,9 +313,7 @@ def build_terrain_tile(
     :func:`gather_terrain_tiles` checks the DEM's cover of the region.
     """
     grid = RegionGrid.load(grid_path)
-    if not files:
-        raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
-    for f in files:
+    for f in files:  # none: no DEM file reaches this tile (it is NaN; the gather checks)
         with open_raster(f):
             pass  # fail early with a clear message on an unreadable file
     r0, c0 = int(tile.row_off), int(tile.col_off)

@@ -311,7 +311,8 @@ def test_terrain_tiles_check_the_cover_of_the_region(tmp_path: Path) -> None:
     windows = [Window(0, 0, 50, 50), Window(50, 0, 50, 50), Window(0, 50, 100, 50)]
     for i, win in enumerate(windows):
         out = [tmp_path / f"{k}{i}.tif" for k in paths]
-        build_terrain_tile([dem], tmp_path / "g.json", *out, win)
+        # the DAG gives a tile no DEM file reaches no files: it is NaN
+        build_terrain_tile([dem] if i < 2 else [], tmp_path / "g.json", *out, win)
         for k, p in zip(paths, out, strict=True):
             paths[k].append(p)
     dests = {k: tmp_path / f"{k}.vrt" for k in paths}

@@ -486,3 +486,37 @@ def test_dem_of_an_earlier_glacier_state_keeps_ice_surfaces() -> None:
     changed = np.abs(older.z - same.z) > 1.0
     assert changed[was_ice].mean() > 0.5  # its surface is the old ice surface, not the bed
     assert changed[(same.union > 0.9) & ~was_ice].mean() < changed[was_ice].mean()
+
+
+def test_a_processing_tile_depends_on_the_dem_tiles_under_it(tmp_path: Path) -> None:
+    """A terrain tile job's inputs are the Copernicus tiles its window (plus halo) reaches,
+    not every DEM tile of the region: a replaced DEM tile reruns only the tiles under it."""
+    dem = tmp_path / "dem"
+    dem.mkdir()
+    for lat in (35, 36, 37):
+        for lon in (73, 74, 75):
+            (dem / f"Copernicus_DSM_COG_10_N{lat:02d}_00_E{lon:03d}_00_DEM.tif").touch()
+    (dem / "my_lidar_dem.tif").touch()  # not a Copernicus name: kept for every tile
+    # UTM 43N, ~150 x 200 km around 74.5 E, 36.5 N, at 100 m
+    cfg = {
+        "data_dir": str(tmp_path),
+        "regions": {
+            "big": {
+                "crs": "EPSG:32643",
+                "bounds": [380000, 3950000, 530000, 4150000],
+                "resolution_m": 100,
+                "years": [2021],
+            }
+        },
+    }
+    cat = InputCatalog(cfg)
+    everything = cat.dem("big")
+    assert isinstance(everything, list) and len(everything) == 10
+    nw = cat.dem_under("big", (0, 0, 100, 100))  # 10 x 10 km in the north-west corner
+    assert isinstance(nw, list)
+    assert {Path(p).name for p in nw} == {
+        "Copernicus_DSM_COG_10_N37_00_E073_00_DEM.tif",
+        "my_lidar_dem.tif",
+    }
+    whole = cat.dem_under("big", (0, 0, 2000, 1500))
+    assert sorted(whole) == sorted(everything)  # type: ignore[arg-type]
