@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
@@ -516,7 +516,7 @@ def _composite_block(
 
 def _check_method(method: str) -> None:
     if method not in COMPOSITE_METHODS:
-        raise InputDataError(
+        raise ConfigError(
             f"composite method {method!r} unknown (optical: composite); use one of "
             f"{list(COMPOSITE_METHODS)}"
         )

@@ -27,7 +27,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
-from glaciermap.core.errors import InputDataError, MissingInputError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
@@ -76,7 +76,7 @@ CACHE_MB = 64
 
 def _check_reducer(reducer: str) -> None:
     if reducer != "mean" and reducer != "median" and not re.fullmatch(r"p\d{1,2}", reducer):
-        raise InputDataError(
+        raise ConfigError(
             f"SAR reducer {reducer!r} unknown (sar: backscatter_reducer, coherence_reducer); "
             "use mean, median or a percentile pNN such as p90"
         )

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from numpy.typing import NDArray
 
-from glaciermap.core.errors import InputDataError, MissingLayerError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
 from glaciermap.core.io import PathLike, read_json, write_json
 from glaciermap.ml.chips import IGNORE, SPLITS
 from glaciermap.ml.predict import LoadedModel, load_model
@@ -64,7 +64,7 @@ def evaluate_chips(
     """Metrics of the model in ``model_dir`` on the ``split`` chips of the store in
     ``tiles_dir`` (pixels whose label is not ``IGNORE``); writes them as JSON to ``dest``."""
     if split not in SPLITS:
-        raise InputDataError(f"split {split!r} unknown; choose one of {list(SPLITS)}")
+        raise ConfigError(f"split {split!r} unknown; choose one of {list(SPLITS)}")
     torch.set_num_threads(max(1, threads))
     d = Path(tiles_dir)
     meta = read_json(d / "meta.json")

@@ -822,14 +822,14 @@ CASES = [
         "config-optical-composite-typo",
         _all(_grid, _scene),
         lambda c: _composite(c, method="medain"),
-        InputDataError,
+        ConfigError,
         "composite",
     ),
     Case(
         "config-sar-reducer-typo",
         _all(_grid, _sar),
         lambda c: _backscatter(c, reducer="meen"),
-        InputDataError,
+        ConfigError,
         "reducer",
     ),
     Case(
@@ -949,7 +949,7 @@ CASES = [
         "evaluate-split-typo",
         _all(_tiles, _rf),
         lambda c: evaluate_chips(c.inp / "tiles", c.inp / "model", c.out / "m.json", split="tset"),
-        InputDataError,
+        ConfigError,
         "tset",
     ),
     # -- command line and notebook API ----------------------------------------------------------

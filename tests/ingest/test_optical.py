@@ -188,7 +188,7 @@ def test_best_pixel_prefers_target_date_and_falls_back(tmp_path: Path) -> None:
     assert np.allclose(best[0, :10], 0.3, atol=1e-4)  # the early one under the late clouds
     assert np.allclose(best[5, 10:], 0.55, atol=1e-4)  # bands of one acquisition together
     assert count[:10].max() == 1 and count[10:].min() == 2
-    with pytest.raises(InputDataError, match="composite method"):
+    with pytest.raises(ConfigError, match="composite method"):
         composite(scenes, GRID, method="mean")
 
 

@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from glaciermap.core.errors import InputDataError, MissingInputError, MissingLayerError
+from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError, MissingLayerError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import band_names, read_bands
 from glaciermap.ingest.names import classify_sar_files
@@ -135,7 +135,7 @@ def test_temporal_median_resists_an_outlier_date(tmp_path: Path, sar_grid: Regio
     mean, _ = backscatter_stack(files, sar_grid, reducer="mean")
     assert np.allclose(med[0], -10.0, atol=1e-4)
     assert np.allclose(mean[0], 10 * np.log10(10.2 / 3), atol=1e-3)
-    with pytest.raises(InputDataError, match="reducer"):
+    with pytest.raises(ConfigError, match="reducer"):
         backscatter_stack(files, sar_grid, reducer="mode")
 
 
