@@ -30,9 +30,10 @@ Three steps, each reproducible on its own:
    - Copernicus DEM: ``Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif``.
 
 Optical items are assembled in a hidden ``.{item}.incomplete/`` folder that is renamed when
-all of its files are there, so the catalogue never sees half a scene. Only public HTTP(S)
-assets are fetched: sources whose assets need signed URLs or credentials (e.g. Microsoft
-Planetary Computer) are refused with a line saying so.
+all of its files are there, so the catalogue never sees half a scene. HTTP(S) assets are
+fetched, public ones as they are, those of a source with ``sign:`` (Microsoft Planetary
+Computer's Landsat and Sentinel-1 RTC) with an anonymous SAS token per collection
+(:class:`SasSigner`); assets that need credentials are refused with a line saying so.
 
 Command line: ``python -m glaciermap.ingest.stac search ...`` and ``... download ...``
 (:func:`main_acquire`).
@@ -59,7 +60,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ log = logging.getLogger("glaciermap.ingest.stac")  # also when run with -m
 KINDS = ("optical", "sar", "dem")
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
+PLANETARY_COMPUTER_SAS = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+SAS_MARGIN_S = 300  # a token closer than this to its expiry is fetched again
 # Named sources (``acquisition: sources:`` in the config adds to or overrides these).
 DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
     "sentinel-2": {
@@ -88,16 +91,18 @@ DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
         "max_cloud": 20,
         "max_items": 3,
     },
-    "landsat": {  # public search; its assets need Planetary Computer's signed URLs
+    "landsat": {  # public search; assets signed with an anonymous SAS token
         "api": PLANETARY_COMPUTER,
         "collections": ["landsat-c2-l2"],
         "max_cloud": 20,
         "max_items": 3,
+        "sign": PLANETARY_COMPUTER_SAS,
     },
     "sentinel-1": {  # idem
         "api": PLANETARY_COMPUTER,
         "collections": ["sentinel-1-rtc"],
         "max_items": 8,
+        "sign": PLANETARY_COMPUTER_SAS,
     },
     "copernicus-dem": {"api": EARTH_SEARCH, "collections": ["cop-dem-glo-30"]},
 }
@@ -144,7 +149,8 @@ def acquisition_request(
 
     Keys: ``source``, ``api``, ``collections``, ``datetime`` (``start/end``; None for the DEM,
     which has one epoch), ``max_cloud`` (optical only), ``max_items``, ``assets``,
-    ``retries``, ``timeout_s``. The source is the year's ``optical:``/``sar:`` entry, else
+    ``sign`` (a SAS token API, or None), ``retries``, ``timeout_s``. The source is the
+    year's ``optical:``/``sar:`` entry, else
     ``acquisition: optical|sar|dem``, else :data:`DEFAULT_KIND_SOURCE`; a source is one of
     ``acquisition: sources:`` merged over :data:`DEFAULT_SOURCES`. The window is the year's
     ``start``/``end``, else ``acquisition: window: [MM-DD, MM-DD]`` of that year; the
@@ -189,6 +195,7 @@ def acquisition_request(
         if kind == "optical"
         else src.get("max_items"),
         "assets": src.get("assets"),
+        "sign": src.get("sign"),
         "retries": int(acq.get("retries", 3)),
         "timeout_s": float(acq.get("timeout_s", 60)),
     }
@@ -256,6 +263,8 @@ def download_cli_args(
     ]
     if req["assets"]:
         args += ["--assets", ",".join(req["assets"])]
+    if req["sign"]:
+        args += ["--sign", str(req["sign"])]
     return shlex.join(args)
 
 
@@ -1006,9 +1015,17 @@ def _mb(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _transfer(href: str, part: Path, size: int | None, timeout: float, name: str) -> None:
+def _transfer(
+    href: str,
+    part: Path,
+    size: int | None,
+    timeout: float,
+    name: str,
+    sign: Callable[[str], str] | None = None,
+) -> None:
     """Append the missing bytes of ``href`` to ``part`` (a ``Range`` request when ``part``
-    holds some already). :class:`_Retry` on what another attempt may cure."""
+    holds some already; ``sign`` turns the href into the address read). :class:`_Retry` on
+    what another attempt may cure."""
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         part.unlink()
@@ -1018,7 +1035,7 @@ def _transfer(href: str, part: Path, size: int | None, timeout: float, name: str
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    req = urllib.request.Request(href, headers=headers)
+    req = urllib.request.Request(sign(href) if sign else href, headers=headers)
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -1040,8 +1057,9 @@ def _transfer(href: str, part: Path, size: int | None, timeout: float, name: str
         if code in (401, 403, 409):
             raise AcquisitionError(
                 f"{href}: access refused (HTTP {code}); this source's assets need credentials "
-                "or signed URLs (e.g. Microsoft Planetary Computer), which glaciermap does not "
-                "handle: choose a source with public assets (Earth Search) or download by hand"
+                "or signed URLs: give the source a sign: SAS token API (Microsoft Planetary "
+                "Computer's anonymous tokens), choose a source with public assets (Earth "
+                "Search) or download by hand"
             ) from exc
         raise AcquisitionError(f"{href}: HTTP {code} ({exc.reason}); cannot download") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -1110,6 +1128,50 @@ def _verify(path: Path, f: AssetFile) -> str | None:
     return None
 
 
+class SasSigner:
+    """Signs asset hrefs with an anonymous SAS token per collection, as Microsoft Planetary
+    Computer serves them: ``GET {api}/{collection}`` answers ``{"token": ...,
+    "msft:expiry": ...}``, and ``href?token`` may be read until the expiry. Tokens are
+    cached and fetched again :data:`SAS_MARGIN_S` before they expire; the pinned items keep
+    the unsigned hrefs (a token in them would expire and change the pin)."""
+
+    def __init__(self, api: str, timeout: float = 60.0):
+        self.api = api.rstrip("/")
+        self.timeout = timeout
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def token(self, collection: str) -> str:
+        """The collection's token (cached until :data:`SAS_MARGIN_S` before its expiry)."""
+        cached = self._tokens.get(collection)
+        if cached and cached[1] - time.time() > SAS_MARGIN_S:
+            return cached[0]
+        url = f"{self.api}/{urllib.parse.quote(collection)}"
+        req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = json.loads(resp.read().decode("utf-8"))
+            token = str(body["token"])
+        except (OSError, ValueError, KeyError, http.client.HTTPException) as exc:
+            raise AcquisitionError(
+                f"{url}: no SAS token for collection {collection!r} ({_detail(exc)}); check "
+                "the network, or the source's sign: address"
+            ) from exc
+        expiry = time.time() + 3600.0  # the service's tokens last about an hour
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            when = dt.datetime.fromisoformat(str(body["msft:expiry"]).replace("Z", "+00:00"))
+            expiry = when.timestamp()
+        self._tokens[collection] = (token, expiry)
+        return token
+
+    def signer(self, collection: str) -> Callable[[str], str]:
+        """A function signing one href of the collection (with a fresh token if needed)."""
+
+        def sign(href: str) -> str:
+            return f"{href}{'&' if '?' in href else '?'}{self.token(collection)}"
+
+        return sign
+
+
 def fetch(
     f: AssetFile,
     final: Path,
@@ -1117,11 +1179,13 @@ def fetch(
     retries: int = 3,
     timeout: float = 60.0,
     backoff_s: float = 1.0,
+    sign: Callable[[str], str] | None = None,
 ) -> Path:
     """Download one asset to ``final``: resumably through a hidden ``.NAME.part`` file,
     verified (size, checksum), renamed when complete. A file already at ``final`` that
     verifies is kept. ``retries`` further attempts follow a failure, after ``backoff_s``,
-    then twice as long each time (at most 30 s)."""
+    then twice as long each time (at most 30 s). ``sign``: turns the href into the address
+    read, at every attempt (:meth:`SasSigner.signer`); messages name the unsigned href."""
     part = final.with_name(f".{final.name}.part")
     with _locked(final):
         if final.exists():
@@ -1155,7 +1219,7 @@ def fetch(
                 )
                 time.sleep(pause)
             try:
-                _transfer(href, part, f.size, timeout, final.name)
+                _transfer(href, part, f.size, timeout, final.name, sign)
             except _Retry as exc:
                 last = str(exc)
                 continue
@@ -1189,28 +1253,31 @@ def download(
     kind: str | None = None,
     backoff_s: float = 1.0,
     manifest: PathLike | None = None,
+    sign: str | None = None,
 ) -> list[Path]:
     """Download the assets of every item in the pinned ``items_json`` into ``dest_dir``
     under the pipeline's names (see :func:`item_layout`; ``kind`` optical/sar/dem, None:
     inferred per item; ``assets`` restricts the asset keys). Optical items are assembled in
     a hidden folder renamed when complete. Returns the files (sorted); ``manifest``, if
-    given, gets them as JSON (paths, sizes, item ids)."""
+    given, gets them as JSON (paths, sizes, item ids). ``sign``: a SAS token API
+    (:class:`SasSigner`) whose token each item's collection's hrefs need."""
     dest = Path(dest_dir)
     items = read_items(items_json)
     layouts = [item_layout(it, kind, assets) for it in items]
+    signer = SasSigner(sign, timeout) if sign else None
     out: list[Path] = []
-    for n, lay in enumerate(layouts, 1):
+    for n, (item, lay) in enumerate(zip(items, layouts, strict=True), 1):
         log.info("item %d of %d: %s (%d file(s))", n, len(layouts), lay.item_id, len(lay.files))
+        opts: dict[str, Any] = {"retries": retries, "timeout": timeout, "backoff_s": backoff_s}
+        if signer is not None:
+            opts["sign"] = signer.signer(str(item.get("collection", "")))
         if not lay.folder:
-            out += [
-                fetch(f, dest / f.name, retries=retries, timeout=timeout, backoff_s=backoff_s)
-                for f in lay.files
-            ]
+            out += [fetch(f, dest / f.name, **opts) for f in lay.files]
             continue
         final_dir = dest / lay.folder
         work = final_dir if final_dir.is_dir() else dest / f".{lay.folder}.incomplete"
         for f in lay.files:
-            fetch(f, work / f.name, retries=retries, timeout=timeout, backoff_s=backoff_s)
+            fetch(f, work / f.name, **opts)
         for name, text in sorted(lay.extras.items()):
             target = work / name
             if not target.exists() or target.read_text(encoding="utf-8") != text:
@@ -1271,6 +1338,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     d.add_argument("--backoff", type=float, default=1.0, help="first pause between attempts (s)")
     d.add_argument("--manifest", default=None, help="JSON file listing what was downloaded")
+    d.add_argument("--sign", default=None, help="SAS token API that signs the asset hrefs")
     return p
 
 
@@ -1305,6 +1373,7 @@ def main_acquire(argv: Sequence[str] | None = None) -> int:
                 kind=args.kind,
                 backoff_s=args.backoff,
                 manifest=args.manifest,
+                sign=args.sign,
             )
     except GlacierMapError as exc:
         print(f"glaciermap: error: {exc}", file=sys.stderr)

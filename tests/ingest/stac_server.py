@@ -92,6 +92,10 @@ class StacServer:
         self.drop_after: dict[str, int] = {}  # asset name -> bytes sent before a drop (once)
         self.corrupt: set[str] = set()  # asset names served with flipped bytes
         self.fail_5xx: dict[str, int] = {}  # asset name -> 503 answers before a good one
+        # SAS signing as Planetary Computer's: GET /sas/{collection} -> {"token", "msft:expiry"};
+        # an asset in ``signed`` (name -> collection) is served only as ``href?{token}``
+        self.sas_tokens: dict[str, str] = {}
+        self.signed: dict[str, str] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -303,8 +307,18 @@ class StacServer:
                 if path == "/search":
                     params = body if method == "POST" else dict(urllib.parse.parse_qsl(url.query))
                     return self._json(server._search(params, method))
+                if path.startswith("/sas/"):
+                    coll = path.removeprefix("/sas/")
+                    if coll not in server.sas_tokens:
+                        return self._json({"code": "NotFound"}, 404)
+                    expiry = "2099-01-01T00:00:00Z"
+                    return self._json({"token": server.sas_tokens[coll], "msft:expiry": expiry})
                 if path.startswith("/assets/"):
-                    return self._asset(path.removeprefix("/assets/"))
+                    name = path.removeprefix("/assets/")
+                    coll = server.signed.get(name)
+                    if coll is not None and url.query != server.sas_tokens.get(coll):
+                        return self._json({"code": "AuthenticationFailed"}, 403)
+                    return self._asset(name)
                 return self._json({"code": "NotFound"}, 404)
 
             def _asset(self, name: str) -> None:

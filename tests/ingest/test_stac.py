@@ -543,3 +543,52 @@ def test_boa_offset_already_applied_gives_offset_zero() -> None:
     item["properties"]["earthsearch:boa_offset_applied"] = False
     lay = stac.item_layout(item)
     assert '<BOA_ADD_OFFSET band_id="0">-1000</BOA_ADD_OFFSET>' in lay.extras["MTD_MSIL2A.xml"]
+
+
+def test_assets_signed_with_a_sas_token(
+    server: StacServer, rasters: dict[str, bytes], tmp_path: Path
+) -> None:
+    """A source with ``sign:`` (Planetary Computer's Landsat and Sentinel-1 RTC): each href is
+    read with the collection's anonymous SAS token, also when a broken-off download resumes;
+    the pinned items keep the unsigned href; without the token the host refuses (one line
+    naming sign:), and a token service that does not know the collection is one line too."""
+    data = rasters["dem"]
+    name = "signed/Copernicus_DSM_COG_10_N38_00_E074_00_DEM.tif"
+    server.item(
+        "Copernicus_DSM_COG_10_N38_00_E074_00",
+        "signed-test",
+        "2021-04-22T00:00:00Z",
+        [74.0, 38.0, 75.0, 39.0],
+        {"data": _asset(server, name, data)},
+    )
+    server.sas_tokens["signed-test"] = "st=2021&se=2099&sig=abc%2Bdef"
+    server.signed[name] = "signed-test"
+    items = stac.search(server.url, ["signed-test"], [74.2, 38.2, 74.3, 38.3], None)
+    pin = stac.write_items(items, tmp_path / "signed.json")
+    assert "sig=" not in pin.read_text()
+    with pytest.raises(stac.AcquisitionError, match=r"access refused \(HTTP 403\).*sign:"):
+        stac.download(pin, tmp_path / "unsigned", backoff_s=0.01)
+    assert not list((tmp_path / "unsigned").glob("*.tif"))
+    server.drop_after[name] = 300
+    (out,) = stac.download(pin, tmp_path / "dem", backoff_s=0.01, sign=f"{server.url}/sas")
+    assert out.read_bytes() == data
+    ranges = [r[2] for r in server.requests if r[1] == f"/assets/{name}"]
+    assert ranges[-2:] == [None, "bytes=300-"]  # resumed, signed again
+    server.sas_tokens.pop("signed-test")
+    with pytest.raises(stac.AcquisitionError, match="no SAS token for collection 'signed-test'"):
+        stac.download(pin, tmp_path / "again", backoff_s=0.01, sign=f"{server.url}/sas")
+
+
+def test_planetary_computer_sources_are_signed(config: dict[str, Any]) -> None:
+    """The built-in landsat and sentinel-1 sources sign with Planetary Computer's token API,
+    and the workflow's download command passes it on; Earth Search sources do not sign."""
+    cfg = {**config, "regions": {"hunza": {**config["regions"]["hunza"]}}}
+    cfg["regions"]["hunza"]["acquisition"] = {2021: {"optical": "landsat"}}
+    assert stac.acquisition_request(cfg, "hunza", 2021, "optical")["sign"] == (  # type: ignore[index]
+        stac.PLANETARY_COMPUTER_SAS
+    )
+    assert "--sign " + stac.PLANETARY_COMPUTER_SAS in stac.download_cli_args(
+        cfg, "hunza", 2021, "sar", "data"
+    )
+    assert stac.acquisition_request(config, "hunza", 2021, "dem")["sign"] is None  # type: ignore[index]
+    assert "--sign" not in stac.download_cli_args(config, "hunza", 2021, "dem", "data")
