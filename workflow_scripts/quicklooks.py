@@ -1,13 +1,18 @@
 """Rule quicklooks: report maps of one region/year (a placeholder PNG for an absent layer)."""
 
 from glaciermap.core.logs import step_logging
-from glaciermap.products.plots import false_colour, layer_map
+from glaciermap.products.plots import false_colour, layer_map, skipped_inputs
 
 with step_logging(snakemake.log[0]):
     inp, out, wc = snakemake.input, snakemake.output, snakemake.wildcards
     name = f"{wc.region} {wc.year}"
+    note = skipped_inputs(inp.get("optical"), inp.get("backscatter"), inp.get("coherence"))
     false_colour(
-        inp.get("optical"), out.false_colour, inp.get("outlines"), inp.get("inventory"), name
+        inp.get("optical"),
+        out.false_colour,
+        inp.get("outlines"),
+        inp.get("inventory"),
+        f"{name} ({note})" if note else name,
     )
     maps = [  # input, band, output, colour map, label, vmin, vmax, title, message if absent
         ("probability", "probability", "probability", "magma", "glacier probability", 0, 1,

@@ -616,6 +616,9 @@ def build_optical_composite(
             "ACQUISITION_DATES": ",".join(s.date for s in scenes),
             "COMPOSITE": method,
             "HARMONISED": f"{','.join(adjusted)} -> {harmonise}" if adjusted else "none",
+            # scenes of the folder off the region (a shared folder): the log, the region's
+            # composite and the report's map say which
+            "SKIPPED_SCENES": ",".join(sorted(sc.product for sc in outside)),
         }
         layers = [*names, "clear_count"]
         dst = stack.enter_context(
@@ -657,6 +660,7 @@ def gather_optical_tiles(
     dates: set[str] = set()
     methods: set[str] = set()
     harmonised: set[str] = set()
+    skipped: set[str] = set()
     for path, _ in parts:
         tags = tile_tags(path, "CLEAR_PIXELS", "optical")
         clear += int(tags["CLEAR_PIXELS"])
@@ -665,6 +669,7 @@ def gather_optical_tiles(
         methods.add(tags.get("COMPOSITE", ""))
         if tags.get("HARMONISED", "none") != "none":
             harmonised.add(tags["HARMONISED"])
+        skipped |= {p for p in tags.get("SKIPPED_SCENES", "").split(",") if p}
     coverage = clear / (grid.width * grid.height)
     if coverage < min_coverage:
         raise InputDataError(
@@ -677,6 +682,7 @@ def gather_optical_tiles(
         "COMPOSITE": ",".join(sorted(m for m in methods if m)),
         "HARMONISED": ";".join(sorted(harmonised)) or "none",
         "CLEAR_PIXELS": str(clear),
+        "SKIPPED_SCENES": ",".join(sorted(skipped)),
     }
     write_vrt(dest, grid, parts, region_tags)
     log.info("optical composite: %d tiles, clear coverage %.1f%%", len(parts), 100 * coverage)

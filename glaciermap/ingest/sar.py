@@ -391,7 +391,8 @@ def gather_sar_tiles(
     """A SAR layer of the region (backscatter or coherence): a VRT mosaic ``dest`` of its
     processing tiles (each at its window), written only when the SAR ``files`` reach some
     of the region (the tiles' ``COVERED_PIXELS`` tags summed), as the whole-grid step
-    requires. Tags (units, reducer) are the tiles'."""
+    requires. Tags (units, reducer) are the tiles'; ``SKIPPED_FILES`` names the ``files``
+    outside the region (also a warning), which the report's map shows."""
     grid = RegionGrid.load(grid_path)
     covered = 0
     for path, _ in parts:
@@ -402,7 +403,20 @@ def gather_sar_tiles(
             f"SAR files {[Path(f).name for f in files]} do not overlap the region grid "
             f"{grid.bounds} ({grid.crs}); check their footprint and CRS"
         )
+    outside = []
+    for f in files:
+        with open_raster(f) as src:
+            if not footprint_overlaps(src, grid):
+                outside.append(Path(f).name)
+    if outside:
+        log.warning(
+            "SAR: %d of %d files lie outside the region grid and are left out: %s",
+            len(outside),
+            len(files),
+            outside,
+        )
     tags.pop("COVERED_PIXELS")
     tags.pop("AREA_OR_POINT", None)
-    write_vrt(dest, grid, parts, {**tags, "COVERED_PIXELS": str(covered)})
+    region_tags = {**tags, "COVERED_PIXELS": str(covered), "SKIPPED_FILES": ",".join(outside)}
+    write_vrt(dest, grid, parts, region_tags)
     log.info("%s: %.1f%% of the region covered", dest, 100 * covered / (grid.width * grid.height))

@@ -79,6 +79,23 @@ def _exists(path: PathLike | None) -> TypeGuard[PathLike]:
     return True
 
 
+def skipped_inputs(*paths: PathLike | None) -> str:
+    """A note of the inputs a region/year's stages left out because they lie outside the
+    region (the ``SKIPPED_SCENES`` / ``SKIPPED_FILES`` tags of the optical composite and the
+    SAR layers), e.g. ``"left out: 1 optical scene, 2 SAR files outside the region"``; empty
+    when none were."""
+    counts: dict[str, set[str]] = {"optical scene": set(), "SAR file": set()}
+    for path in paths:
+        if not _exists(path):
+            continue
+        with open_raster(path) as src:
+            tags = src.tags()
+        counts["optical scene"] |= {p for p in tags.get("SKIPPED_SCENES", "").split(",") if p}
+        counts["SAR file"] |= {p for p in tags.get("SKIPPED_FILES", "").split(",") if p}
+    parts = [f"{len(v)} {k}{'s' if len(v) > 1 else ''}" for k, v in counts.items() if v]
+    return f"left out: {', '.join(parts)} outside the region" if parts else ""
+
+
 def composite_bands(names: Sequence[str]) -> tuple[tuple[str, str, str], str] | None:
     """The first of :data:`COMPOSITES` whose bands are all in ``names`` (None if none)."""
     return next((c for c in COMPOSITES if set(c[0]) <= set(names)), None)

@@ -286,10 +286,17 @@ def test_sar_tiles_equal_the_whole_grid(tmp_path: Path, region: RegionGrid, redu
             dest = tmp_path / f"{build.__name__}_{k}.tif"
             build(files, tmp_path / "grid.json", dest, reducer=reducer, block=32, tile=win)
             parts.append((dest, win))
-        gather_sar_tiles(tmp_path / "grid.json", parts, tmp_path / "g.vrt", files)
+        far_grid = RegionGrid.from_bounds(
+            region.crs, (500000, 4000000, 500000 + 30 * 20, 4000000 + 30 * 20), 20
+        )
+        far = _utm_scene(
+            tmp_path / f"far_{build.__name__}_20210806_VV_corr.tif", far_grid, 20, 0.3, 9
+        )
+        gather_sar_tiles(tmp_path / "grid.json", parts, tmp_path / "g.vrt", [*files, far])
         with rasterio.open(whole) as a, rasterio.open(tmp_path / "g.vrt") as b:
             np.testing.assert_array_equal(b.read(), a.read())
             assert b.descriptions == a.descriptions and b.tags()["REDUCER"] == reducer
+            assert b.tags()["SKIPPED_FILES"] == far.name  # a shared folder's other scenes
             assert np.isnan(b.read(1)[:, 80:]).all() and np.isfinite(b.read(1)[:, :70]).all()
     # east tiles only: no file reaches them
     east = [(p, w) for p, w in parts if w.col_off >= 73]

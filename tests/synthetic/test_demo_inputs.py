@@ -440,6 +440,10 @@ def test_shared_scene_folder_and_inventory_serve_several_regions(tmp_path: Path)
     assert any("elsewhere" in r.getMessage() and "skipped" in r.getMessage() for r in records)
     with rasterio.open(tmp_path / "east.tif") as src:
         assert np.allclose(src.read(1), 0.4)
+        assert "elsewhere" in src.tags()["SKIPPED_SCENES"]  # the report's map says so
+    from glaciermap.products.plots import skipped_inputs
+
+    assert skipped_inputs(tmp_path / "east.tif") == "left out: 1 optical scene outside the region"
     g_far = RegionGrid.from_bounds("EPSG:32643", cfg["regions"]["far"]["bounds"], 30)
     g_far.save(tmp_path / "far.json")
     from glaciermap.core.errors import InputDataError
