@@ -261,6 +261,20 @@ def build_terrain(
     terrain_derivatives(dem_dest, slope_dest, aspect_dest, threads, block)
 
 
+def _clipped_halo(
+    grid: RegionGrid, win: Window
+) -> tuple[Window, tuple[tuple[int, int], tuple[int, int]]]:
+    """``win`` grown by Horn's one-pixel halo and clipped to the grid, and the padding
+    (rows, cols; before, after) that the clipping took away: what
+    :func:`_pad_extrapolate` restores by linear extrapolation at the grid's edge."""
+    r0, c0 = int(win.row_off), int(win.col_off)
+    r1, c1 = r0 + int(win.height), c0 + int(win.width)
+    rr0, cc0 = max(0, r0 - 1), max(0, c0 - 1)
+    rr1, cc1 = min(grid.height, r1 + 1), min(grid.width, c1 + 1)
+    pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
+    return Window(cc0, rr0, cc1 - cc0, rr1 - rr0), pad
+
+
 def _halo_blocks(
     src: rasterio.io.DatasetReader, grid: RegionGrid, block: int
 ) -> Iterator[tuple[Window, NDArray[np.float32]]]:
@@ -268,13 +282,8 @@ def _halo_blocks(
     linear extrapolation beyond its edge (as :func:`horn_gradient` pads the whole grid), so
     slope and aspect do not depend on the block layout."""
     for win, _ in halo_windows(grid, block, 1):
-        r0, c0 = int(win.row_off), int(win.col_off)
-        r1, c1 = r0 + int(win.height), c0 + int(win.width)
-        rr0, cc0 = max(0, r0 - 1), max(0, c0 - 1)
-        rr1, cc1 = min(grid.height, r1 + 1), min(grid.width, c1 + 1)
-        z = src.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0), masked=True)
-        z = np.ma.filled(z.astype(np.float32), np.nan)
-        pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
+        read, pad = _clipped_halo(grid, win)
+        z = np.ma.filled(src.read(1, window=read, masked=True).astype(np.float32), np.nan)
         yield win, _pad_extrapolate(z, pad)
 
 
@@ -313,23 +322,18 @@ def build_terrain_tile(
     :func:`gather_terrain_tiles` checks the DEM's cover of the region.
     """
     grid = RegionGrid.load(grid_path)
-    for f in files:  # none: no DEM file reaches this tile (it is NaN; the gather checks)
-        with open_raster(f):
-            pass  # fail early with a clear message on an unreadable file
-    r0, c0 = int(tile.row_off), int(tile.col_off)
-    r1, c1 = r0 + int(tile.height), c0 + int(tile.width)
-    rr0, cc0 = max(0, r0 - 1), max(0, c0 - 1)
-    rr1, cc1 = min(grid.height, r1 + 1), min(grid.width, c1 + 1)
-    halo_win = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
+    halo_win, pad = _clipped_halo(grid, tile)
     halo = tile_grid(grid, halo_win)
+    # opens every file (an unreadable one is one clear line); none: no DEM file reaches
+    # this tile, which is then NaN (the gather checks the region's cover)
     used = _overlapping(files, halo)
     log.info("terrain: %d of %d DEM file(s) under tile %s", len(used), len(files), tile)
     z = np.full(halo.shape, np.nan, dtype=np.float32)
     if used:
         for win, part in mosaic_blocks(used, grid, threads, block, window=halo_win):
             z[win.toslices()] = part
-    dem = z[r0 - rr0 : r1 - rr0, c0 - cc0 : c1 - cc0]
-    pad = ((rr0 - (r0 - 1), (r1 + 1) - rr1), (cc0 - (c0 - 1), (c1 + 1) - cc1))
+    (top, bottom), (left, right) = pad
+    dem = z[1 - top : z.shape[0] - 1 + bottom, 1 - left : z.shape[1] - 1 + right]
     slope, aspect = _slope_aspect_from_gradient(
         *horn_gradient_padded(_pad_extrapolate(z, pad), grid.resolution, abs(grid.transform.e))
     )
