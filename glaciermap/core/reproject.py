@@ -87,8 +87,13 @@ def warp_scale(src_crs: CRS, src_transform: Affine, grid: RegionGrid) -> tuple[f
     The scale along the source x axis is ``1 / |grad(source column)|`` per grid pixel step, so
     a pure rotation gives 1 whatever its angle. None where the centre does not transform.
     """
-    m = _grid_centre_in_source(src_crs, src_transform, grid)
-    if m is None:  # let GDAL estimate the scale per chunk
+    return _scale_of(_grid_centre_in_source(src_crs, src_transform, grid))
+
+
+def _scale_of(m: tuple[tuple[float, float], ...] | None) -> tuple[float, float] | None:
+    """:func:`warp_scale` from :func:`_grid_centre_in_source` (None: let GDAL estimate the
+    scale per chunk)."""
+    if m is None:
         return None
     (c0, r0), (c1, r1), (c2, r2) = m
     dcol, drow = math.hypot(c1 - c0, c2 - c0), math.hypot(r1 - r0, r2 - r0)
@@ -99,8 +104,11 @@ def warp_scale(src_crs: CRS, src_transform: Affine, grid: RegionGrid) -> tuple[f
 
 def grid_rotation_deg(src_crs: CRS, src_transform: Affine, grid: RegionGrid) -> float | None:
     """Angle (degrees) between the grid's rows and the source's rows at the grid centre (0
-    for a source in the grid's CRS and orientation, ~2 for a scene of the next UTM zone)."""
-    m = _grid_centre_in_source(src_crs, src_transform, grid)
+    for a source in the grid's CRS and orientation, 3.5-6 for a scene of the next UTM zone)."""
+    return _rotation_of(_grid_centre_in_source(src_crs, src_transform, grid))
+
+
+def _rotation_of(m: tuple[tuple[float, float], ...] | None) -> float | None:
     if m is None:
         return None
     (c0, r0), (c1, r1), _ = m
@@ -226,11 +234,11 @@ def continuous_resampling(src: DatasetReader, grid: RegionGrid) -> Resampling:
     :data:`MAX_AVERAGE_ROTATION_DEG`: GDAL's average of a rotated source is far from the true
     area average (0.21 reflectance at 30 degrees, 0.34 at 45, on noise), worse than bilinear.
     """
-    scale = warp_scale(src.crs, src.transform, grid)
-    turn = grid_rotation_deg(src.crs, src.transform, grid)
-    if scale is not None and max(scale) < 0.99 and turn is not None:
-        if turn <= MAX_AVERAGE_ROTATION_DEG:
-            return Resampling.average
+    m = _grid_centre_in_source(src.crs, src.transform, grid)  # one transformation for both
+    scale, turn = _scale_of(m), _rotation_of(m)
+    coarser = scale is not None and max(scale) < 0.99
+    if coarser and turn is not None and turn <= MAX_AVERAGE_ROTATION_DEG:
+        return Resampling.average
     return CONTINUOUS
 
 

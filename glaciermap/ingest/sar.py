@@ -130,8 +130,11 @@ def reduced_blocks(
     covered = False
     with ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(p)) for p in paths]
-        inside = [footprint_overlaps(src, grid) for src in srcs]  # a file without CRS: error
-        if not all(inside):
+        sub = grid if window is None else tile_grid(grid, window)
+        inside = [footprint_overlaps(src, sub) for src in srcs]  # a file without CRS: error
+        if window is not None:  # files off the region: :func:`gather_sar_tiles` warns once
+            log.info("SAR: %d of %d files overlap tile %s", sum(inside), len(paths), window)
+        elif not all(inside):
             outside = [p.name for p, ok in zip(paths, inside, strict=True) if not ok]
             log.warning(
                 "SAR: %d of %d files lie outside the region grid and are left out: %s",
@@ -139,11 +142,7 @@ def reduced_blocks(
                 len(paths),
                 outside,
             )
-            srcs = [src for src, ok in zip(srcs, inside, strict=True) if ok]
-        sub = grid if window is None else tile_grid(grid, window)
-        if window is not None:
-            srcs = [src for src in srcs if footprint_overlaps(src, sub)]
-            log.info("SAR: %d of %d files overlap tile %s", len(srcs), len(paths), window)
+        srcs = [src for src, ok in zip(srcs, inside, strict=True) if ok]
         opts = [warp_options(src, grid) for src in srcs]
         for win in block_windows(sub, block):
             shape = (int(win.height), int(win.width))
