@@ -374,40 +374,17 @@ def tile_windows(wildcards):
     return [list(w) for w in region_tiles(wildcards.region).values()]
 
 
-def optical_tiles(wildcards):
-    r, y = wildcards.region, wildcards.year
-    return [f"results/optical/{r}_{y}/{t}.tif" for t in region_tiles(r)]
+def tile_files(template):
+    """Input function of a gather: one file per processing tile of the region, ``template``
+    filled with the job's wildcards and each tile id (``{tile}``), in tile order."""
 
+    def files(wildcards):
+        known = dict(wildcards.items())
+        return [
+            template.format(**known, tile=t) for t in region_tiles(wildcards.region)
+        ]
 
-def terrain_tiles(layer):
-    """Input function: the region's tiles of one terrain layer (dem, slope, aspect)."""
-
-    def tiles(wildcards):
-        r = wildcards.region
-        return [f"results/terrain/{r}/{t}/{layer}.tif" for t in region_tiles(r)]
-
-    return tiles
-
-
-def sar_tiles(layer):
-    """Input function: the region/year's tiles of one SAR layer (backscatter, coherence)."""
-
-    def tiles(wildcards):
-        r, y = wildcards.region, wildcards.year
-        return [f"results/sar/{r}_{y}/{t}/{layer}.tif" for t in region_tiles(r)]
-
-    return tiles
-
-
-def feature_tiles(wildcards):
-    r, y = wildcards.region, wildcards.year
-    return [f"results/features/{r}_{y}/{t}.tif" for t in region_tiles(r)]
-
-
-def probability_tiles(wildcards):
-    r, y = wildcards.region, wildcards.year
-    m = f"{wildcards.arch}_{wildcards.featureset}"
-    return [f"results/probability/{r}_{y}/{m}/{t}.tif" for t in region_tiles(r)]
+    return files
 
 
 def dataset_cfg(name):

@@ -27,7 +27,7 @@ rule features:
     """The region/year's feature stack: a VRT mosaic of its processing tiles."""
     input:
         grid="results/grid/{region}.json",
-        tiles=feature_tiles,
+        tiles=tile_files("results/features/{region}_{year}/{tile}.tif"),
     output:
         "results/features/{region}_{year}.vrt",
     log:

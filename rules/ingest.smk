@@ -53,7 +53,7 @@ rule optical_composite:
     of the region has a clear observation (optical: min_coverage)."""
     input:
         grid="results/grid/{region}.json",
-        tiles=optical_tiles,
+        tiles=tile_files("results/optical/{region}_{year}/{tile}.tif"),
     output:
         "results/optical/{region}_{year}.vrt",
     log:
@@ -108,9 +108,9 @@ rule terrain:
     files cover at least half of the region."""
     input:
         grid="results/grid/{region}.json",
-        dem=terrain_tiles("dem"),
-        slope=terrain_tiles("slope"),
-        aspect=terrain_tiles("aspect"),
+        dem=tile_files("results/terrain/{region}/{tile}/dem.tif"),
+        slope=tile_files("results/terrain/{region}/{tile}/slope.tif"),
+        aspect=tile_files("results/terrain/{region}/{tile}/aspect.tif"),
     output:
         dem="results/terrain/{region}/dem.vrt",
         slope="results/terrain/{region}/slope.vrt",
@@ -166,7 +166,7 @@ rule sar_backscatter:
     """The epoch's backscatter over the region: a VRT mosaic of its tiles."""
     input:
         grid="results/grid/{region}.json",
-        tiles=sar_tiles("backscatter"),
+        tiles=tile_files("results/sar/{region}_{year}/{tile}/backscatter.tif"),
     output:
         "results/sar/{region}_{year}/backscatter.vrt",
     log:
@@ -220,7 +220,7 @@ rule sar_coherence:
     """The epoch's coherence over the region: a VRT mosaic of its tiles."""
     input:
         grid="results/grid/{region}.json",
-        tiles=sar_tiles("coherence"),
+        tiles=tile_files("results/sar/{region}_{year}/{tile}/coherence.tif"),
     output:
         "results/sar/{region}_{year}/coherence.vrt",
     log:

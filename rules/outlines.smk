@@ -30,7 +30,9 @@ rule predict:
     Cloud-Optimized GeoTIFF with overviews (and a VRT of the tiles)."""
     input:
         grid="results/grid/{region}.json",
-        tiles=probability_tiles,
+        tiles=tile_files(
+            "results/probability/{region}_{year}/{arch}_{featureset}/{tile}.tif"
+        ),
     output:
         vrt="results/probability/{region}_{year}/{arch}_{featureset}.vrt",
         cog="results/probability/{region}_{year}/{arch}_{featureset}.tif",
