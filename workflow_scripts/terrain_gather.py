@@ -1,16 +1,15 @@
 """Rule terrain: the tiles' DEM, slope and aspect gathered into the region's VRTs, when the
 DEM files cover enough of the region."""
 
-from rasterio.windows import Window
-
 from glaciermap.core.logs import step_logging
+from glaciermap.core.raster import tile_parts
 from glaciermap.ingest.terrain import gather_terrain_tiles
 
 with step_logging(snakemake.log[0]):
     layers = ("dem", "slope", "aspect")
     gather_terrain_tiles(
         snakemake.input.grid,
-        [Window(c0, r0, w, h) for r0, c0, h, w in snakemake.params.windows],
+        [win for _, win in tile_parts(snakemake.input.dem, snakemake.params.windows)],
         {k: list(snakemake.input[k]) for k in layers},
         {k: snakemake.output[k] for k in layers},
         list(snakemake.params.files),

@@ -114,6 +114,16 @@ def tile_grid(grid: RegionGrid, win: Window) -> RegionGrid:
     )
 
 
+def tile_parts(
+    paths: Sequence[PathLike], windows: Sequence[Sequence[int]]
+) -> list[tuple[PathLike, Window]]:
+    """(tile file, window) pairs for a gather: the ``windows`` as the workflow lists them,
+    ``(row_off, col_off, height, width)`` per tile, in the order of ``paths``."""
+    return [
+        (path, Window(c0, r0, w, h)) for path, (r0, c0, h, w) in zip(paths, windows, strict=True)
+    ]
+
+
 def tile_tags(path: PathLike, key: str, step: str) -> dict[str, str]:
     """The dataset tags of a processing tile written by a tiled ``step``, which must carry
     ``key`` (the count a gather sums over the region's tiles)."""
