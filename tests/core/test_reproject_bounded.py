@@ -237,20 +237,13 @@ def _utm_scene(path: Path, grid: RegionGrid, cols: int, value: float, seed: int)
     """Noise on the grid's CRS and pixel size over its western ``cols`` columns (+ 5 px)."""
     rng = np.random.default_rng(seed)
     data = value * rng.uniform(0.5, 1.5, size=(grid.height + 10, cols + 5)).astype(np.float32)
-    t = grid.transform @ Affine.translation(-5, -5)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[1],
-        height=data.shape[0],
-        count=1,
-        dtype="float32",
+    scene = RegionGrid(
         crs=grid.crs,
-        transform=t,
-        nodata=np.nan,
-    ) as dst:
-        dst.write(data, 1)
+        transform=grid.transform @ Affine.translation(-5, -5),
+        width=cols + 5,
+        height=grid.height + 10,
+    )
+    write_raster(path, data, scene, ["sar"], nodata=np.nan)
     return path
 
 
