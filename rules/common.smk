@@ -146,8 +146,28 @@ def _check_config():
 
 
 _check_config()
-CATALOG = InputCatalog(config)
+# Footprints of shared SAR files, read from their headers once (see README 'Real data').
+CATALOG = InputCatalog(config, footprint_cache=".snakemake/glaciermap/footprints.json")
 CHANGE_PAIRS = [f"{r}_{y1}_{y2}" for r, y1, y2 in CATALOG.change_pairs()]
+
+
+def configured_featuresets():
+    """Every feature set a configured model uses: ``model:``, its overrides, ``benchmark:``."""
+    m = config["model"]
+    out = {m["featureset"], *config["benchmark"]["featuresets"]}
+    return out | {o["featureset"] for o in m["overrides"].values() if "featureset" in o}
+
+
+USED_KINDS = frozenset().union(
+    *(FEATURESET_INPUTS[f] for f in configured_featuresets())
+)
+
+
+def stack_kinds(region, year):
+    """The layers a region/year's feature stack holds: the inputs it has that a configured
+    model uses. SAR files beside an optical-only configuration are not processed, and every
+    member of a dataset gets the same layers where it has the same inputs."""
+    return CATALOG.input_kinds(region, year) & USED_KINDS
 
 
 def missing_kinds(region, year, featureset):
@@ -201,6 +221,28 @@ def check_datasets():
                 f"{d['block_tiles']} gives {blocks} split block(s) per member, too few for "
                 "train, val and test (3 needed); lower datasets: "
                 f"{name}: tile_size or block_tiles"
+            )
+        check_member_layers(name, d["members"])
+
+
+def check_member_layers(name, members):
+    """Chips of one dataset stack the same layers from every member: a member without an
+    input the others have (and a configured model uses) is one line before any job runs.
+    Members still without imagery are left to the missing-input overview."""
+    if any(isinstance(CATALOG.optical(*split_ry(m)), Missing) for m in members):
+        return
+    kinds = {m: stack_kinds(*split_ry(m)) for m in members}
+    every = frozenset().union(*kinds.values())
+    for m in members:
+        lacking = sorted(every - kinds[m])
+        if lacking:
+            region, year = split_ry(m)
+            have = next(o for o in members if lacking[0] in kinds[o])
+            fail(
+                f"datasets: {name}: member {m} has no {lacking[0]} but {have} has: members "
+                "of a dataset need the same layers; put it in "
+                f"{CATALOG.where(region, year, lacking[0])}, or remove {m} from the "
+                f"dataset, or use feature sets without {lacking[0]}"
             )
 
 
@@ -335,18 +377,20 @@ def optional_debris_labels(wildcards):
 
 
 def feature_inputs(wildcards):
-    """Optical always; DEM and SAR layers where the region/year has them."""
+    """Optical always; DEM and SAR layers where the region/year has them and a configured
+    model uses them (:func:`stack_kinds`)."""
     r, y = wildcards.region, int(wildcards.year)
+    kinds = stack_kinds(r, y)
     ins = {
         "grid": f"results/grid/{r}.json",
         "optical": f"results/optical/{r}_{y}.vrt",
     }
-    if CATALOG.has_dem(r):
+    if "dem" in kinds:
         ins["dem"] = f"results/terrain/{r}/dem.vrt"
         ins["slope"] = f"results/terrain/{r}/slope.vrt"
-    if CATALOG.backscatter(r, y):
+    if "backscatter" in kinds:
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.vrt"
-    if CATALOG.has_coherence(r, y):
+    if "coherence" in kinds:
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.vrt"
     return ins
 
@@ -480,9 +524,10 @@ def quicklook_inputs(wildcards):
     if CATALOG.has_dem(r):
         ins["slope"] = f"results/terrain/{r}/slope.vrt"
         ins["dem"] = f"results/terrain/{r}/dem.vrt"
-    if CATALOG.has_coherence(r, y):
+    kinds = stack_kinds(r, y)  # SAR maps only where the models' stack has SAR
+    if "coherence" in kinds:
         ins["coherence"] = f"results/sar/{r}_{y}/coherence.vrt"
-    if CATALOG.backscatter(r, y):
+    if "backscatter" in kinds:
         ins["backscatter"] = f"results/sar/{r}_{y}/backscatter.vrt"
     inv = CATALOG.inventory(r, y)
     if inv:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from pyproj import Transformer
 
 from glaciermap.core.errors import ConfigError, MissingInputError
 from glaciermap.core.grid import RegionGrid
+from glaciermap.core.io import PathLike
 from glaciermap.ingest.names import classify_sar_files, select_dem_tiles
 from glaciermap.synthetic import layout as demo
 
@@ -58,15 +60,99 @@ def _listing(folder: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+Box = tuple[float, float, float, float]
+"""(west, south, east, north) in degrees."""
+
+
+def _meets(box: Box | None, other: Box) -> bool:
+    """Whether two lon/lat boxes intersect; an unknown footprint (None) meets every box."""
+    if box is None:
+        return True
+    return box[0] < other[2] and box[2] > other[0] and box[1] < other[3] and box[3] > other[1]
+
+
+def _read_footprint(path: str) -> Box | None:
+    """The lon/lat bounds of a raster from its header, or None (no CRS, unreadable, or
+    across the antimeridian): such a file is kept and its job reports what is wrong."""
+    import rasterio  # only where a shared folder has files: the DAG of others reads none
+
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                return None
+            crs, b = src.crs.to_wkt(), src.bounds
+    except rasterio.errors.RasterioError:
+        return None
+    to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    w, s, e, n = to_geo.transform_bounds(b.left, b.bottom, b.right, b.top, densify_pts=21)
+    return (w, s, e, n) if w < e and s < n else None
+
+
+class FootprintCache:
+    """Lon/lat footprints of raster files, read from their headers once and remembered in a
+    JSON file (by absolute path, size and modification time; a changed file is read again).
+    Every DAG build, and every cluster job (which builds the DAG again), then reads the
+    headers of new files only. The file is a cache: unreadable or absent means empty, and a
+    failed write is ignored. Without ``path`` it remembers for this process only."""
+
+    def __init__(self, path: PathLike | None = None):
+        self.path = None if path is None else Path(path)
+        self._known: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._known is None:
+            self._known = {}
+            if self.path is not None and self.path.exists():
+                try:
+                    data = json.loads(self.path.read_text())
+                except (OSError, ValueError):
+                    data = None
+                if isinstance(data, dict):
+                    self._known = data
+        return self._known
+
+    def lookup(self, files: list[str]) -> list[Box | None]:
+        """The footprint of each file (None: unknown), in order."""
+        known, changed = self._load(), False
+        out: list[Box | None] = []
+        for f in files:
+            try:
+                st = os.stat(f)
+            except OSError:
+                out.append(None)
+                continue
+            key, stamp = os.path.abspath(f), [st.st_size, st.st_mtime_ns]
+            entry = known.get(key)
+            if not isinstance(entry, list) or len(entry) != 2 or entry[0] != stamp:
+                entry = [stamp, _read_footprint(f)]
+                known[key], changed = entry, True
+            box = entry[1]
+            out.append(None if box is None else (box[0], box[1], box[2], box[3]))
+        if changed and self.path is not None:
+            self._save(known)
+        return out
+
+    def _save(self, known: dict[str, Any]) -> None:
+        assert self.path is not None
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, self.path)  # atomic: parallel jobs never read half a file
+        except OSError:
+            tmp.unlink(missing_ok=True)
+
+
 class InputCatalog:
     """Input paths of every region/year of a workflow configuration."""
 
-    def __init__(self, config: Mapping[str, Any]):
+    def __init__(self, config: Mapping[str, Any], footprint_cache: PathLike | None = None):
         self.config = config
         self.regions: Mapping[str, Any] = config.get("regions") or {}
         self._demo = {s.region: s for s in demo.world_specs(config)}
         self._demo_paths: dict[str, dict[str, list[Path]]] = {}
         self._check_demo_dirs()
+        self.footprints = FootprintCache(footprint_cache)
 
     # -- helpers ------------------------------------------------------------------------
     def region(self, region: str) -> Mapping[str, Any]:
@@ -130,6 +216,14 @@ class InputCatalog:
         r = self.region(region)
         return RegionGrid.from_bounds(r["crs"], r["bounds"], float(r["resolution_m"]))
 
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
+    def lonlat_bounds(self, region: str) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees of the region's grid (cached)."""
+        g = self.grid(region)
+        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
+        w, s, e, n = to_geo.transform_bounds(*g.bounds, densify_pts=21)
+        return (w, s, e, n)
+
     def is_demo(self, region: str) -> bool:
         """Whether the region is a generated demo world (listed under ``demo.worlds``)."""
         return region in self._demo
@@ -153,8 +247,8 @@ class InputCatalog:
     # -- inputs per stage ---------------------------------------------------------------
     def shared_dir(self, region: str, year: int, kind: str) -> str:
         """``{data_dir}/scenes/{year}/{kind}/``: scenes every region of that data folder uses
-        (each takes what intersects its grid), so one scene serves several regions. Optical
-        only for now: SAR stacks do not yet skip dates off the region."""
+        (each takes what intersects its grid), so one scene serves several regions (optical
+        scenes and SAR files)."""
         return f"{self.data_dir(region)}/scenes/{year}/{kind}"
 
     def _scene_files(
@@ -178,11 +272,28 @@ class InputCatalog:
         )
 
     def sar(self, region: str, year: int) -> list[str]:
-        """GeoTIFFs in the region/year's ``sar/`` folder (demo: the generated ones), maybe none."""
+        """SAR GeoTIFFs of the region/year (demo: the generated ones), maybe none: all of its
+        own ``sar/`` folder, and those of the shared ``scenes/{year}/sar/`` folder whose
+        footprint reaches the region's grid (with a 0.01 degree margin).
+
+        Sentinel-1 names carry no footprint, so the shared files' headers are read here (their
+        bounds only, no pixels), once per file, and remembered by :class:`FootprintCache`
+        for the next DAG build and for cluster jobs. A file whose header cannot be read is
+        kept: its job then names it."""
         if self.is_demo(region):
             return [str(p) for p in self.demo_files(region).get(f"{year}/sar", [])]
-        folder = f"{self.data_dir(region)}/{region}/{year}/sar"  # SAR: no shared folder yet
-        return [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
+        tifs = (".tif", ".tiff")
+        own = f"{self.data_dir(region)}/{region}/{year}/sar"
+        files = [f for f in _listing(own) if f.lower().endswith(tifs)]
+        shared = [
+            f for f in _listing(self.shared_dir(region, year, "sar")) if f.lower().endswith(tifs)
+        ]
+        if shared:
+            w, s, e, n = self.lonlat_bounds(region)
+            box = (w - 0.01, s - 0.01, e + 0.01, n + 0.01)
+            footprints = self.footprints.lookup(shared)
+            files += [f for f, b in zip(shared, footprints, strict=True) if _meets(b, box)]
+        return files
 
     def backscatter(self, region: str, year: int) -> list[str]:
         """The region/year's SAR files that are backscatter images."""
@@ -224,9 +335,7 @@ class InputCatalog:
             return [str(p) for p in self.demo_files(region)["dem"]]
         folder = f"{self.data_dir(region)}/dem"
         files = [f for f in _listing(folder) if f.lower().endswith((".tif", ".tiff"))]
-        g = self.grid(region)
-        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
-        w, s, e, n = to_geo.transform_bounds(*g.bounds, densify_pts=21)
+        w, s, e, n = self.lonlat_bounds(region)
         sel = [str(p) for p in select_dem_tiles(files, (w - 0.01, s - 0.01, e + 0.01, n + 0.01))]
         return sel or Missing(
             folder, DEM_HELP + f" covering lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}"
@@ -273,7 +382,8 @@ class InputCatalog:
         if kind == "dem":
             return f"{self.data_dir(region)}/dem/ ({DEM_HELP})"
         if kind in ("backscatter", "coherence"):
-            return f"{self.data_dir(region)}/{region}/{year}/sar/ ({SAR_HELP})"
+            shared = self.shared_dir(region, year, "sar")
+            return f"{self.data_dir(region)}/{region}/{year}/sar/ or {shared}/ ({SAR_HELP})"
         return f"{self.data_dir(region)}/{region}/{year}/optical/ ({OPTICAL_HELP})"
 
     def inventory(self, region: str, year: int) -> str | None:

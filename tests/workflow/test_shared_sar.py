@@ -1,0 +1,162 @@
+"""SAR files in a shared folder (``data/scenes/{year}/sar/``) serve every region they reach,
+and a feature stack holds only the layers a configured model uses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from affine import Affine
+from workflow_helpers import planned_jobs, snakemake
+
+from glaciermap.ingest.catalog import FootprintCache, InputCatalog
+
+pytestmark = pytest.mark.workflow
+
+CRS = "EPSG:32643"
+OPT_DEM = "optical_dem"
+# Two 6 x 3 km regions side by side in UTM 43N (lon ~74.4, lat ~36.1), one 100 km away.
+REGION = {"crs": CRS, "resolution_m": 10, "years": [2021]}
+BOUNDS = {
+    "west": [450000, 4000000, 456000, 4003000],
+    "east": [456000, 4000000, 462000, 4003000],
+    "far": [550000, 4000000, 556000, 4003000],
+}
+
+
+def write_sar(path: Path, x0: float, width_px: int = 100) -> None:
+    """A backscatter file of 30 m pixels starting at easting ``x0`` (3 km tall)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prof = {
+        "driver": "GTiff",
+        "width": width_px,
+        "height": 100,
+        "count": 1,
+        "dtype": "float32",
+        "crs": CRS,
+        "transform": Affine(30, 0, x0, 0, -30, 4003000),
+    }
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(np.full((1, 100, width_px), 0.1, np.float32))
+
+
+def catalogue_config(root: Path) -> dict:  # type: ignore[type-arg]
+    return {
+        "data_dir": str(root / "data"),
+        "regions": {name: {**REGION, "bounds": b} for name, b in BOUNDS.items()},
+    }
+
+
+def test_a_region_takes_the_shared_sar_files_that_reach_it(tmp_path: Path) -> None:
+    shared = tmp_path / "data/scenes/2021/sar"
+    # 2 km wide, inside west only; and one reaching both (x 455000..458000).
+    write_sar(shared / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 451000, 66)
+    write_sar(shared / "S1A_IW_20210818T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 455000)
+    (shared / "S1A_IW_20210830T010203_DVP_RTC30_G_gpuned_AB12_VH.tif").write_bytes(b"not a tif")
+    own = tmp_path / "data/far/2021/sar/S1A_IW_20210806T000000_DVP_RTC30_G_gpuned_CD34_VV.tif"
+    write_sar(own, 900000)  # a region's own files are its own, wherever they lie
+    cache = tmp_path / "cache/footprints.json"
+    cat = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache)
+    names = {r: sorted(Path(f).name[7:15] for f in cat.sar(r, 2021)) for r in BOUNDS}
+    # The unreadable file is kept (its job names it); footprints decide the rest.
+    assert names["west"] == ["20210806", "20210818", "20210830"]
+    assert names["east"] == ["20210818", "20210830"]
+    assert names["far"] == ["20210806", "20210830"]
+    assert cat.input_kinds("east", 2021) == {"optical", "backscatter"}
+    # Remembered: a new catalogue reads no header again, a changed file is read again.
+    known = json.loads(cache.read_text())
+    assert len(known) == 3 and sum(v[1] is None for v in known.values()) == 1
+    moved = shared / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
+    write_sar(moved, 457000, 66)  # now inside east only
+    os.utime(moved, ns=(1, 1))  # a stamp the cache cannot hold for the old file
+    again = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache)
+    assert any("20210806" in f for f in again.sar("east", 2021))
+    assert not any("20210806" in f for f in again.sar("west", 2021))
+
+
+def test_footprint_cache_survives_a_broken_file(tmp_path: Path) -> None:
+    cache = tmp_path / "footprints.json"
+    cache.write_text("{ half written")
+    f = tmp_path / "a_VV.tif"
+    write_sar(f, 451000)
+    (box,) = FootprintCache(cache).lookup([str(f)])
+    assert box is not None and 74.4 < box[0] < box[2] < 74.5 and 36.1 < box[1] < box[3] < 36.2
+    assert str(f.resolve()) in json.loads(cache.read_text())  # rewritten whole
+
+
+def user_workdir(tmp_path: Path, model: dict, benchmark: dict) -> Path:  # type: ignore[type-arg]
+    """Two real regions for a dry run: shared optical and SAR scenes (the SAR reaching west
+    only), a DEM tile name over both, inventories. Dry runs read no pixels."""
+    wd = tmp_path / "w"
+    data = wd / "data"
+    for rel in (
+        "scenes/2021/optical/S2A_MSIL2A_20210812T053641_N0301_R005_T43SDA_20210812T083641.tif",
+        "dem/Copernicus_DSM_COG_10_N36_00_E074_00_DEM.tif",
+        "inventory/west_2021.gpkg",
+        "inventory/east_2021.gpkg",
+    ):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_bytes(b"")
+    sar = data / "scenes/2021/sar"
+    write_sar(sar / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 451000)
+    write_sar(sar / "S1AA_20210806T010203_20210818T010203_VVP012_INT40_G_ueF_7C1D_corr.tif", 451000)
+    cfg = {
+        "data_dir": "data",
+        "regions": {r: {**REGION, "bounds": BOUNDS[r]} for r in ("west", "east")},
+        "targets": ["west_2021", "east_2021"],
+        "datasets": {"d": {"members": ["west_2021"], "tile_size": 64, "block_tiles": 1}},
+        "model": {"dataset": "d", "arch": "rf", **model},
+        "benchmark": benchmark,
+    }
+    (wd / "config").mkdir(parents=True)
+    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    return wd
+
+
+def test_the_dag_gives_sar_to_the_region_it_reaches(tmp_path: Path) -> None:
+    """With a SAR model for west, west's stack takes the shared SAR file and east's (which no
+    file reaches) has none: east runs its optical_dem model and no SAR job of its own."""
+    wd = user_workdir(
+        tmp_path,
+        {"featureset": "optical_dem_sar", "overrides": {"east_2021": {"featureset": OPT_DEM}}},
+        {"archs": ["rf"], "featuresets": ["optical_dem", "optical_dem_sar"]},
+    )
+    proc = snakemake(wd, "-n", "--cores", "1")
+    assert "results/sar/west_2021/backscatter.vrt" in proc.stdout
+    assert "results/sar/west_2021/coherence.vrt" in proc.stdout
+    assert "results/sar/east_2021/" not in proc.stdout
+    assert "results/outlines/east_2021/rf_optical_dem.gpkg" in proc.stdout
+    assert "results/outlines/east_2021/rf_optical_dem_sar.gpkg" not in proc.stdout
+    assert (wd / ".snakemake/glaciermap/footprints.json").exists()
+
+
+def test_sar_files_no_model_uses_are_not_processed(tmp_path: Path) -> None:
+    wd = user_workdir(
+        tmp_path, {"featureset": "optical_dem"}, {"archs": ["rf"], "featuresets": ["optical"]}
+    )
+    jobs = planned_jobs(wd)
+    assert jobs["features_tile"] == 2 and jobs["terrain_tile"] == 2
+    assert not {r for r in jobs if r.startswith("sar_")}, jobs
+
+
+def test_dataset_members_without_the_same_layers_are_one_line(tmp_path: Path) -> None:
+    """A SAR model trained on west and east: east has no SAR, so the chips could not stack
+    the same layers; said before any job runs, naming the member and the folder."""
+    wd = user_workdir(
+        tmp_path,
+        {"featureset": OPT_DEM, "overrides": {"west_2021": {"featureset": "optical_dem_sar"}}},
+        {"archs": ["rf"], "featuresets": []},
+    )
+    cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
+    cfg["datasets"]["d"]["members"] = ["west_2021", "east_2021"]
+    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(wd, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert "datasets: d: member east_2021 has no backscatter but west_2021 has" in line
+    assert "data/east/2021/sar/ or data/scenes/2021/sar/" in line
