@@ -272,6 +272,12 @@ class InputCatalog:
         )
 
     def sar(self, region: str, year: int) -> list[str]:
+        """SAR GeoTIFFs of the region/year: see :meth:`_sar_files` (cached: the DAG asks for
+        them once per processing tile)."""
+        return list(self._sar_files(region, year))
+
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
+    def _sar_files(self, region: str, year: int) -> tuple[str, ...]:
         """SAR GeoTIFFs of the region/year (demo: the generated ones), maybe none: all of its
         own ``sar/`` folder, and those of the shared ``scenes/{year}/sar/`` folder whose
         footprint reaches the region's grid (with a 0.01 degree margin).
@@ -281,7 +287,7 @@ class InputCatalog:
         for the next DAG build and for cluster jobs. A file whose header cannot be read is
         kept: its job then names it."""
         if self.is_demo(region):
-            return [str(p) for p in self.demo_files(region).get(f"{year}/sar", [])]
+            return tuple(str(p) for p in self.demo_files(region).get(f"{year}/sar", []))
         tifs = (".tif", ".tiff")
         own = f"{self.data_dir(region)}/{region}/{year}/sar"
         files = [f for f in _listing(own) if f.lower().endswith(tifs)]
@@ -293,7 +299,7 @@ class InputCatalog:
             box = (w - 0.01, s - 0.01, e + 0.01, n + 0.01)
             footprints = self.footprints.lookup(shared)
             files += [f for f, b in zip(shared, footprints, strict=True) if _meets(b, box)]
-        return files
+        return tuple(files)
 
     def backscatter(self, region: str, year: int) -> list[str]:
         """The region/year's SAR files that are backscatter images."""
@@ -366,8 +372,10 @@ class InputCatalog:
         """DEM tiles covering the region exist (demo regions always have them)."""
         return not isinstance(self.dem(region), Missing)
 
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def input_kinds(self, region: str, year: int) -> frozenset[str]:
-        """Which kinds of input a region/year has: optical, dem, backscatter, coherence."""
+        """Which kinds of input a region/year has: optical, dem, backscatter, coherence
+        (cached: every tile's feature job asks)."""
         kinds = {"optical"}
         if self.has_dem(region):
             kinds.add("dem")
