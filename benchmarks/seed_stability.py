@@ -12,6 +12,7 @@ and prints per model the ensemble's and each seed's glacier IoU, background IoU 
     .venv/bin/python benchmarks/seed_stability.py rgbn30 --seeds 3
     .venv/bin/python benchmarks/seed_stability.py demo --seeds 3 --featuresets optical_dem_sar
     .venv/bin/python benchmarks/seed_stability.py rgbn30 --cnn epochs=80 patience=16
+    .venv/bin/python benchmarks/seed_stability.py rgbn30 --archs rf segnet deeplabv3plus
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("case", choices=["rgbn30", "demo"])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--featuresets", nargs="*", default=None)
+    ap.add_argument("--archs", nargs="*", default=None, help="models of the table (rf, unet, ...)")
     ap.add_argument("--world-seed", type=int, default=0, help="rgbn30 generator seed")
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep")
     ap.add_argument(
@@ -74,6 +76,8 @@ def main() -> None:
         cnn[key] = yaml.safe_load(value)
     if args.featuresets:
         cfg["benchmark"]["featuresets"] = args.featuresets
+    if args.archs:
+        cfg["benchmark"]["archs"] = args.archs
     dataset = cfg["model"]["dataset"]
     (root / "config").mkdir(exist_ok=True)
     (root / "config/config.yaml").write_text(yaml.safe_dump(cfg))
