@@ -48,11 +48,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import rasterio.features
 import rasterio.io
 import shapely
@@ -65,7 +63,6 @@ from shapely.geometry import shape
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
 from glaciermap.core.io import PathLike, open_raster, read_bands, write_layers
-from glaciermap.ingest.labels import read_inventory
 from glaciermap.products.outlines_stream import (
     STRIPE_PIXELS,
     Complexes,
@@ -73,6 +70,9 @@ from glaciermap.products.outlines_stream import (
     Stripe,
     stream_complexes,
 )
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ COLUMNS = [
     "complex_id",
 ]
 LAYERS = ("glaciers", "complexes")
-GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading (its default: 5 % of the RAM)
+GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading, at most (default: 5 % of the RAM)
 BASIN_RELIEF_M = 10.0  # an outlet's basin must be this deep, else it joins its neighbour
 
 Slices = tuple[slice, slice]
@@ -346,6 +346,10 @@ class _InventoryRaster:
     the whole grid: the same polygons in the same (burn) order, the window's transform."""
 
     def __init__(self, inventory: PathLike, grid: RegionGrid):
+        import pandas as pd  # imported when needed: pandas and geopandas take ~60 MB
+
+        from glaciermap.ingest.labels import read_inventory
+
         inv = read_inventory(inventory, grid.crs)
         codes, ids = pd.factorize(inv["inventory_id"])
         self.ids = [str(i) for i in ids]
@@ -749,7 +753,7 @@ def polygonize_probability(
     the inventory rasterized on that window only. Memory is thus one stripe, plus the window
     of the largest complex (an ice cap is the worst case), plus O(number of patches) for
     their sizes and boxes, plus the output polygons. GDAL's block cache is held to
-    :data:`GDAL_CACHE_BYTES` meanwhile.
+    :func:`_cache_bytes` meanwhile.
     """
     grid = grid_of(probability)
     shape_ = grid.shape
@@ -771,13 +775,13 @@ def polygonize_probability(
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     out = _Outlines()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
         src = stack.enter_context(open_raster(probability))
         band = _band(src, "probability")
         z_src = None
         if inv is None and dem is not None:
             z_src = stack.enter_context(open_raster(dem))
             z_band = _band(z_src, "elevation")
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, z_src)))
         store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
 
         def prob(win: Slices) -> NDArray[np.float32]:
@@ -849,6 +853,19 @@ def polygonize_probability(
     return _write_outlines(
         dest, out, len(comps), inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid
     )
+
+
+def _cache_bytes(*sources: rasterio.io.DatasetReader | None) -> int:
+    """GDAL's block cache for reading ``sources`` in row stripes: one row of blocks of each
+    (all bands) and 1 MB more, so that no block is decoded twice, at most
+    :data:`GDAL_CACHE_BYTES`."""
+    need = 1 << 20
+    for src in sources:
+        if src is not None:
+            block_rows = max(h for h, _ in src.block_shapes)
+            pixel = sum(np.dtype(d).itemsize for d in src.dtypes)
+            need += block_rows * src.width * pixel
+    return min(GDAL_CACHE_BYTES, need)
 
 
 def _largest_code(inside: NDArray[np.bool_], codes: NDArray[np.int32]) -> int:
@@ -982,6 +999,9 @@ def _frame(
     common: dict[str, Any],
     grid: RegionGrid,
 ) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+    import pandas as pd
+
     gdf = gpd.GeoDataFrame(
         {
             "glacier_id": pd.Series(ids, dtype=object),
