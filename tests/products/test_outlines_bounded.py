@@ -87,6 +87,24 @@ def test_stripes_give_the_whole_array_result(tmp_path: Path, kw: dict[str, float
     assert _compare(tmp_path, prob, [1, 7, 12, 30, 64, None], **kw) >= 4
 
 
+def test_whole_complexes_in_windows_of_neighbouring_columns(tmp_path: Path) -> None:
+    # a wide, sparse raster: the complexes lying in a stripe are polygonized in windows
+    # around groups of them far apart in columns (and those crossing seams side by side)
+    rng = np.random.default_rng(3)
+    p = np.zeros((60, 900), np.float32)
+    for k, c in enumerate(range(10, 880, 97)):
+        r = int(rng.integers(2, 40))
+        p[r : r + 3 + k % 4, c : c + 5 + k] = 1.0  # small: inside most stripes
+        p[r + 6 : r + 9, c + 2 : c + 4] = 1.0
+        if k % 3 == 0:
+            p[5:55, c + 40 : c + 44] = 0.9  # tall: across the seams
+            p[20:24, c + 40 : c + 70] = 0.8
+    p += _noise_and_blobs(60, 900, seed=4) * (rng.random(p.shape) < 0.002)
+    prob = _write(tmp_path, p)
+    kw = {"smooth_m": 0, "min_area_km2": 0, "max_hole_km2": 0}
+    assert _compare(tmp_path, prob, [4, 11, 16, None], **kw) >= 2 * 10
+
+
 def test_complexes_and_holes_across_many_seams(tmp_path: Path) -> None:
     p = np.zeros((120, 90), np.float32)
     p[5:115, 5:10] = 0.9  # a tall bar over every seam
