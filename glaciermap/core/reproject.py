@@ -251,21 +251,22 @@ def warped(
     threads: int = 1,
     dtype: str | None = None,
     mem_limit_mb: int = 256,
-    region: RegionGrid | None = None,
 ) -> Iterator[WarpedVRT]:
     """A virtual dataset of ``path`` warped onto ``grid``: read any window from it.
 
     GDAL warps only what a read needs, with ``threads`` worker threads and at most
     ``mem_limit_mb`` of warp buffers, so memory is bounded whatever the scene size.
     Pixels outside the source or equal to its nodata read as the VRT nodata. ``resampling``
-    None: :func:`continuous_resampling` of the source onto the grid. ``region``: the grid
-    ``grid`` is a processing tile of, whose centre then sets the resampling scale and choice,
-    so every tile warps alike.
+    None: :func:`continuous_resampling` of the source onto the grid.
+
+    GDAL warps such a dataset in chunks of its blocks (512 x 128 px) and ignores the
+    ``XSCALE``/``YSCALE`` options there, sizing the kernel per chunk instead: results are the
+    same for any read window, but a dataset on another grid (a processing tile's) chunks
+    differently. Open it on the region's grid and read the tile's window.
     """
-    ref = grid if region is None else region
     with open_raster(path) as src:
         if resampling is None:
-            resampling = continuous_resampling(src, ref)
+            resampling = continuous_resampling(src, grid)
         nodata = src.nodata if src_nodata is None else src_nodata
         opts: dict[str, object] = {}
         if nodata is not None:
@@ -282,7 +283,7 @@ def warped(
             height=grid.height,
             resampling=resampling,
             warp_mem_limit=mem_limit_mb,
-            warp_extras={"NUM_THREADS": max(1, threads), **warp_options(src, ref)},
+            warp_extras={"NUM_THREADS": max(1, threads), **warp_options(src, grid)},
             **opts,
         ) as vrt:
             yield vrt

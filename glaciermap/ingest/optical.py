@@ -389,7 +389,15 @@ def discover_scenes(files: Iterable[PathLike]) -> list[OpticalScene]:
 
 
 class _SceneReader:
-    """Band and QA layers of one scene warped onto the grid, read window by window."""
+    """Band and QA layers of one scene warped onto the grid, read window by window.
+
+    The warped datasets always span the whole region grid, and a processing tile reads its
+    window of them (``offset``: the tile's row and column on the grid). GDAL warps a warped
+    dataset in chunks of its own blocks (512 x 128 px) and, ignoring ``XSCALE``/``YSCALE``
+    there, sizes the resampling kernel from each chunk: a dataset spanning only the tile
+    would chunk it differently from the whole grid, and a source in another orientation (a
+    neighbouring UTM zone) would come out up to 2 DN different in a tile off the 512 px
+    lattice. On the region's grid every tile reads the very same chunks."""
 
     def __init__(
         self,
@@ -398,9 +406,10 @@ class _SceneReader:
         stack: ExitStack,
         threads: int,
         harmonise: str = "none",
-        region: RegionGrid | None = None,
+        offset: tuple[int, int] = (0, 0),
     ):
         self.scene = scene
+        self.offset = offset
         self.adjust = adjustment(scene.sensor, harmonise)  # band -> (slope, intercept)
         self.bands = {
             name: stack.enter_context(
@@ -412,22 +421,26 @@ class _SceneReader:
                     threads=threads,
                     dtype="float32",
                     mem_limit_mb=128,  # one VRT per band and scene: keep each small
-                    region=region,
                 )
             )
             for name in scene.bands
         }
         self.qa = (
-            stack.enter_context(warped(scene.qa, grid, CATEGORICAL, threads=threads, region=region))
+            stack.enter_context(warped(scene.qa, grid, CATEGORICAL, threads=threads))
             if scene.qa is not None
             else None
         )
+
+    def _on_grid(self, win: Window) -> Window:
+        """A window of the tile as a window of the region grid the datasets span."""
+        r0, c0 = self.offset
+        return Window(win.col_off + c0, win.row_off + r0, win.width, win.height)
 
     def clear(self, win: Window) -> NDArray[np.bool_]:
         """True where the scene sees the ground (no cloud, shadow or fill)."""
         if self.qa is None:
             return np.ones((int(win.height), int(win.width)), dtype=bool)
-        q = self.qa.read(1, window=win).astype(np.int64)
+        q = self.qa.read(1, window=self._on_grid(win)).astype(np.int64)
         if self.scene.qa_kind == "scl":
             return np.asarray(~np.isin(q, S2_SCL_MASKED))
         bits = sum(1 << b for b in LANDSAT_QA_MASKED_BITS)
@@ -437,7 +450,8 @@ class _SceneReader:
         """(len(names), rows, cols) surface reflectance; masked and missing pixels are NaN."""
         out = np.empty((len(names), int(win.height), int(win.width)), dtype=np.float32)
         for i, name in enumerate(names):
-            dn = self.bands[name].read(self.scene.band_index.get(name, 1), window=win)
+            band = self.scene.band_index.get(name, 1)
+            dn = self.bands[name].read(band, window=self._on_grid(win))
             sc = self.scene
             scale, offset = sc.band_scale.get(name, sc.scale), sc.band_offset.get(name, sc.offset)
             refl = dn * scale + offset
@@ -607,7 +621,8 @@ def build_optical_composite(
         log.info("optical: %s %s (%s)", sc.sensor, sc.product, sc.date)
     covered = 0
     with ExitStack() as stack:
-        readers = [_SceneReader(sc, out_grid, stack, threads, harmonise, grid) for sc in scenes]
+        offset = (0, 0) if tile is None else (int(tile.row_off), int(tile.col_off))
+        readers = [_SceneReader(sc, grid, stack, threads, harmonise, offset) for sc in scenes]
         adjusted = sorted({r.scene.sensor for r in readers if r.adjust})
         if adjusted:
             log.info("optical: %s reflectance harmonised onto %s", ", ".join(adjusted), harmonise)

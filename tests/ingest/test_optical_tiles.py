@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError
@@ -21,22 +22,39 @@ from glaciermap.ingest.optical import build_optical_composite, gather_optical_ti
 GRID = RegionGrid.from_bounds("EPSG:32643", (400000, 4002500, 403000, 4005000), 10.0)
 
 
-def _scene(folder: Path, sensing: str, x0: float, width_px: int, seed: int) -> list[Path]:
-    """A Sentinel-2 L2A scene at 10/20 m covering ``x0 .. x0 + width_px * 10`` (noise, so
-    resampling differences would show)."""
+def _scene(
+    folder: Path, sensing: str, x0: float, width_px: int, seed: int, crs: str = "EPSG:32643"
+) -> list[Path]:
+    """A Sentinel-2 L2A scene at 10/20 m covering ``x0 .. x0 + width_px * 10`` of UTM 43N
+    (noise, so resampling differences would show), in ``crs`` (a scene of the neighbouring
+    zone is rotated by ~3.5 degrees against the grid)."""
     rng = np.random.default_rng(seed)
+    if crs != "EPSG:32643":  # the same corner, in the scene's zone
+        (x0,), (y0,) = rasterio.warp.transform("EPSG:32643", crs, [x0], [4005100])
+        x0, top = round(x0, -1) - 300, round(y0, -1) + 300  # margin for the rotation
+    else:
+        top = 4005100
     out = []
     for band, res in [("B02", 10), ("B03", 10), ("B04", 10), ("B08", 10), ("B11", 20)]:
-        out.append(_write(folder, sensing, band, res, x0, width_px, rng))
-    out.append(_write(folder, sensing, "B12", 20, x0, width_px, rng))
-    scl = _write(folder, sensing, "SCL", 20, x0, width_px, rng, scl=True)
+        out.append(_write(folder, sensing, band, res, x0, width_px, rng, crs=crs, top=top))
+    out.append(_write(folder, sensing, "B12", 20, x0, width_px, rng, crs=crs, top=top))
+    scl = _write(folder, sensing, "SCL", 20, x0, width_px, rng, scl=True, crs=crs, top=top)
     return [*out, scl]
 
 
 def _write(
-    folder: Path, sensing: str, band: str, res: int, x0: float, width_px: int, rng, scl=False
-) -> Path:  # type: ignore[no-untyped-def]
-    w, h = width_px * 10 // res, 520 * 10 // res
+    folder: Path,
+    sensing: str,
+    band: str,
+    res: int,
+    x0: float,
+    width_px: int,
+    rng,  # type: ignore[no-untyped-def]
+    scl: bool = False,
+    crs: str = "EPSG:32643",
+    top: float = 4005100,
+) -> Path:
+    w, h = width_px * 10 // res, 580 * 10 // res
     if scl:
         data = np.where(rng.uniform(size=(h, w)) < 0.2, 8, 5).astype(np.uint16)  # 20 % cloud
     else:
@@ -51,19 +69,23 @@ def _write(
         height=h,
         count=1,
         dtype="uint16",
-        crs="EPSG:32643",
-        transform=rasterio.transform.from_origin(x0, 4005100, res, res),
+        crs=crs,
+        transform=rasterio.transform.from_origin(x0, top, res, res),
         nodata=0,
     ) as dst:
         dst.write(data, 1)
     return path
 
 
-@pytest.mark.parametrize("res", [10.0, 30.0])
-def test_tile_mosaic_equals_the_whole_composite(tmp_path: Path, res: float) -> None:
+@pytest.mark.parametrize(
+    ("res", "crs"), [(10.0, "EPSG:32643"), (30.0, "EPSG:32643"), (10.0, "EPSG:32644")]
+)
+def test_tile_mosaic_equals_the_whole_composite(tmp_path: Path, res: float, crs: str) -> None:
+    """Also for scenes of the neighbouring UTM zone (rotated against the grid, bilinear):
+    GDAL sizes the kernel per chunk of a warped dataset, so tiles read the region's."""
     # Two overlapping scenes over the west 4/5 of the grid; the east tiles have none.
-    files = _scene(tmp_path / "a", "20210818T054600", 399900, 250, 1)
-    files += _scene(tmp_path / "b", "20210828T054600", 401000, 100, 2)
+    files = _scene(tmp_path / "a", "20210818T054600", 399900, 250, 1, crs)
+    files += _scene(tmp_path / "b", "20210828T054600", 401000, 100, 2, crs)
     grid = RegionGrid.from_bounds("EPSG:32643", GRID.bounds, res)
     grid.save(tmp_path / "g.json")
     whole = tmp_path / "whole.tif"
