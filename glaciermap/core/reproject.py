@@ -260,11 +260,17 @@ def warped(
     None: :func:`continuous_resampling` of the source onto the grid.
 
     GDAL warps such a dataset in chunks of its blocks (512 x 128 px) and ignores the
-    ``XSCALE``/``YSCALE`` options there, sizing the kernel per chunk instead: results are the
-    same for any read window, but a dataset on another grid (a processing tile's) chunks
-    differently. Open it on the region's grid and read the tile's window.
+    ``XSCALE``/``YSCALE`` options there, sizing the kernel per chunk instead; a dataset on
+    another grid (a processing tile's) chunks differently, so open it on the region's grid
+    and read the tile's window. While the dataset is open, ``GDAL_VRT_WARP_USE_DATASET_RASTERIO``
+    is off: GDAL would otherwise warp a single-band read larger than a block as one chunk
+    (up to 5 DN apart between 768 and 1024 px reads across UTM zones), so that results
+    depend on the read windows; block by block, they do not.
     """
-    with open_raster(path) as src:
+    with (
+        rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"),
+        open_raster(path) as src,
+    ):
         if resampling is None:
             resampling = continuous_resampling(src, grid)
         nodata = src.nodata if src_nodata is None else src_nodata

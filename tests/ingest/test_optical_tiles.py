@@ -4,6 +4,7 @@ coverage is checked when the tiles are gathered."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,28 @@ def test_region_coverage_is_checked_when_gathering(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="clear optical observation"):
         gather_optical_tiles(tmp_path / "g.json", parts, tmp_path / "o.vrt", min_coverage=0.5)
     assert not (tmp_path / "o.vrt").exists()
+
+
+def test_tiles_off_the_block_lattice_equal_the_whole_composite(tmp_path: Path) -> None:
+    """Tiles of 768 px (20 km at 30 m) read windows of another size than the whole grid's
+    1024 px blocks: from band files of the neighbouring UTM zone (rotated, bilinear) they
+    still equal the whole composite, because GDAL warps block by block, never one read as
+    one chunk (which differed by up to 5 DN between 768 and 1024 px reads)."""
+    files = _scene(tmp_path / "a", "20210818T054600", 399900, 1420, 1, "EPSG:32644")
+    grid = RegionGrid.from_bounds("EPSG:32643", (400000, 4003000, 413000, 4005000), 10.0)
+    grid.save(tmp_path / "g.json")
+    assert grid.width > 1024
+    whole = tmp_path / "whole.tif"
+    build_optical_composite(files, tmp_path / "g.json", whole, min_coverage=0.3)
+    cols = [0, 768, grid.width]
+    with rasterio.open(whole) as src:
+        x = src.read()
+    for c0, c1 in itertools.pairwise(cols):
+        tile = Window(c0, 0, c1 - c0, grid.height)
+        dest = tmp_path / f"tile_{c0}.tif"
+        build_optical_composite(files, tmp_path / "g.json", dest, tile=tile)
+        with rasterio.open(dest) as src:
+            y = src.read()
+        part = x[:, :, c0:c1]
+        assert np.array_equal(np.isnan(part), np.isnan(y))
+        assert np.allclose(part, y, equal_nan=True, atol=1e-6), np.nanmax(np.abs(part - y))
