@@ -146,15 +146,23 @@ def _check_config():
 
 
 _check_config()
+
+
+def _warn(msg):
+    print(f"glaciermap: warning: {msg}", file=sys.stderr)
+
+
 # Footprints of shared SAR files, read from their headers once (see README 'Real data').
-CATALOG = InputCatalog(config, footprint_cache=".snakemake/glaciermap/footprints.json")
+CATALOG = InputCatalog(
+    config, footprint_cache=".snakemake/glaciermap/footprints.json", warn=_warn
+)
 CHANGE_PAIRS = [f"{r}_{y1}_{y2}" for r, y1, y2 in CATALOG.change_pairs()]
 
 
 def configured_featuresets():
     """Every feature set a configured model uses: ``model:``, its overrides, ``benchmark:``."""
-    m = config["model"]
-    out = {m["featureset"], *config["benchmark"]["featuresets"]}
+    m, b = config["model"], config["benchmark"]
+    out = {m["featureset"], *(b["featuresets"] if b["archs"] else [])}
     return out | {o["featureset"] for o in m["overrides"].values() if "featureset" in o}
 
 
@@ -179,6 +187,13 @@ def require_featureset(region, year, featureset, why):
     """One line at DAG time when a region/year lacks an input its feature set needs. A
     region/year without any imagery yet only lists what is missing (one line per input), so
     a new user sees every folder to fill, and Snakemake then names the missing files."""
+    unused = sorted(FEATURESET_INPUTS[featureset] - USED_KINDS)
+    if unused:  # e.g. a file asked for on the command line
+        fail(
+            f"{region}_{year}: feature set {featureset!r} ({why}) needs {unused[0]}, which no "
+            "configured model uses, so the feature stacks leave it out; add the feature set "
+            "to benchmark: featuresets (or model: featureset)"
+        )
     lacking = missing_kinds(region, year, featureset)
     if not lacking:
         return
@@ -238,11 +253,17 @@ def check_member_layers(name, members):
         if lacking:
             region, year = split_ry(m)
             have = next(o for o in members if lacking[0] in kinds[o])
+            users = sorted(
+                f
+                for f in configured_featuresets()
+                if lacking[0] in FEATURESET_INPUTS[f]
+            )
             fail(
-                f"datasets: {name}: member {m} has no {lacking[0]} but {have} has: members "
-                "of a dataset need the same layers; put it in "
-                f"{CATALOG.where(region, year, lacking[0])}, or remove {m} from the "
-                f"dataset, or use feature sets without {lacking[0]}"
+                f"datasets: {name}: member {m} has no {lacking[0]} but {have} has, and "
+                f"feature set {users[0]} (model: / benchmark:) uses it: members of a dataset "
+                f"need the same layers; put it in {CATALOG.where(region, year, lacking[0])}, "
+                f"or remove {m} from the dataset, or configure feature sets without "
+                f"{lacking[0]}"
             )
 
 

@@ -11,20 +11,26 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
+import math
 import os
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyproj import Transformer
+from pyproj.exceptions import CRSError, ProjError
 
 from glaciermap.core.errors import ConfigError, MissingInputError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import PathLike
 from glaciermap.ingest.names import classify_sar_files, select_dem_tiles
 from glaciermap.synthetic import layout as demo
+
+log = logging.getLogger(__name__)
 
 _SLC_RE = re.compile(r"((?:19|20)\d{6})(?:T\d{6})?_SLC\.tiff?$", re.IGNORECASE)
 # Band files, product metadata (S2 MTD_*.xml, Landsat *_MTL.txt) and generic-image sidecars.
@@ -60,37 +66,49 @@ def _listing(folder: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-Box = tuple[float, float, float, float]
-"""(west, south, east, north) in degrees."""
+Footprint = tuple[str, tuple[float, float, float, float]]
+"""A raster's CRS (as text) and bounds (left, bottom, right, top) in that CRS."""
 
 
-def _meets(box: Box | None, other: Box) -> bool:
-    """Whether two lon/lat boxes intersect; an unknown footprint (None) meets every box."""
-    if box is None:
-        return True
-    return box[0] < other[2] and box[2] > other[0] and box[1] < other[3] and box[3] > other[1]
-
-
-def _read_footprint(path: str) -> Box | None:
-    """The lon/lat bounds of a raster from its header, or None (no CRS, unreadable, or
-    across the antimeridian): such a file is kept and its job reports what is wrong."""
+def _read_footprint(path: str) -> Footprint | str:
+    """The CRS and bounds of a raster from its header, or why they cannot be had."""
     import rasterio  # only where a shared folder has files: the DAG of others reads none
 
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
-                return None
-            crs, b = src.crs.to_wkt(), src.bounds
-    except rasterio.errors.RasterioError:
+                return "it has no coordinate reference system"
+            b = src.bounds
+            return src.crs.to_string(), (b.left, b.bottom, b.right, b.top)
+    except rasterio.errors.RasterioError as e:
+        return f"it cannot be read as a raster ({str(e).splitlines()[0][:120]})"
+
+
+@functools.lru_cache(maxsize=64)
+def _transformer(src_crs: str, dst_crs: str) -> Transformer:
+    return Transformer.from_crs(src_crs, dst_crs, always_xy=True)
+
+
+def reaches(footprint: Footprint, grid: RegionGrid) -> bool | None:
+    """Whether a footprint intersects the grid, by the test the SAR jobs apply (bounds
+    transformed into the grid's CRS, densified, strict overlap); None if its CRS cannot be
+    transformed into the grid's."""
+    crs, (left, bottom, right, top) = footprint
+    try:
+        w, s, e, n = _transformer(crs, grid.crs).transform_bounds(
+            left, bottom, right, top, densify_pts=21
+        )
+    except (ProjError, CRSError, ValueError):
         return None
-    to_geo = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    w, s, e, n = to_geo.transform_bounds(b.left, b.bottom, b.right, b.top, densify_pts=21)
-    return (w, s, e, n) if w < e and s < n else None
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        return False  # no finite image in the grid's projection: far away
+    gl, gb, gr, gt = grid.bounds
+    return bool(w < gr and e > gl and s < gt and n > gb)
 
 
 class FootprintCache:
-    """Lon/lat footprints of raster files, read from their headers once and remembered in a
-    JSON file (by absolute path, size and modification time; a changed file is read again).
+    """Footprints of raster files, read from their headers once and remembered in a JSON
+    file (by absolute path, size and modification time; a changed file is read again).
     Every DAG build, and every cluster job (which builds the DAG again), then reads the
     headers of new files only. The file is a cache: unreadable or absent means empty, and a
     failed write is ignored. Without ``path`` it remembers for this process only."""
@@ -111,48 +129,75 @@ class FootprintCache:
                     self._known = data
         return self._known
 
-    def lookup(self, files: list[str]) -> list[Box | None]:
-        """The footprint of each file (None: unknown), in order."""
+    def lookup(self, files: Sequence[str]) -> list[Footprint | str]:
+        """The footprint of each file, or why it has none, in order."""
         known, changed = self._load(), False
-        out: list[Box | None] = []
+        out: list[Footprint | str] = []
         for f in files:
             try:
                 st = os.stat(f)
-            except OSError:
-                out.append(None)
+            except OSError as e:
+                out.append(f"it cannot be opened ({e.strerror})")
                 continue
             key, stamp = os.path.abspath(f), [st.st_size, st.st_mtime_ns]
             entry = known.get(key)
-            if not isinstance(entry, list) or len(entry) != 2 or entry[0] != stamp:
-                entry = [stamp, _read_footprint(f)]
+            if not _valid_entry(entry, stamp):
+                found = _read_footprint(f)
+                entry = [stamp, found if isinstance(found, str) else [found[0], list(found[1])]]
                 known[key], changed = entry, True
-            box = entry[1]
-            out.append(None if box is None else (box[0], box[1], box[2], box[3]))
+            assert isinstance(entry, list)
+            fp = entry[1]
+            if isinstance(fp, str):
+                out.append(fp)
+            else:
+                left, bottom, right, top = fp[1]
+                out.append((fp[0], (left, bottom, right, top)))
         if changed and self.path is not None:
             self._save(known)
         return out
 
     def _save(self, known: dict[str, Any]) -> None:
         assert self.path is not None
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(known))
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(known, fh)
             os.replace(tmp, self.path)  # atomic: parallel jobs never read half a file
         except OSError:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _valid_entry(entry: Any, stamp: list[int]) -> bool:
+    """A cache entry of this file's size and time, in the current format."""
+    if not isinstance(entry, list) or len(entry) != 2 or entry[0] != stamp:
+        return False
+    fp = entry[1]
+    return isinstance(fp, str) or (
+        isinstance(fp, list) and len(fp) == 2 and isinstance(fp[1], list) and len(fp[1]) == 4
+    )
 
 
 class InputCatalog:
     """Input paths of every region/year of a workflow configuration."""
 
-    def __init__(self, config: Mapping[str, Any], footprint_cache: PathLike | None = None):
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        footprint_cache: PathLike | None = None,
+        warn: Callable[[str], None] = log.warning,
+    ):
         self.config = config
         self.regions: Mapping[str, Any] = config.get("regions") or {}
         self._demo = {s.region: s for s in demo.world_specs(config)}
         self._demo_paths: dict[str, dict[str, list[Path]]] = {}
         self._check_demo_dirs()
         self.footprints = FootprintCache(footprint_cache)
+        self.warn = warn
+        self._warned: set[str] = set()
 
     # -- helpers ------------------------------------------------------------------------
     def region(self, region: str) -> Mapping[str, Any]:
@@ -280,26 +325,41 @@ class InputCatalog:
     def _sar_files(self, region: str, year: int) -> tuple[str, ...]:
         """SAR GeoTIFFs of the region/year (demo: the generated ones), maybe none: all of its
         own ``sar/`` folder, and those of the shared ``scenes/{year}/sar/`` folder whose
-        footprint reaches the region's grid (with a 0.01 degree margin).
+        footprint reaches the region's grid (:func:`reaches`, the SAR jobs' own test). A
+        shared file named like one of the region's own is the region's copy: taken once.
 
         Sentinel-1 names carry no footprint, so the shared files' headers are read here (their
-        bounds only, no pixels), once per file, and remembered by :class:`FootprintCache`
-        for the next DAG build and for cluster jobs. A file whose header cannot be read is
-        kept: its job then names it."""
+        CRS and bounds, no pixels), once per file, and remembered by :class:`FootprintCache`
+        for the next DAG build and for cluster jobs. A shared file without a usable
+        footprint is left out of every region, with one warning naming it."""
         if self.is_demo(region):
             return tuple(str(p) for p in self.demo_files(region).get(f"{year}/sar", []))
         tifs = (".tif", ".tiff")
         own = f"{self.data_dir(region)}/{region}/{year}/sar"
         files = [f for f in _listing(own) if f.lower().endswith(tifs)]
+        names = {os.path.basename(f) for f in files}
         shared = [
-            f for f in _listing(self.shared_dir(region, year, "sar")) if f.lower().endswith(tifs)
+            f
+            for f in _listing(self.shared_dir(region, year, "sar"))
+            if f.lower().endswith(tifs) and os.path.basename(f) not in names
         ]
-        if shared:
-            w, s, e, n = self.lonlat_bounds(region)
-            box = (w - 0.01, s - 0.01, e + 0.01, n + 0.01)
-            footprints = self.footprints.lookup(shared)
-            files += [f for f, b in zip(shared, footprints, strict=True) if _meets(b, box)]
+        grid = self.grid(region)
+        for f, fp in zip(shared, self.footprints.lookup(shared), strict=True):
+            hit = None if isinstance(fp, str) else reaches(fp, grid)
+            if hit is None:
+                why = fp if isinstance(fp, str) else f"its CRS {fp[0]} cannot be transformed"
+                self._warn(
+                    f"{f}: {why}; left out of every region (fix it, or move it into a "
+                    "region's own sar/ folder)"
+                )
+            elif hit:
+                files.append(f)
         return tuple(files)
+
+    def _warn(self, msg: str) -> None:
+        if msg not in self._warned:
+            self._warned.add(msg)
+            self.warn(msg)
 
     def backscatter(self, region: str, year: int) -> list[str]:
         """The region/year's SAR files that are backscatter images."""
@@ -313,12 +373,16 @@ class InputCatalog:
 
     def slc(self, region: str, year: int) -> dict[str, str]:
         """Co-registered single-look complex images ``..._YYYYMMDD_SLC.tif`` by date."""
+        return dict(self._slc(region, year))
+
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
+    def _slc(self, region: str, year: int) -> tuple[tuple[str, str], ...]:
         out = {}
         for f in self.sar(region, year):
             m = _SLC_RE.search(os.path.basename(f))
             if m:
                 out[m.group(1)] = f
-        return dict(sorted(out.items()))
+        return tuple(sorted(out.items()))
 
     def slc_pairs(self, region: str, year: int) -> list[tuple[str, str]]:
         """Consecutive SLC dates, the pairs whose coherence the workflow estimates."""

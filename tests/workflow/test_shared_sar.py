@@ -54,27 +54,33 @@ def catalogue_config(root: Path) -> dict:  # type: ignore[type-arg]
 
 def test_a_region_takes_the_shared_sar_files_that_reach_it(tmp_path: Path) -> None:
     shared = tmp_path / "data/scenes/2021/sar"
-    # 2 km wide, inside west only; and one reaching both (x 455000..458000).
+    # 2 km wide, inside west only; one reaching both (x 455000..458000); one ending 300 m
+    # west of west (the SAR jobs' own test decides, no margin); an unreadable one.
     write_sar(shared / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 451000, 66)
     write_sar(shared / "S1A_IW_20210818T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 455000)
+    write_sar(shared / "S1A_IW_20210824T010203_DVP_RTC30_G_gpuned_AB12_VV.tif", 446700)
     (shared / "S1A_IW_20210830T010203_DVP_RTC30_G_gpuned_AB12_VH.tif").write_bytes(b"not a tif")
     own = tmp_path / "data/far/2021/sar/S1A_IW_20210806T000000_DVP_RTC30_G_gpuned_CD34_VV.tif"
     write_sar(own, 900000)  # a region's own files are its own, wherever they lie
+    copy = tmp_path / "data/east/2021/sar/S1A_IW_20210818T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
+    write_sar(copy, 455000)  # the shared file's copy in east's own folder: taken once
     cache = tmp_path / "cache/footprints.json"
-    cat = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache)
+    said: list[str] = []
+    cat = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache, warn=said.append)
     names = {r: sorted(Path(f).name[7:15] for f in cat.sar(r, 2021)) for r in BOUNDS}
-    # The unreadable file is kept (its job names it); footprints decide the rest.
-    assert names["west"] == ["20210806", "20210818", "20210830"]
-    assert names["east"] == ["20210818", "20210830"]
-    assert names["far"] == ["20210806", "20210830"]
+    assert names == {"west": ["20210806", "20210818"], "east": ["20210818"], "far": ["20210806"]}
+    assert "data/east/2021/sar/" in cat.sar("east", 2021)[0]
     assert cat.input_kinds("east", 2021) == {"optical", "backscatter"}
+    # The unreadable file: one warning (not one per region), naming it and what to do.
+    (line,) = said
+    assert "20210830" in line and "cannot be read" in line and "left out of every region" in line
     # Remembered: a new catalogue reads no header again, a changed file is read again.
     known = json.loads(cache.read_text())
-    assert len(known) == 3 and sum(v[1] is None for v in known.values()) == 1
+    assert len(known) == 4 and sum(isinstance(v[1], str) for v in known.values()) == 1
     moved = shared / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
     write_sar(moved, 457000, 66)  # now inside east only
     os.utime(moved, ns=(1, 1))  # a stamp the cache cannot hold for the old file
-    again = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache)
+    again = InputCatalog(catalogue_config(tmp_path), footprint_cache=cache, warn=said.append)
     assert any("20210806" in f for f in again.sar("east", 2021))
     assert not any("20210806" in f for f in again.sar("west", 2021))
 
@@ -84,9 +90,24 @@ def test_footprint_cache_survives_a_broken_file(tmp_path: Path) -> None:
     cache.write_text("{ half written")
     f = tmp_path / "a_VV.tif"
     write_sar(f, 451000)
-    (box,) = FootprintCache(cache).lookup([str(f)])
-    assert box is not None and 74.4 < box[0] < box[2] < 74.5 and 36.1 < box[1] < box[3] < 36.2
+    (fp,) = FootprintCache(cache).lookup([str(f)])
+    assert fp == ("EPSG:32643", (451000.0, 4000000.0, 454000.0, 4003000.0))
     assert str(f.resolve()) in json.loads(cache.read_text())  # rewritten whole
+    assert set(tmp_path.iterdir()) == {cache, f}  # no temporary file left behind
+
+
+def test_a_file_in_a_local_crs_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    """A CRS pyproj cannot transform (a local engineering CRS) must not break every run."""
+    f = tmp_path / "data/scenes/2021/sar/S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
+    write_sar(f, 451000)
+    local = 'LOCAL_CS["site grid",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    with rasterio.open(f, "r+") as dst:
+        dst.crs = rasterio.crs.CRS.from_wkt(local)
+    said: list[str] = []
+    cat = InputCatalog(catalogue_config(tmp_path), warn=said.append)
+    assert cat.sar("west", 2021) == [] and cat.sar("east", 2021) == []
+    (line,) = said
+    assert str(f) in line and "cannot be transformed" in line
 
 
 def user_workdir(tmp_path: Path, model: dict, benchmark: dict) -> Path:  # type: ignore[type-arg]
@@ -142,6 +163,13 @@ def test_sar_files_no_model_uses_are_not_processed(tmp_path: Path) -> None:
     jobs = planned_jobs(wd)
     assert jobs["features_tile"] == 2 and jobs["terrain_tile"] == 2
     assert not {r for r in jobs if r.startswith("sar_")}, jobs
+    # A SAR model asked for by name: its layers are in no stack, said before any job runs.
+    target = "results/outlines/west_2021/rf_optical_dem_sar.gpkg"
+    proc = snakemake(wd, "-n", "--cores", "1", target, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert "needs backscatter, which no configured model uses" in line
+    assert "benchmark: featuresets" in line
 
 
 def test_dataset_members_without_the_same_layers_are_one_line(tmp_path: Path) -> None:
@@ -159,4 +187,5 @@ def test_dataset_members_without_the_same_layers_are_one_line(tmp_path: Path) ->
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
     assert "datasets: d: member east_2021 has no backscatter but west_2021 has" in line
+    assert "feature set optical_dem_sar (model: / benchmark:) uses it" in line
     assert "data/east/2021/sar/ or data/scenes/2021/sar/" in line
