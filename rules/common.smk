@@ -5,6 +5,7 @@ from snakemake.utils import validate
 
 import glaciermap
 from glaciermap.ingest.catalog import InputCatalog, Missing
+from glaciermap.ingest.names import backscatter_layers, classify_sar_files, select_pairs
 from glaciermap.registry import (
     CNN_ARCHS,
     FEATURESET_INPUTS,
@@ -366,6 +367,25 @@ def backscatter_files(wildcards):
     return CATALOG.backscatter(wildcards.region, int(wildcards.year))
 
 
+def _tile(wildcards):
+    return tuple(region_tiles(wildcards.region)[wildcards.tile])
+
+
+def backscatter_tile_files(wildcards):
+    """The backscatter dates over one processing tile (by their footprints): a new date
+    reruns the tiles it reaches, not the region."""
+    r, y = wildcards.region, int(wildcards.year)
+    return CATALOG.sar_under(r, y, "backscatter", _tile(wildcards))
+
+
+def backscatter_layer_names(wildcards):
+    """The region's backscatter layers (co-pol, and cross-pol where any file has it), so
+    every tile writes the same bands whatever dates reach it; None without co-pol files
+    (the tile job then names the files)."""
+    files = CATALOG.backscatter(wildcards.region, int(wildcards.year))
+    return [name for name, _ in backscatter_layers(classify_sar_files(files))] or None
+
+
 def coherence_files(wildcards):
     """Delivered coherence files plus those estimated here from SLC pairs."""
     r, y = wildcards.region, int(wildcards.year)
@@ -373,6 +393,24 @@ def coherence_files(wildcards):
         f"results/sar/{r}_{y}/slc/{a}_{b}_corr.tif" for a, b in CATALOG.slc_pairs(r, y)
     ]
     return CATALOG.coherence(r, y) + estimated
+
+
+def coherence_tile_files(wildcards):
+    """The delivered coherence pairs over one processing tile (by their footprints) and the
+    pairs estimated here (all: they do not exist yet). The region's selection (baseline,
+    months) is checked here, before any job: a tile may then have none (NaN there)."""
+    r, y = wildcards.region, int(wildcards.year)
+    every = coherence_files(wildcards)
+    sar = config["sar"]
+    pairs = [f for f in classify_sar_files(every) if f.kind == "coherence"]
+    if pairs and not select_pairs(pairs, sar["max_baseline_days"], sar["months"]):
+        fail(
+            f"{r}_{y}: none of the {len(pairs)} coherence pairs has a baseline <= "
+            f"{sar['max_baseline_days']} days in months {sar['months']}; widen "
+            "sar: max_baseline_days or sar: months"
+        )
+    estimated = every[len(CATALOG.coherence(r, y)) :]
+    return CATALOG.sar_under(r, y, "coherence", _tile(wildcards)) + estimated
 
 
 def slc_pair(wildcards):

@@ -138,7 +138,7 @@ rule sar_backscatter_tile:
     of the grid, from the dates that overlap it (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
-        files=backscatter_files,
+        files=backscatter_tile_files,
     output:
         "results/sar/{region}_{year}/{tile}/backscatter.tif",
     log:
@@ -157,6 +157,7 @@ rule sar_backscatter_tile:
         scale=config["sar"]["backscatter_scale"],
         reducer=config["sar"]["backscatter_reducer"],
         tile=tile_window,
+        layers=backscatter_layer_names,
         version=VERSION,
     script:
         "../workflow_scripts/sar_backscatter.py"
@@ -192,7 +193,7 @@ rule sar_coherence_tile:
     processing tile of the grid (one job per tile)."""
     input:
         grid="results/grid/{region}.json",
-        files=coherence_files,
+        files=coherence_tile_files,
     output:
         "results/sar/{region}_{year}/{tile}/coherence.tif",
     log:

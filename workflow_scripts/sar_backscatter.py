@@ -16,4 +16,5 @@ with step_logging(snakemake.log[0]):
         scale=snakemake.params.scale,
         reducer=snakemake.params.reducer,
         tile=Window(c0, r0, w, h),
+        layers=snakemake.params.layers,
     )

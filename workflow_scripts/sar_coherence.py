@@ -18,4 +18,5 @@ with step_logging(snakemake.log[0]):
         max_baseline_days=p.max_baseline_days,
         months=p.months,
         tile=Window(c0, r0, w, h),
+        tile_only=True,  # the files over this tile (the DAG checked the region's selection)
     )

@@ -397,6 +397,46 @@ class InputCatalog:
         """The region/year's SAR files that are delivered coherence images (``..._corr.tif``)."""
         return [path for kind, path in self._sar_kinds(region, year) if kind == "coherence"]
 
+    def sar_under(
+        self, region: str, year: int, kind: str, window: tuple[int, int, int, int]
+    ) -> list[str]:
+        """The region/year's ``kind`` files (backscatter, coherence) that can reach a window
+        ``(row_off, col_off, height, width)`` of its grid (a processing tile, grown by one
+        pixel): a SAR tile job then depends on the dates over it, and a new or replaced
+        date reruns only the tiles it reaches. Footprints come from the files' headers
+        (:class:`FootprintCache`); a file without one, and every file of a demo region
+        (generated later), reaches every tile, and its job decides."""
+        files = [path for k, path in self._sar_kinds(region, year) if k == kind]
+        if self.is_demo(region) or not files:
+            return files
+        boxes = self._grid_boxes(region, tuple(files))
+        t = self.grid(region).transform
+        r0, c0, h, w = window
+        x0, y0 = t @ (c0 - 1, r0 - 1)
+        x1, y1 = t @ (c0 + w + 1, r0 + h + 1)
+        left, right, bottom, top = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+        return [
+            f
+            for f, b in zip(files, boxes, strict=True)
+            if b is None or (b[0] < right and b[2] > left and b[1] < top and b[3] > bottom)
+        ]
+
+    @functools.cache  # noqa: B019 (one catalogue per workflow run)
+    def _grid_boxes(
+        self, region: str, files: tuple[str, ...]
+    ) -> tuple[tuple[float, float, float, float] | None, ...]:
+        """Each file's bounds in the region grid's CRS (None: unknown), computed once."""
+        grid, out = self.grid(region), []
+        for fp in self.footprints.lookup(files):
+            box = None
+            if not isinstance(fp, str):
+                try:
+                    box = _transformer(fp[0], grid.crs).transform_bounds(*fp[1], densify_pts=21)
+                except (ProjError, CRSError, ValueError):
+                    box = None
+            out.append(box if box is not None and all(map(math.isfinite, box)) else None)
+        return tuple(out)
+
     @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def dem(self, region: str) -> list[str] | Missing:
         """DEM tiles covering the region's grid (with a 0.01 degree margin), or :class:`Missing`

@@ -9,6 +9,7 @@ Copernicus DEM tiles are ``Copernicus_DSM_COG_{10,30}_{N|S}dd_00_{E|W}ddd_00_DEM
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,39 @@ def classify_sar_files(files: Sequence[PathLike]) -> list[SarFile]:
         m = _POL_RE.search(name)
         if m:
             out.append(SarFile(f, "backscatter", m.group(1).upper(), dates))
+    return out
+
+
+def backscatter_layers(files: Sequence[SarFile]) -> list[tuple[str, list[Path]]]:
+    """(layer name, files) per polarisation the backscatter ``files`` have: co-pol
+    (VV/HH), then cross-pol (VH/HV); none without co-pol files (the caller says so)."""
+    sar = [s for s in files if s.kind == "backscatter"]
+    out = []
+    for pols, layer in ((COPOL, LAYER_COPOL_DB), (CROSSPOL, LAYER_CROSSPOL_DB)):
+        sel = [s.path for s in sar if s.pol in pols]
+        if sel:
+            out.append((layer, sel))
+    return out if out and out[0][0] == LAYER_COPOL_DB else []
+
+
+def select_pairs(
+    files: Sequence[SarFile],
+    max_baseline_days: int | None = None,
+    months: Sequence[int] | None = None,
+) -> list[SarFile]:
+    """Coherence pairs whose temporal baseline is at most ``max_baseline_days`` and whose
+    first acquisition falls in ``months`` (1-12; e.g. late summer, when snow is gone)."""
+    out = []
+    for f in files:
+        if len(f.dates) < 2:
+            out.append(f)  # dates unknown: keep, nothing to select on
+            continue
+        d1, d2 = (dt.date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in f.dates[:2])
+        if max_baseline_days is not None and abs((d2 - d1).days) > max_baseline_days:
+            continue
+        if months and d1.month not in months:
+            continue
+        out.append(f)
     return out
 
 

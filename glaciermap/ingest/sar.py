@@ -14,7 +14,6 @@ about ``dates x block^2`` floats whatever the size of the scenes (a Sentinel-1 f
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import warnings
@@ -39,14 +38,11 @@ from glaciermap.core.reproject import (
     warp_window,
 )
 from glaciermap.ingest.names import (
-    COPOL,
-    CROSSPOL,
     LAYER_COHERENCE,
-    LAYER_COPOL_DB,
-    LAYER_CROSSPOL_DB,
-    SarFile,
+    backscatter_layers,
     classify_sar_files,
     layer_unit,
+    select_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -193,44 +189,25 @@ def temporal_reduce(
     return out
 
 
-def select_pairs(
-    files: Sequence[SarFile],
-    max_baseline_days: int | None = None,
-    months: Sequence[int] | None = None,
-) -> list[SarFile]:
-    """Coherence pairs whose temporal baseline is at most ``max_baseline_days`` and whose
-    first acquisition falls in ``months`` (1-12; e.g. late summer, when snow is gone)."""
-    out = []
-    for f in files:
-        if len(f.dates) < 2:
-            out.append(f)  # dates unknown: keep, nothing to select on
-            continue
-        d1, d2 = (dt.date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in f.dates[:2])
-        if max_baseline_days is not None and abs((d2 - d1).days) > max_baseline_days:
-            continue
-        if months and d1.month not in months:
-            continue
-        out.append(f)
-    return out
-
-
-def _backscatter_layers(files: Sequence[PathLike], reducer: str) -> list[tuple[str, list[Path]]]:
-    """(layer name, files) per available polarisation: co-pol (required), then cross-pol."""
+def _backscatter_layers(
+    files: Sequence[PathLike], reducer: str, layers: Sequence[str] | None = None
+) -> list[tuple[str, list[Path]]]:
+    """(layer name, files) per available polarisation: co-pol (required), then cross-pol.
+    ``layers``: the region's layer names, for a processing tile given only the files over
+    it: every one of them, with the tile's files (maybe none: the layer is NaN there)."""
     _check_reducer(reducer)
-    sar = [s for s in classify_sar_files(files) if s.kind == "backscatter"]
-    layers = []
-    for pols, layer in ((COPOL, LAYER_COPOL_DB), (CROSSPOL, LAYER_CROSSPOL_DB)):
-        sel = [s.path for s in sar if s.pol in pols]
-        if sel:
-            layers.append((layer, sel))
-    if not layers or layers[0][0] != LAYER_COPOL_DB:
+    found = backscatter_layers(classify_sar_files(files))
+    if layers is not None:
+        have = dict(found)
+        return [(name, have.get(name, [])) for name in layers]
+    if not found:
         raise MissingInputError(
             f"no co-polarised (VV/HH) backscatter file among {[Path(f).name for f in files]}; "
             "name files ..._VV.tif or ..._HH.tif"
         )
-    for layer, sel in layers:
+    for layer, sel in found:
         log.info("backscatter %s: %d dates, temporal %s", layer, len(sel), reducer)
-    return layers
+    return found
 
 
 def backscatter_stack(
@@ -251,11 +228,18 @@ def _coherence_files(
     max_baseline_days: int | None,
     months: Sequence[int] | None,
     reducer: str,
+    tile_only: bool = False,
 ) -> list[Path]:
+    """The coherence pairs selected among ``files``; ``tile_only``: the files over one
+    processing tile, where none (NaN there) is no error: the region's selection is checked
+    when the DAG is built."""
     pairs = [s for s in classify_sar_files(files) if s.kind == "coherence"]
+    chosen = select_pairs(pairs, max_baseline_days, months)
+    if tile_only:
+        log.info("coherence: %d of %d pairs over the tile", len(chosen), len(pairs))
+        return [p.path for p in chosen]
     if not pairs:
         raise MissingInputError(f"no coherence file (..._corr.tif) among {list(map(str, files))}")
-    chosen = select_pairs(pairs, max_baseline_days, months)
     if not chosen:
         raise InputDataError(
             f"none of the coherence pairs {[p.path.name for p in pairs]} has a baseline <= "
@@ -339,16 +323,18 @@ def build_backscatter(
     block: int | None = None,
     cache_mb: int = CACHE_MB,
     tile: Window | None = None,
+    layers: Sequence[str] | None = None,
 ) -> None:
     """Temporal backscatter (dB) per polarisation into ``dest``, written block by block;
-    ``tile``: only this processing tile of the grid (see :func:`gather_sar_tiles`)."""
+    ``tile``: only this processing tile of the grid (see :func:`gather_sar_tiles`), from
+    ``files`` (all of the region's, or those over the tile with the region's ``layers``)."""
     grid = RegionGrid.load(grid_path)
-    layers = [
+    blocks = [
         (name, _db_blocks(reduced_blocks(sel, grid, threads, scale, reducer, block, tile)))
-        for name, sel in _backscatter_layers(files, reducer)
+        for name, sel in _backscatter_layers(files, reducer, layers)
     ]
     out = grid if tile is None else tile_grid(grid, tile)
-    _write_blocks(dest, out, layers, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
+    _write_blocks(dest, out, blocks, {"UNITS": "dB", "REDUCER": reducer}, cache_mb=cache_mb)
 
 
 @names_unreadable_rasters
@@ -363,13 +349,15 @@ def build_coherence(
     block: int | None = None,
     cache_mb: int = CACHE_MB,
     tile: Window | None = None,
+    tile_only: bool = False,
 ) -> None:
     """Temporal coherence into ``dest``, written block by block; an error (and no ``dest``)
     when the files hold values outside 0..1. ``tile``: only this processing tile of the
-    grid (see :func:`gather_sar_tiles`)."""
+    grid (see :func:`gather_sar_tiles`); ``tile_only``: ``files`` are those over the tile
+    (maybe none selected: NaN), not all of the region's."""
     grid = RegionGrid.load(grid_path)
     _check_reducer(reducer)
-    sel = _coherence_files(files, max_baseline_days, months, reducer)
+    sel = _coherence_files(files, max_baseline_days, months, reducer, tile_only)
     blocks = reduced_blocks(sel, grid, threads, "power", reducer, block, tile)
     _write_blocks(
         dest,

@@ -255,6 +255,8 @@ def test_sar_tiles_equal_the_whole_grid(tmp_path: Path, region: RegionGrid, redu
     from rasterio.windows import Window
 
     from glaciermap.core.errors import InputDataError
+    from glaciermap.core.raster import tile_grid
+    from glaciermap.ingest.catalog import FootprintCache, reaches
     from glaciermap.ingest.sar import gather_sar_tiles
 
     region.save(tmp_path / "grid.json")
@@ -271,14 +273,32 @@ def test_sar_tiles_equal_the_whole_grid(tmp_path: Path, region: RegionGrid, redu
         for i in range(2)
         for j in range(3)
     ]
+    region_wide = {  # what the workflow passes a tile job given only the files over it
+        build_backscatter: {"layers": ["sar_copol_db", "sar_crosspol_db"]},
+        build_coherence: {"tile_only": True},
+    }
     for build, files in ((build_backscatter, bs), (build_coherence, coh)):
         whole = tmp_path / f"{build.__name__}.tif"
         build(files, tmp_path / "grid.json", whole, reducer=reducer, block=32)
-        parts = []
+        parts, own = [], []
+        footprints = FootprintCache().lookup([str(f) for f in files])
         for k, win in enumerate(windows):
             dest = tmp_path / f"{build.__name__}_{k}.tif"
             build(files, tmp_path / "grid.json", dest, reducer=reducer, block=32, tile=win)
             parts.append((dest, win))
+            # The workflow's tile job: only the files whose footprint reaches the tile
+            # (the east tiles get none), with the region's layers.
+            sub = tile_grid(region, win)
+            here = [f for f, fp in zip(files, footprints, strict=True) if reaches(fp, sub)]
+            assert here or win.col_off >= 73
+            mine = tmp_path / f"{build.__name__}_own_{k}.tif"
+            kw = region_wide[build]
+            build(here, tmp_path / "grid.json", mine, reducer=reducer, block=32, tile=win, **kw)
+            own.append((mine, win))
+        gather_sar_tiles(tmp_path / "grid.json", own, tmp_path / "own.vrt", files)
+        with rasterio.open(whole) as a, rasterio.open(tmp_path / "own.vrt") as b:
+            np.testing.assert_array_equal(b.read(), a.read())
+            assert b.descriptions == a.descriptions
         far_grid = RegionGrid.from_bounds(
             region.crs, (500000, 4000000, 500000 + 30 * 20, 4000000 + 30 * 20), 20
         )

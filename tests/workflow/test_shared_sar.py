@@ -85,6 +85,28 @@ def test_a_region_takes_the_shared_sar_files_that_reach_it(tmp_path: Path) -> No
     assert not any("20210806" in f for f in again.sar("west", 2021))
 
 
+def test_a_sar_tile_depends_on_the_dates_over_it(tmp_path: Path) -> None:
+    """Per processing tile, the files whose footprint reaches it (grown by a pixel): a new
+    date reruns the tiles under it, not the whole region."""
+    shared = tmp_path / "data/scenes/2021/sar"
+    a = shared / "S1A_IW_20210806T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
+    b = shared / "S1A_IW_20210818T010203_DVP_RTC30_G_gpuned_AB12_VV.tif"
+    write_sar(a, 451000, 66)  # west's columns 100-298
+    write_sar(b, 455000)  # west's columns 500-600 (and east)
+    cat = InputCatalog(catalogue_config(tmp_path))
+
+    def dates(c0: int, width: int) -> set[str]:
+        tile = (0, c0, 300, width)
+        return {Path(f).name[7:15] for f in cat.sar_under("west", 2021, "backscatter", tile)}
+
+    assert dates(0, 99) == set()  # grown by a pixel: up to x 451000, where a begins
+    assert dates(0, 256) == {"20210806"}
+    assert dates(256, 244) == {"20210806", "20210818"}  # its halo pixel reaches b
+    assert dates(298, 100) == {"20210806"}  # its halo pixel (column 297) is under a
+    assert dates(500, 100) == {"20210818"}
+    assert cat.sar_under("west", 2021, "coherence", (0, 0, 300, 600)) == []
+
+
 def test_footprint_cache_survives_a_broken_file(tmp_path: Path) -> None:
     cache = tmp_path / "footprints.json"
     cache.write_text("{ half written")
@@ -154,6 +176,15 @@ def test_the_dag_gives_sar_to_the_region_it_reaches(tmp_path: Path) -> None:
     assert "results/outlines/east_2021/rf_optical_dem.gpkg" in proc.stdout
     assert "results/outlines/east_2021/rf_optical_dem_sar.gpkg" not in proc.stdout
     assert (wd / ".snakemake/glaciermap/footprints.json").exists()
+    # The coherence pairs' selection is the region's: none in season is one line at DAG time
+    # (a tile may lack pairs, the region may not).
+    cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
+    cfg["sar"] = {"months": [1, 2]}
+    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(wd, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("glaciermap: error:")]
+    assert "west_2021: none of the 1 coherence pairs" in line and "sar: months" in line
 
 
 def test_sar_files_no_model_uses_are_not_processed(tmp_path: Path) -> None:
