@@ -74,47 +74,51 @@ def gdalwarp(
     return timed(cmd)
 
 
+REPROJECT_FILE = (
+    "from glaciermap.core.reproject import reproject_file\n"
+    "reproject_file(kwargs['src'], g, kwargs['dest'], threads=kwargs['threads'])\n"
+)
+WORKFLOW_PATH = (
+    "import rasterio\n"
+    "from glaciermap.core.reproject import CONTINUOUS, block_windows, warped\n"
+    "with warped(kwargs['src'], g, CONTINUOUS, threads=kwargs['threads']) as v:\n"
+    "    prof = g.profile(count=v.count, dtype=v.dtypes[0], nodata=v.nodata)\n"
+    "    prof.update(predictor=2, num_threads=kwargs['threads'])\n"
+    "    with rasterio.open(kwargs['dest'], 'w', **prof) as dst:\n"
+    "        for win in block_windows(g, 1024):\n"
+    "            dst.write(v.read(window=win), window=win)\n"
+)
+
+
+def _warp_in_process(
+    code: str, grid: RegionGrid, scene: Path, dest: Path, threads: int
+) -> tuple[float, int]:
+    """Run a warp (``code``, with ``g`` the grid) in its own process: wall time, peak RSS."""
+    head = "from glaciermap.core.grid import RegionGrid\ng = RegionGrid.from_dict(kwargs['grid'])\n"
+    t, rss, _ = run_python(
+        head + code, grid=grid.to_dict(), src=str(scene), dest=str(dest), threads=threads
+    )
+    return t, rss
+
+
 def compare(
     scene: Path, grid: RegionGrid, d: Path, threads: int, label: str, size: int, chunking: bool
 ) -> None:
     with rasterio.open(scene) as src:
         opts = warp_options(src, grid)
     scale_wo = [f"{k}={v}" for k, v in opts.items()]
-    ours = d / "ours.tif"
+    ours, vrt = d / "ours.tif", d / "workflow.tif"
     ours.unlink(missing_ok=True)
-    code = (
-        "from glaciermap.core.grid import RegionGrid\n"
-        "from glaciermap.core.reproject import reproject_file\n"
-        "g = RegionGrid.from_dict(kwargs['grid'])\n"
-        "reproject_file(kwargs['src'], g, kwargs['dest'], threads=kwargs['threads'])\n"
-    )
-    t_ours, rss_ours, _ = run_python(
-        code, grid=grid.to_dict(), src=str(scene), dest=str(ours), threads=threads
-    )
+    t_ours, rss_ours = _warp_in_process(REPROJECT_FILE, grid, scene, ours, threads)
+    # The workflow's own path: optical tiles read each scene through warped() (a WarpedVRT
+    # with the same scale options) window by window; written alike for a fair comparison.
+    t_vrt, rss_vrt = _warp_in_process(WORKFLOW_PATH, grid, scene, vrt, threads)
     print(
         f"\n{label}: scene {size}x{size}x6 uint16 -> grid {grid.height}x{grid.width} "
         f"({grid.crs}, 10 m), bilinear, {threads} threads",
         flush=True,
     )
     print(f"  ours ({' '.join(scale_wo)}): {t_ours:7.2f} s   peak RSS {rss_ours:5d} MB")
-    # The workflow's own path: optical tiles read each scene through warped() (a WarpedVRT
-    # with the same scale options) window by window; written alike for a fair comparison.
-    vrt = d / "workflow.tif"
-    code_vrt = (
-        "import rasterio\n"
-        "from glaciermap.core.grid import RegionGrid\n"
-        "from glaciermap.core.reproject import CONTINUOUS, block_windows, warped\n"
-        "g = RegionGrid.from_dict(kwargs['grid'])\n"
-        "with warped(kwargs['src'], g, CONTINUOUS, threads=kwargs['threads']) as v:\n"
-        "    prof = g.profile(count=v.count, dtype=v.dtypes[0], nodata=v.nodata)\n"
-        "    prof.update(predictor=2, num_threads=kwargs['threads'])\n"
-        "    with rasterio.open(kwargs['dest'], 'w', **prof) as dst:\n"
-        "        for win in block_windows(g, 1024):\n"
-        "            dst.write(v.read(window=win), window=win)\n"
-    )
-    t_vrt, rss_vrt, _ = run_python(
-        code_vrt, grid=grid.to_dict(), src=str(scene), dest=str(vrt), threads=threads
-    )
     print(f"  workflow path (warped(), 1024 px windows): {t_vrt:7.2f} s   peak RSS {rss_vrt:5d} MB")
     et_values = (0.125, 0.0) if chunking else (0.125,)
     runs = [(et, wo) for et in et_values for wo in ([], scale_wo)]
