@@ -13,7 +13,9 @@ rule features_tile:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(2000),
+        # benchmarks/region_scale.py: 318-407 MB for 2048 px tiles of 13 layers, flat from
+        # 2000^2 to 8000^2 px regions (the same pixels per tile at 30 m)
+        mem_mb=scaled(1000),
         runtime=scaled(20),
     params:
         features=config["features"],
@@ -63,7 +65,8 @@ rule labels:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(2000),
+        # benchmarks/region_scale.py: 179-199 MB from 2000^2 to 8000^2 px (block by block)
+        mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
         version=VERSION,
@@ -87,7 +90,7 @@ rule debris_labels:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(2000),
+        mem_mb=scaled(1000),
         runtime=scaled(10),
     params:
         version=VERSION,
@@ -115,7 +118,10 @@ rule tiles:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(8000),
+        # benchmarks/region_scale.py: 1116 MB for the demo's dataset; chips are written
+        # incrementally to a memory-mapped store, a window of chip rows at a time, so the
+        # peak follows the chip size and layers, not the dataset's size
+        mem_mb=scaled(3000),
         runtime=scaled(20),
     params:
         cfg=dataset_params,
