@@ -1,3 +1,4 @@
+import functools
 import sys
 from pathlib import Path
 
@@ -360,7 +361,7 @@ def dem_tiles(wildcards):
 def dem_tiles_under_tile(wildcards):
     """The DEM files that reach one processing tile (by their Copernicus names)."""
     r = wildcards.region
-    return _present(CATALOG.dem_under(r, tuple(region_tiles(r)[wildcards.tile])), r)
+    return _present(CATALOG.dem_under(r, _tile(wildcards)), r)
 
 
 def backscatter_files(wildcards):
@@ -368,7 +369,8 @@ def backscatter_files(wildcards):
 
 
 def _tile(wildcards):
-    return tuple(region_tiles(wildcards.region)[wildcards.tile])
+    """The job's processing tile ``(row_off, col_off, height, width)``."""
+    return tuple(tile_window(wildcards))
 
 
 def backscatter_tile_files(wildcards):
@@ -382,35 +384,56 @@ def backscatter_layer_names(wildcards):
     """The region's backscatter layers (co-pol, and cross-pol where any file has it), so
     every tile writes the same bands whatever dates reach it; None without co-pol files
     (the tile job then names the files)."""
-    files = CATALOG.backscatter(wildcards.region, int(wildcards.year))
+    return _backscatter_layer_names(wildcards.region, int(wildcards.year))
+
+
+@functools.cache
+def _backscatter_layer_names(region, year):
+    """Per region/year once, not once per tile job."""
+    files = CATALOG.backscatter(region, year)
     return [name for name, _ in backscatter_layers(classify_sar_files(files))] or None
+
+
+def _estimated_coherence(region, year):
+    """Coherence files the workflow estimates from the region/year's SLC pairs."""
+    return [
+        f"results/sar/{region}_{year}/slc/{a}_{b}_corr.tif"
+        for a, b in CATALOG.slc_pairs(region, year)
+    ]
 
 
 def coherence_files(wildcards):
     """Delivered coherence files plus those estimated here from SLC pairs."""
     r, y = wildcards.region, int(wildcards.year)
-    estimated = [
-        f"results/sar/{r}_{y}/slc/{a}_{b}_corr.tif" for a, b in CATALOG.slc_pairs(r, y)
-    ]
-    return CATALOG.coherence(r, y) + estimated
+    return CATALOG.coherence(r, y) + _estimated_coherence(r, y)
 
 
-def coherence_tile_files(wildcards):
-    """The delivered coherence pairs over one processing tile (by their footprints) and the
-    pairs estimated here (all: they do not exist yet). The region's selection (baseline,
-    months) is checked here, before any job: a tile may then have none (NaN there)."""
-    r, y = wildcards.region, int(wildcards.year)
-    every = coherence_files(wildcards)
+@functools.cache
+def _check_coherence_selection(region, year):
+    """The region's coherence pairs (delivered and estimated) must leave some after the
+    selection (baseline, months): one line before any job, checked once per region/year.
+    """
+    every = CATALOG.coherence(region, year) + _estimated_coherence(region, year)
     sar = config["sar"]
     pairs = [f for f in classify_sar_files(every) if f.kind == "coherence"]
     if pairs and not select_pairs(pairs, sar["max_baseline_days"], sar["months"]):
         fail(
-            f"{r}_{y}: none of the {len(pairs)} coherence pairs has a baseline <= "
+            f"{region}_{year}: none of the {len(pairs)} coherence pairs has a baseline <= "
             f"{sar['max_baseline_days']} days in months {sar['months']}; widen "
             "sar: max_baseline_days or sar: months"
         )
-    estimated = every[len(CATALOG.coherence(r, y)) :]
-    return CATALOG.sar_under(r, y, "coherence", _tile(wildcards)) + estimated
+
+
+def coherence_tile_files(wildcards):
+    """The delivered coherence pairs over one processing tile (by their footprints) and the
+    pairs estimated here (all: they do not exist yet). The region's selection is checked
+    first (:func:`_check_coherence_selection`): a tile may then have none (NaN there).
+    """
+    r, y = wildcards.region, int(wildcards.year)
+    _check_coherence_selection(r, y)
+    return CATALOG.sar_under(
+        r, y, "coherence", _tile(wildcards)
+    ) + _estimated_coherence(r, y)
 
 
 def slc_pair(wildcards):

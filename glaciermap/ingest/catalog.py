@@ -66,8 +66,11 @@ def _listing(folder: str) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-Footprint = tuple[str, tuple[float, float, float, float]]
-"""A raster's CRS (as text) and bounds (left, bottom, right, top) in that CRS."""
+Box = tuple[float, float, float, float]
+"""(left, bottom, right, top) in some CRS."""
+
+Footprint = tuple[str, Box]
+"""A raster's CRS (as text) and bounds in that CRS."""
 
 
 def _read_footprint(path: str) -> Footprint | str:
@@ -89,21 +92,42 @@ def _transformer(src_crs: str, dst_crs: str) -> Transformer:
     return Transformer.from_crs(src_crs, dst_crs, always_xy=True)
 
 
+def _box_in(footprint: Footprint, crs: str) -> Box | str:
+    """A footprint's bounds in ``crs`` (densified as the SAR jobs' test does; infinite
+    where it has no finite image there), or why its CRS cannot be transformed."""
+    src_crs, (left, bottom, right, top) = footprint
+    try:
+        w, s, e, n = _transformer(src_crs, crs).transform_bounds(
+            left, bottom, right, top, densify_pts=21
+        )
+    except (ProjError, CRSError, ValueError):
+        return f"its CRS {src_crs} cannot be transformed"
+    return (w, s, e, n)
+
+
+def _meets(box: Box, other: Box) -> bool:
+    """Strict overlap of two boxes of one CRS (the SAR jobs' footprint test); a box with a
+    non-finite side meets nothing."""
+    if not all(math.isfinite(v) for v in box):
+        return False
+    return bool(box[0] < other[2] and box[2] > other[0] and box[1] < other[3] and box[3] > other[1])
+
+
 def reaches(footprint: Footprint, grid: RegionGrid) -> bool | None:
     """Whether a footprint intersects the grid, by the test the SAR jobs apply (bounds
     transformed into the grid's CRS, densified, strict overlap); None if its CRS cannot be
     transformed into the grid's."""
-    crs, (left, bottom, right, top) = footprint
-    try:
-        w, s, e, n = _transformer(crs, grid.crs).transform_bounds(
-            left, bottom, right, top, densify_pts=21
-        )
-    except (ProjError, CRSError, ValueError):
-        return None
-    if not all(math.isfinite(v) for v in (w, s, e, n)):
-        return False  # no finite image in the grid's projection: far away
-    gl, gb, gr, gt = grid.bounds
-    return bool(w < gr and e > gl and s < gt and n > gb)
+    box = _box_in(footprint, grid.crs)
+    return None if isinstance(box, str) else _meets(box, grid.bounds)
+
+
+def _window_box(grid: RegionGrid, window: tuple[int, int, int, int], halo: int = 1) -> Box:
+    """The bounds, in the grid's CRS, of a window ``(row_off, col_off, height, width)`` of
+    the grid grown by ``halo`` pixels."""
+    r0, c0, h, w = window
+    x0, y0 = grid.transform @ (c0 - halo, r0 - halo)
+    x1, y1 = grid.transform @ (c0 + w + halo, r0 + h + halo)
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
 class FootprintCache:
@@ -265,8 +289,7 @@ class InputCatalog:
     def lonlat_bounds(self, region: str) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees of the region's grid (cached)."""
         g = self.grid(region)
-        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
-        w, s, e, n = to_geo.transform_bounds(*g.bounds, densify_pts=21)
+        w, s, e, n = _transformer(g.crs, "EPSG:4326").transform_bounds(*g.bounds, densify_pts=21)
         return (w, s, e, n)
 
     def is_demo(self, region: str) -> bool:
@@ -343,16 +366,14 @@ class InputCatalog:
             for f in _listing(self.shared_dir(region, year, "sar"))
             if f.lower().endswith(tifs) and os.path.basename(f) not in names
         ]
-        grid = self.grid(region)
-        for f, fp in zip(shared, self.footprints.lookup(shared), strict=True):
-            hit = None if isinstance(fp, str) else reaches(fp, grid)
-            if hit is None:
-                why = fp if isinstance(fp, str) else f"its CRS {fp[0]} cannot be transformed"
+        bounds = self.grid(region).bounds
+        for f, box in zip(shared, self._grid_boxes(region, tuple(shared)), strict=True):
+            if isinstance(box, str):
                 self._warn(
-                    f"{f}: {why}; left out of every region (fix it, or move it into a "
+                    f"{f}: {box}; left out of every region (fix it, or move it into a "
                     "region's own sar/ folder)"
                 )
-            elif hit:
+            elif _meets(box, bounds):
                 files.append(f)
         return tuple(files)
 
@@ -404,38 +425,27 @@ class InputCatalog:
         ``(row_off, col_off, height, width)`` of its grid (a processing tile, grown by one
         pixel): a SAR tile job then depends on the dates over it, and a new or replaced
         date reruns only the tiles it reaches. Footprints come from the files' headers
-        (:class:`FootprintCache`); a file without one, and every file of a demo region
-        (generated later), reaches every tile, and its job decides."""
+        (:class:`FootprintCache`); a file without a finite one, and every file of a demo
+        region (generated later), reaches every tile, and its job decides."""
         files = [path for k, path in self._sar_kinds(region, year) if k == kind]
         if self.is_demo(region) or not files:
             return files
+        tile = _window_box(self.grid(region), window)
         boxes = self._grid_boxes(region, tuple(files))
-        t = self.grid(region).transform
-        r0, c0, h, w = window
-        x0, y0 = t @ (c0 - 1, r0 - 1)
-        x1, y1 = t @ (c0 + w + 1, r0 + h + 1)
-        left, right, bottom, top = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
         return [
             f
             for f, b in zip(files, boxes, strict=True)
-            if b is None or (b[0] < right and b[2] > left and b[1] < top and b[3] > bottom)
+            if isinstance(b, str) or not all(map(math.isfinite, b)) or _meets(b, tile)
         ]
 
     @functools.cache  # noqa: B019 (one catalogue per workflow run)
-    def _grid_boxes(
-        self, region: str, files: tuple[str, ...]
-    ) -> tuple[tuple[float, float, float, float] | None, ...]:
-        """Each file's bounds in the region grid's CRS (None: unknown), computed once."""
-        grid, out = self.grid(region), []
-        for fp in self.footprints.lookup(files):
-            box = None
-            if not isinstance(fp, str):
-                try:
-                    box = _transformer(fp[0], grid.crs).transform_bounds(*fp[1], densify_pts=21)
-                except (ProjError, CRSError, ValueError):
-                    box = None
-            out.append(box if box is not None and all(map(math.isfinite, box)) else None)
-        return tuple(out)
+    def _grid_boxes(self, region: str, files: tuple[str, ...]) -> tuple[Box | str, ...]:
+        """Each file's bounds in the region grid's CRS, or why it has none (unreadable, no
+        CRS, a CRS that cannot be transformed), computed once per region."""
+        crs = self.grid(region).crs
+        return tuple(
+            fp if isinstance(fp, str) else _box_in(fp, crs) for fp in self.footprints.lookup(files)
+        )
 
     @functools.cache  # noqa: B019 (one catalogue per workflow run)
     def dem(self, region: str) -> list[str] | Missing:
@@ -462,12 +472,8 @@ class InputCatalog:
         if isinstance(files, Missing) or self.is_demo(region):
             return files
         g = self.grid(region)
-        r0, c0, h, w = window
-        x0, y0 = g.transform @ (c0 - 1, r0 - 1)
-        x1, y1 = g.transform @ (c0 + w + 1, r0 + h + 1)
-        to_geo = Transformer.from_crs(g.rio_crs, "EPSG:4326", always_xy=True)
-        west, south, east, north = to_geo.transform_bounds(
-            min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), densify_pts=21
+        west, south, east, north = _transformer(g.crs, "EPSG:4326").transform_bounds(
+            *_window_box(g, window), densify_pts=21
         )
         box = (west - 0.01, south - 0.01, east + 0.01, north + 0.01)
         return [str(p) for p in select_dem_tiles(files, box)]
