@@ -14,6 +14,7 @@ import yaml
 from affine import Affine
 from workflow_helpers import planned_jobs, snakemake
 
+from glaciermap.core.grid import RegionGrid, write_raster
 from glaciermap.ingest.catalog import FootprintCache, InputCatalog
 
 pytestmark = pytest.mark.workflow
@@ -30,19 +31,13 @@ BOUNDS = {
 
 
 def write_sar(path: Path, x0: float, width_px: int = 100) -> None:
-    """A backscatter file of 30 m pixels starting at easting ``x0`` (3 km tall)."""
+    """A backscatter file of 30 m pixels starting at easting ``x0`` (3 km tall), written
+    with the package's own writer."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    prof = {
-        "driver": "GTiff",
-        "width": width_px,
-        "height": 100,
-        "count": 1,
-        "dtype": "float32",
-        "crs": CRS,
-        "transform": Affine(30, 0, x0, 0, -30, 4003000),
-    }
-    with rasterio.open(path, "w", **prof) as dst:
-        dst.write(np.full((1, 100, width_px), 0.1, np.float32))
+    scene = RegionGrid(
+        crs=CRS, transform=Affine(30, 0, x0, 0, -30, 4003000), width=width_px, height=100
+    )
+    write_raster(path, np.full((100, width_px), 0.1, np.float32), scene, ["sar"], nodata=np.nan)
 
 
 def catalogue_config(root: Path) -> dict:  # type: ignore[type-arg]
