@@ -33,10 +33,11 @@ largest overlap (None without overlap). Areas and lengths are in the grid CRS (m
 steps (:func:`_polygonize_in_memory`, kept as the reference): the clean-up and the
 labelling of the complexes go through the raster in row stripes
 (:mod:`glaciermap.products.outlines_stream`); complexes that are one glacier each (no
-inventory, no DEM) are vectorised while the stripes are labelled, those crossing stripe seams
-from pieces kept until they are whole; otherwise each complex is split and vectorised in
-the window of its bounding box grown by the inventory reach. Memory: a stripe, the window of
-the largest complex (an ice cap is the worst case), O(number of patches), the output.
+inventory, no DEM) are traced while the stripes are labelled (each stripe adds the pixel
+corners where outlines turn, :mod:`glaciermap.products.trace`; the rings are joined at the
+end); otherwise each complex is split and vectorised in the window of its bounding box grown
+by the inventory reach. Memory: a stripe, the window of the largest complex to split (an ice
+cap is the worst case), O(number of patches and outline vertices), the output.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import rasterio.io
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import shape
@@ -70,6 +72,7 @@ from glaciermap.products.outlines_stream import (
     Stripe,
     stream_complexes,
 )
+from glaciermap.products.trace import RingTracer, trace_labels
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -512,14 +515,20 @@ def _read(src: rasterio.io.DatasetReader, band: int, win: Slices) -> NDArray[np.
 def _read_probability(
     src: rasterio.io.DatasetReader, band: int, win: Slices
 ) -> NDArray[np.float32]:
-    """:func:`_read` then ``np.nan_to_num(nan=0)`` (nodata -> 0), with fewer passes."""
+    """:func:`_read` then ``np.nan_to_num(nan=0)`` (nodata -> 0), with fewer passes: where
+    the band's only mask is its nodata value (or none), without a masked read."""
     window = Window(
         win[1].start, win[0].start, win[1].stop - win[1].start, win[0].stop - win[0].start
     )
-    data = src.read(band, window=window, masked=True)
-    out = np.asarray(data.data).astype(np.float32, copy=False)
+    flags = set(src.mask_flag_enums[band - 1])
+    plain = flags <= {MaskFlags.nodata, MaskFlags.all_valid}
+    data = src.read(band, window=window, masked=not plain)
+    out = np.asarray(np.ma.getdata(data)).astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         out = np.nan_to_num(out, copy=False, nan=0.0)
+    nodata = src.nodatavals[band - 1]
+    if plain and nodata is not None and not math.isnan(nodata):
+        np.copyto(out, np.float32(0.0), where=np.asarray(np.ma.getdata(data)) == nodata)
     mask = np.ma.getmask(data)
     if mask is not np.ma.nomask:
         np.copyto(out, np.float32(0.0), where=mask)
@@ -556,181 +565,56 @@ class _Outlines:
         self.complex_owner.append(complex_owner)
 
 
-def _column_groups(col0: NDArray[np.int64], col1: NDArray[np.int64]) -> list[NDArray[np.int64]]:
-    """Boxes (columns ``col0:col1``) in groups of neighbouring columns, as indices: sorted
-    by ``col0``, a new group where a box starts more than 64 columns right of all before."""
-    order = np.argsort(col0, kind="stable")
-    reach = np.maximum.accumulate(col1[order])
-    gap = col0[order[1:]] > reach[:-1] + 64
-    return np.split(order, np.flatnonzero(gap) + 1)
-
-
 class _SingleGlaciers:
     """Outlines and mean probabilities of complexes that are one glacier each (no inventory,
-    no DEM), made while the stripes are labelled (:meth:`visit`): the complexes lying
-    within a stripe all at once, those crossing stripe seams from the pieces kept of them
-    until they are whole (so memory holds only the complexes crossing the current seam). As
-    :func:`_vectorise` and ``ndimage.mean`` give them in the complex's own window: a complex
-    is one 4-connected polygon, and its pixels are summed in raster order."""
+    no DEM), gathered while the stripes are labelled (:meth:`visit`): each stripe's outline
+    corners (:class:`~glaciermap.products.trace.RingTracer`) and per-piece probability sums,
+    so memory holds no pixels beyond the stripe. :meth:`finish` joins them into the complexes'
+    polygons, the same whatever the stripes (the whole array is one stripe)."""
 
     def __init__(
-        self, height: int, transform: Affine, prob: Callable[[Slices], NDArray[np.float32]]
+        self,
+        shape: tuple[int, int],
+        transform: Affine,
+        prob: Callable[[Slices], NDArray[np.float32]],
     ):
-        self.height = height
         self.transform = transform
         self.prob = prob
-        self._prov: list[NDArray[np.int64]] = []
-        self._geoms: list[NDArray[np.object_]] = []
-        self._means: list[NDArray[np.float64]] = []
-        # pieces crossing seams: union-find over provisional ids, crops per root
-        self._parent: dict[int, int] = {}
-        self._crops: dict[int, list[tuple[int, int, NDArray[np.bool_], NDArray[np.float32]]]] = {}
-        self._open: set[int] = set()
-
-    def _outlines(
-        self,
-        labels: NDArray[np.int32],
-        mask: NDArray[np.bool_],
-        win: Slices,
-        expected: int,
-        p: NDArray[np.float32],
-    ) -> tuple[NDArray[np.int64], NDArray[np.object_], NDArray[np.float64]]:
-        """The polygons of the complexes ``labels`` where ``mask``, their labels and means.
-        The mask alone is polygonized (one value: cheaper than the labels; complexes never
-        touch along an edge, so the polygons are the same); a polygon's label is found at its
-        first pixel."""
-        r0, c0 = win[0].start, win[1].start
-        _, polys, first = _polygons(mask.view(np.uint8), self.transform, (r0, c0), mask)
-        values = labels[first[:, 0] - r0, first[:, 1] - c0].astype(np.int64)
-        if len(np.unique(values)) != len(values) or len(values) != expected:
-            raise AssertionError("a complex gave more or less than one polygon")
-        geoms = shapely.make_valid(shapely.union_all(polys[:, None], axis=1))
-        sel = labels[mask]  # pixels in raster order, as ndimage.mean sums them
-        counts = np.bincount(sel).astype(np.float64)
-        sums = np.bincount(sel, weights=p[mask])
-        return values, np.asarray(geoms, dtype=object), sums[values] / counts[values]
-
-    def _find(self, x: int) -> int:
-        parent = self._parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def _union(self, a: int, b: int) -> None:
-        ra, rb = self._find(a), self._find(b)
-        if ra != rb:
-            ra, rb = min(ra, rb), max(ra, rb)
-            self._parent[rb] = ra
-            self._crops[ra] += self._crops.pop(rb)
+        self.tracer = RingTracer(shape)
+        self._sums: list[NDArray[np.float64]] = []
+        self._counts: list[NDArray[np.int64]] = []
 
     def visit(self, st: Stripe) -> None:
         """A stripe of the final labelling (see :class:`Stripe`)."""
         lab, r0 = st.labels, st.r0
-        h, w = lab.shape
-        win = (slice(r0, r0 + h), slice(0, w))
-        edge = [lab[0]] if r0 > 0 else []
-        last = r0 + h == self.height
-        if not last:
-            edge.append(lab[-1])
-        crossing = np.unique(np.concatenate(edge)) if edge else np.zeros(0, np.int32)
-        crossing = crossing[crossing > 0]
-        if not st.whole.any() and not len(crossing) and not self._open:
+        ice = lab > 0
+        self.tracer.add(r0, lab, st.base, ice)
+        k = int(st.stats.shape[0])
+        if not k:
             return
-        p = self.prob(win) if st.probability is None else st.probability
-        if st.whole.any():
-            # in windows around groups of neighbouring columns: GDAL's polygonization costs
-            # about the same per pixel, inside the mask or not
-            whole = np.flatnonzero(st.whole)
-            box = st.stats[whole - 1, 1:5]
-            for group in _column_groups(box[:, 2], box[:, 3]):
-                a, b = int(box[group, 0].min()) - r0, int(box[group, 1].max()) - r0
-                c0, c1 = int(box[group, 2].min()), int(box[group, 3].max())
-                sub, chosen = lab[a:b, c0:c1], np.zeros(len(st.whole), bool)
-                chosen[whole[group]] = True
-                sub_win = (slice(r0 + a, r0 + b), slice(c0, c1))
-                values, geoms, means = self._outlines(
-                    sub, chosen[sub], sub_win, len(group), p[a:b, c0:c1]
-                )
-                self._prov.append(st.base + values - 1)
-                self._geoms.append(geoms)
-                self._means.append(means)
-        touches_bottom = set()
-        if not last:
-            bottom = np.unique(lab[-1])
-            touches_bottom = set((st.base + bottom[bottom > 0] - 1).tolist())
-        for label in crossing.tolist():
-            pid = st.base + label - 1
-            _, a, b, c0, c1 = st.stats[label - 1, :5].tolist()
-            crop = lab[a - r0 : b - r0, c0:c1] == label
-            self._parent[pid] = pid
-            self._crops[pid] = [(a, c0, crop, p[a - r0 : b - r0, c0:c1].copy())]
-        for above, here in st.pairs.T.tolist():
-            self._union(above, here)
-        candidates = {self._find(x) for x in self._open}
-        candidates |= {self._find(st.base + label - 1) for label in crossing.tolist()}
-        still_open = {self._find(x) for x in touches_bottom}
-        closed = sorted(candidates - still_open)
-        if closed:
-            self._close(closed, 2 * h)
-        # pieces of the stripe above are no longer needed: keep only the open ones
-        self._open = touches_bottom
-        keep = {x for x in self._parent if self._find(x) in still_open}
-        self._parent = {x: self._find(x) for x in keep}
-
-    def _close(self, roots: list[int], short: int) -> None:
-        """Outline the whole complexes (groups) ``roots``: those at most ``short`` rows tall
-        together in the window holding them all, the others each in its own."""
-        crops = [self._crops.pop(root) for root in roots]
-        boxes = np.array(
-            [
-                [
-                    min(a for a, _, _, _ in cs),
-                    max(a + m.shape[0] for a, _, m, _ in cs),
-                    min(c for _, c, _, _ in cs),
-                    max(c + m.shape[1] for _, c, m, _ in cs),
-                ]
-                for cs in crops
-            ]
-        )
-        low = np.flatnonzero(boxes[:, 1] - boxes[:, 0] <= short)
-        batches: list[NDArray[np.int64]] = []
-        if len(low):  # side by side in windows of neighbouring columns
-            batches += [low[g] for g in _column_groups(boxes[low, 2], boxes[low, 3])]
-        batches += [np.array([i]) for i in np.flatnonzero(boxes[:, 1] - boxes[:, 0] > short)]
-        for batch in batches:
-            r0, r1 = int(boxes[batch, 0].min()), int(boxes[batch, 1].max())
-            c0, c1 = int(boxes[batch, 2].min()), int(boxes[batch, 3].max())
-            labels = np.zeros((r1 - r0, c1 - c0), np.int32)
-            p = np.zeros(labels.shape, np.float32)
-            for k, i in enumerate(batch.tolist(), start=1):
-                for a, c, m, pc in crops[i]:
-                    sub = (slice(a - r0, a - r0 + m.shape[0]), slice(c - c0, c - c0 + m.shape[1]))
-                    labels[sub][m] = k
-                    p[sub][m] = pc[m]
-            win = (slice(r0, r1), slice(c0, c1))
-            values, geoms, means = self._outlines(labels, labels > 0, win, len(batch), p)
-            self._prov.append(np.asarray(roots, np.int64)[batch[values - 1]])
-            self._geoms.append(geoms)
-            self._means.append(means)
+        p = st.probability
+        if p is None:
+            p = self.prob((slice(r0, r0 + lab.shape[0]), slice(0, lab.shape[1])))
+        sums = np.bincount(lab[ice], weights=p[ice], minlength=k + 1)[1:]
+        self._sums.append(sums.astype(np.float64, copy=False))
+        self._counts.append(st.stats[:, 0])
 
     def finish(
         self, found: Complexes
     ) -> tuple[NDArray[np.bool_], NDArray[np.object_], NDArray[np.float64]]:
-        """Per complex: whether it was done, its geometry and mean probability."""
+        """Per complex: whether it was done (all), its geometry and mean probability."""
         n = len(found.comps)
-        done = np.zeros(n, bool)
-        geoms = np.empty(n, dtype=object)
+        comps, polys = self.tracer.finish(found.complex_of, self.transform)
+        if not np.array_equal(comps, np.arange(n)):
+            raise AssertionError("a complex without an outline")
         means = np.full(n, np.nan)
-        if self._prov:
-            idx = found.complex_of[np.concatenate(self._prov)]
-            kept = idx >= 0  # not a patch removed as too small
-            done[idx[kept]] = True
-            geoms[idx[kept]] = np.concatenate(self._geoms)[kept]
-            means[idx[kept]] = np.concatenate(self._means)[kept]
-        return done, geoms, means
+        if self._sums:
+            of = found.complex_of
+            kept = of >= 0
+            sums = np.bincount(of[kept], weights=np.concatenate(self._sums)[kept], minlength=n)
+            counts = np.bincount(of[kept], weights=np.concatenate(self._counts)[kept], minlength=n)
+            means = sums / counts
+        return np.ones(n, bool), polys, means
 
 
 def polygonize_probability(
@@ -760,18 +644,19 @@ def polygonize_probability(
     drainage basins when there is no inventory (or it has no glacier on the grid).
 
     Runs in bounded memory, with the same result as on the whole arrays (same polygons,
-    bit for bit, same attributes): the clean-up and the labelling of the complexes go through
-    the raster in stripes of ``stripe_rows`` rows (default: about
+    bit for bit, same attributes, means up to rounding): the clean-up and the labelling of
+    the complexes go through the raster in stripes of ``stripe_rows`` rows (default: about
     :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels; the smoothing reads
     ``4 * r`` more rows on each side), the masks in between in an anonymous, bit-packed
-    temporary file (1 bit per pixel) beside ``dest``. Complexes that are one glacier each
-    (no inventory, no DEM) are vectorised during the last labelling pass, those crossing
-    stripe seams once they are whole; otherwise each complex is split and vectorised in the
-    window of its bounding box grown by the inventory reach (``max_inventory_distance_m``),
-    the inventory rasterized on that window only. Memory is thus one stripe, plus the window
-    of the largest complex (an ice cap is the worst case), plus O(number of patches) for
-    their sizes and boxes, plus the output polygons. GDAL's block cache is held to
-    :func:`_cache_bytes` meanwhile.
+    temporary file (1 bit per pixel) beside ``dest`` (only where a later pass reads them).
+    Complexes that are one glacier each (no inventory, no DEM) are traced during the last
+    labelling pass (:class:`~glaciermap.products.trace.RingTracer`: a few integers per
+    outline vertex); otherwise each complex is split and vectorised in the window of its
+    bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
+    rasterized on that window only. Memory is thus one stripe, plus the window of the
+    largest complex to split (an ice cap is the worst case), plus O(number of patches) for
+    their sizes and boxes, plus the output polygons and their vertices. GDAL's block cache
+    is held to :func:`_cache_bytes` meanwhile.
     """
     grid = grid_of(probability)
     shape_ = grid.shape
@@ -800,7 +685,10 @@ def polygonize_probability(
             z_src = stack.enter_context(open_raster(dem))
             z_band = _band(z_src, "elevation")
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, z_src)))
-        store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
+        single = inv is None and z_src is None  # glaciers = complexes: traced in stripes
+        store = None  # the final mask, kept for the holes' pass and the complexes' windows
+        if not single or max_hole_km2 * 1e6 / px**2 > 1:
+            store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
 
         def prob(win: Slices) -> NDArray[np.float32]:
             return _read_probability(src, band, win)
@@ -811,9 +699,7 @@ def polygonize_probability(
         def smooth(m: NDArray[np.bool_]) -> NDArray[np.bool_]:
             return _smooth(m, r)
 
-        single = None
-        if inv is None and z_src is None:  # glaciers = complexes: many at once
-            single = _SingleGlaciers(grid.height, grid.transform, prob)
+        tracer = _SingleGlaciers(shape_, grid.transform, prob) if single else None
         found = stream_complexes(
             rows,
             shape_,
@@ -824,14 +710,14 @@ def polygonize_probability(
             max_hole_km2 * 1e6 / px**2,
             store,
             stripe_rows,
-            None if single is None else single.visit,
-            seeds=single is None,
+            None if tracer is None else tracer.visit,
+            boxes=tracer is None,
         )
         comps = found.comps
         n_cx = len(comps)
         done = np.zeros(n_cx, bool)
-        if single is not None:
-            done, one_geom, one_mean = single.finish(found)
+        if tracer is not None:
+            done, one_geom, one_mean = tracer.finish(found)
         for c in range(n_cx):
             if done[c]:
                 mean_p = float(one_mean[c])
@@ -841,6 +727,7 @@ def polygonize_probability(
                 slice(int(comps.row0[c]), int(comps.row1[c])),
                 slice(int(comps.col0[c]), int(comps.col1[c])),
             )
+            assert store is not None
             m = store.read_window(*box)
             if int(np.count_nonzero(m)) != comps.size[c]:  # other patches in the box
                 lab, _ = ndimage.label(m)
@@ -931,12 +818,7 @@ def _write_outlines(
     starts = np.searchsorted(of, np.arange(1, n_complex + 2))
     single = np.flatnonzero(np.diff(starts) == 1)
     cgeoms = np.empty(n_complex, dtype=object)
-    for chunk in np.array_split(single, max(1, len(single) // 4096)):
-        alone = gs[starts[chunk]]
-        made = shapely.make_valid(shapely.union_all(alone[:, None], axis=1))
-        same = shapely.equals_exact(made, alone, 0.0)  # the usual case: share, not copy
-        made[same] = alone[same]
-        cgeoms[chunk] = made
+    cgeoms[single] = gs[starts[single]]  # valid already: shared, not copied
     for c in np.flatnonzero(np.diff(starts) > 1).tolist():
         cgeoms[c] = shapely.make_valid(shapely.union_all(gs[starts[c] : starts[c + 1]]))
     cx = _frame(
@@ -995,8 +877,12 @@ def _polygonize_in_memory(
     n = len(of_complex)
     idx = np.arange(1, n + 1)
     cidx = np.arange(1, n_complex + 1)
+    if codes is None and elevation is None:  # glaciers = complexes: traced as a whole
+        geoms = list(trace_labels(glaciers, grid.transform))
+    else:
+        geoms = _vectorise_reference(glaciers, grid.transform, n)
     out = _Outlines(
-        geoms=_vectorise_reference(glaciers, grid.transform, n),
+        geoms=geoms,
         of_complex=of_complex.tolist(),
         owner=owner.tolist(),
         mean_p=ndimage.mean(p, glaciers, idx).tolist() if n else [],

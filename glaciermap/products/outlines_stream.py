@@ -296,10 +296,10 @@ def stream_complexes(
     halo: int,
     min_px: float,
     max_hole_px: float,
-    store: PackedMask,
+    store: PackedMask | None,
     stripe_rows: int,
     visit: Visit | None = None,
-    seeds: bool = True,
+    boxes: bool = True,
 ) -> Complexes:
     """Threshold, clean up and label a probability raster in stripes, exactly as
     :func:`~glaciermap.products.outlines.clean_mask` then ``ndimage.label`` on the whole array.
@@ -309,13 +309,16 @@ def stream_complexes(
     at least ``halo`` rows from a stripe edge that is not a raster edge (None: no smoothing).
     Patches under ``min_px`` pixels are removed, holes (background not connected to the
     raster border) under ``max_hole_px`` pixels filled. Leaves the final mask in ``store``
-    and returns its complexes; ``visit`` is called on each stripe of the final labelling.
-    ``seeds=False`` skips the complexes' first pixels (``seed_row``, ``seed_col`` are then 0).
+    (None: not kept; filling holes needs it) and returns its complexes; ``visit`` is called
+    on each stripe of the final labelling. ``boxes=False`` skips the complexes' bounding
+    boxes and first pixels (all 0 then, also in the stripes' ``stats``).
     """
     height, _ = shape
     remove = min_px > 1  # every patch has at least one pixel
     fill = max_hole_px > 1
-    fg = StreamLabeler(shape, bbox=not fill, seeds=seeds and not fill)
+    if fill and store is None:
+        raise ValueError("filling holes needs a store for the mask")
+    fg = StreamLabeler(shape, bbox=boxes and not fill, seeds=boxes and not fill)
     for r0, r1 in stripes(height, stripe_rows):
         a, b = max(0, r0 - halo), min(height, r1 + halo)
         p = read_rows(a, b)
@@ -323,7 +326,8 @@ def stream_complexes(
         if smooth is not None:
             m = smooth(m)
         core = np.ascontiguousarray(m[r0 - a : r1 - a])
-        store.write_rows(r0, core)
+        if store is not None:
+            store.write_rows(r0, core)
         if remove or not fill:
             lab, k = fg.add(r0, core)
             if visit is not None and not fill:
@@ -337,6 +341,7 @@ def stream_complexes(
         keep = comps.size >= min_px
         index = np.where(keep, np.cumsum(keep) - 1, -1)
         return Complexes(comps.select(keep), index[comp])
+    assert store is not None  # checked above
     small = np.zeros(0, bool)  # by provisional id
     if remove:
         pieces, piece_comp = fg.finish()
@@ -354,7 +359,7 @@ def stream_complexes(
         bg.add(r0, ~without_small(r0, store.read_rows(r0, r1)))
     holes, hole_comp = bg.finish()
     filled = ((~holes.border) & (holes.size < max_hole_px))[hole_comp]
-    cx = StreamLabeler(shape, bbox=True, seeds=seeds)
+    cx = StreamLabeler(shape, bbox=boxes, seeds=boxes)
     for r0, r1 in stripes(height, stripe_rows):
         m = without_small(r0, store.read_rows(r0, r1))
         lab, k = ndimage.label(~m)

@@ -48,12 +48,16 @@ def _noise_and_blobs(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def _same_outlines(a: Path, b: Path) -> int:
-    """Both layers of two outline files hold the same features, bit for bit."""
+    """Both layers of two outline files hold the same features, bit for bit (mean
+    probabilities up to rounding)."""
     n = 0
     for layer in ("glaciers", "complexes"):
         fa, fb = gpd.read_file(a, layer=layer), gpd.read_file(b, layer=layer)
         assert len(fa) == len(fb)
-        assert fa.drop(columns="geometry").equals(fb.drop(columns="geometry"))
+        exact = ["geometry", "mean_probability"]
+        assert fa.drop(columns=exact).equals(fb.drop(columns=exact))
+        # sums of the stripes' pieces, not of the whole array: equal up to rounding
+        np.testing.assert_allclose(fa.mean_probability, fb.mean_probability, rtol=1e-12)
         assert shapely.equals_exact(fa.geometry.values, fb.geometry.values, 0.0).all()
         assert fb.geometry.is_valid.all()
         n += len(fa)
@@ -277,3 +281,21 @@ def test_a_grid_with_awkward_numbers_gives_the_same_coordinates(
         write_raster(dem, _two_valleys(90, 70)[None], grid, ["elevation"])
         kw["dem"] = dem
     assert _compare(tmp_path, prob, [1, 4, 13, None], **kw) >= 4
+
+
+@pytest.mark.parametrize("nodata", [np.nan, -1.0, None])
+def test_probability_nodata_reads_as_zero(tmp_path: Path, nodata: float | None) -> None:
+    from glaciermap.core.io import open_raster
+    from glaciermap.products.outlines import _read_probability
+
+    p = np.full((6, 5), 0.8, np.float32)
+    p[1, 2] = np.nan
+    p[3, 1] = -1.0
+    path = tmp_path / "p.tif"
+    write_raster(path, p[None], _grid(6, 5), ["probability"], nodata)
+    with open_raster(path) as src:
+        got = _read_probability(src, 1, (slice(0, 6), slice(0, 5)))
+    want = np.nan_to_num(p, nan=0.0)
+    if nodata == -1.0:
+        want[3, 1] = 0.0
+    np.testing.assert_array_equal(got, want)

@@ -1,0 +1,88 @@
+"""Outline tracing: the polygons of GDAL's polygonization, valid, the same in any stripes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio.features
+import shapely
+from affine import Affine
+from scipy import ndimage
+from shapely.geometry import shape
+
+from glaciermap.products.outlines_stream import StreamLabeler
+from glaciermap.products.trace import RingTracer, trace_labels
+
+T = Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 4_000_000.0)
+
+
+def _gdal(labels: np.ndarray, n: int) -> list[shapely.Geometry]:
+    parts: dict[int, list[shapely.Geometry]] = {}
+    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=T):
+        parts.setdefault(int(value), []).append(shape(geom))
+    return [shapely.make_valid(shapely.union_all(parts[k])) for k in range(1, n + 1)]
+
+
+def _masks() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    masks = [rng.random(tuple(rng.integers(1, 25, 2))) < rng.uniform(0.2, 0.8) for _ in range(150)]
+    checker = np.indices((9, 9)).sum(axis=0) % 2 == 0  # saddles everywhere, 41 pixels alone
+    ring = np.zeros((7, 7), bool)  # one component through a saddle: shell and hole touch
+    ring[1, 1:4] = ring[1:4, 1] = ring[3, 1:4] = ring[1:4, 3] = True
+    ring[4, 4] = ring[4:6, 4] = ring[5, 2:5] = True
+    ring[3:6, 2] = True
+    return [*masks, checker, ring, np.ones((3, 4), bool), np.zeros((4, 3), bool)]
+
+
+@pytest.mark.parametrize("mask", _masks())
+def test_polygons_are_gdals_valid_and_the_pixel_area(mask: np.ndarray) -> None:
+    labels, n = ndimage.label(mask)
+    labels = labels.astype(np.int32)
+    polys = trace_labels(labels, T)
+    assert len(polys) == n
+    for k, (ours, ref) in enumerate(zip(polys, _gdal(labels, n), strict=True), start=1):
+        assert ours.geom_type == "Polygon" and ours.is_valid, shapely.is_valid_reason(ours)
+        assert ours.area == pytest.approx(np.count_nonzero(labels == k) * 100.0, abs=1e-6)
+        assert ours.symmetric_difference(ref).area == pytest.approx(0.0, abs=1e-6)
+
+
+def test_saddle_of_one_component_splits_into_shell_and_touching_hole() -> None:
+    mask = _masks()[-3]
+    labels, n = ndimage.label(mask)
+    assert n == 1  # the two pixels at the saddle (3, 3)-(4, 4) are joined elsewhere
+    (poly,) = trace_labels(labels.astype(np.int32), T)
+    # the pixel (2, 2) is a hole; (4, 3) is one that meets the outside at the saddle point
+    assert len(poly.interiors) == 2 and poly.is_valid
+    touching = [shapely.LinearRing(r).intersection(poly.exterior) for r in poly.interiors]
+    assert sorted(g.geom_type for g in touching if not g.is_empty) == ["Point"]
+    assert poly.area == pytest.approx(mask.sum() * 100.0)
+
+
+def test_stripes_give_the_whole_array_polygons_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        mask = rng.random((h, w)) < rng.uniform(0.2, 0.8)
+        labels, n = ndimage.label(mask)
+        whole = trace_labels(labels.astype(np.int32), T)
+        for rows in (1, 2, 5, 16):
+            labeler, tracer = StreamLabeler((h, w), bbox=False), RingTracer((h, w))
+            for r0 in range(0, h, rows):
+                lab, _ = labeler.add(r0, mask[r0 : r0 + rows])
+                tracer.add(r0, lab, labeler.bases[r0])
+            _, comp = labeler.finish()
+            comps, polys = tracer.finish(comp, T)
+            assert np.array_equal(comps, np.arange(n))
+            assert shapely.equals_exact(polys, whole, 0.0).all()
+
+
+def test_left_out_components_are_dropped_and_stripes_must_come_in_order() -> None:
+    mask = np.zeros((6, 6), bool)
+    mask[0:2, 0:2] = mask[3:6, 3:6] = True
+    labels, _ = ndimage.label(mask)
+    tracer = RingTracer(mask.shape)
+    tracer.add(0, labels.astype(np.int32), 1)
+    comps, polys = tracer.finish(np.array([-1, -1, 0]), T)  # id 1 left out, id 2 -> 0
+    assert comps.tolist() == [0] and polys[0].area == pytest.approx(900.0)
+    with pytest.raises(ValueError, match="expected row 0"):
+        RingTracer((4, 4)).add(2, np.zeros((2, 4), np.int32), 1)
