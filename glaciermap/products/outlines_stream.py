@@ -19,7 +19,9 @@ import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +29,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+T = TypeVar("T")
 STRIPE_PIXELS = 1 << 20  # default stripe size (pixels, halo included): ~1 M, 4 MB of float32
 
 
@@ -171,8 +174,8 @@ class StreamLabeler:
                 edge.append(lab[0])
             if r0 + h == height:
                 edge.append(lab[-1])
-            touching = np.unique(np.concatenate(edge))
-            stats[touching[touching > 0] - 1, 7] = 1
+            touching = np.concatenate(edge)
+            stats[touching[touching > 0] - 1, 7] = 1  # repeated indices: no sort needed
             self._stats.append(stats)
             self.last_stats = stats
         ids = np.where(lab[0] > 0, lab[0].astype(np.int64) + (base - 1), -1)
@@ -180,7 +183,10 @@ class StreamLabeler:
             above = self._prev[1]
             both = (above >= 0) & (ids >= 0)
             if both.any():
-                pairs = np.unique(np.stack([above[both], ids[both]]), axis=1)
+                a, b = above[both], ids[both]
+                new = np.ones(len(a), bool)  # runs along the seam: one pair each, then unique
+                new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+                pairs = np.unique(np.stack([a[new], b[new]]), axis=1)
                 self._edges.append(pairs)
                 self.last_pairs, self.last_pairs_at = pairs, r0
         last = np.where(lab[-1] > 0, lab[-1].astype(np.int64) + (base - 1), -1)
@@ -288,6 +294,28 @@ def _stripe(
     return Stripe(r0, lab, labeler.bases[r0], whole, labeler.last_stats, pairs, p)
 
 
+def prefetched(
+    make: Callable[[int, int], T], args: list[tuple[int, int]]
+) -> Iterator[tuple[tuple[int, int], T]]:
+    """``(arg, make(*arg))`` for each of ``args`` in order, each made in a worker thread
+    while the caller works on the one before (one ahead at most). A failure is raised
+    where its result is due; leaving the loop early waits for the one under way."""
+    if len(args) < 2:
+        for arg in args:
+            yield arg, make(*arg)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="stripe") as pool:
+        ahead: Future[T] = pool.submit(make, *args[0])
+        try:
+            for k, arg in enumerate(args):
+                got = ahead.result()
+                if k + 1 < len(args):
+                    ahead = pool.submit(make, *args[k + 1])
+                yield arg, got
+        finally:
+            ahead.cancel()
+
+
 def stream_complexes(
     read_rows: Callable[[int, int], NDArray[np.float32]],
     shape: tuple[int, int],
@@ -319,13 +347,18 @@ def stream_complexes(
     if fill and store is None:
         raise ValueError("filling holes needs a store for the mask")
     fg = StreamLabeler(shape, bbox=boxes and not fill, seeds=boxes and not fill)
-    for r0, r1 in stripes(height, stripe_rows):
+
+    def cleaned(r0: int, r1: int) -> tuple[int, NDArray[np.float32], NDArray[np.bool_]]:
         a, b = max(0, r0 - halo), min(height, r1 + halo)
         p = read_rows(a, b)
         m = p >= threshold
         if smooth is not None:
             m = smooth(m)
-        core = np.ascontiguousarray(m[r0 - a : r1 - a])
+        return a, p, np.ascontiguousarray(m[r0 - a : r1 - a])
+
+    # the next stripe is read and cleaned in a second thread meanwhile (GDAL and numpy
+    # release the GIL): read_rows is only ever called from that thread in this pass
+    for (r0, r1), (a, p, core) in prefetched(cleaned, list(stripes(height, stripe_rows))):
         if store is not None:
             store.write_rows(r0, core)
         if remove or not fill:

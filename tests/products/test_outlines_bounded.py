@@ -91,9 +91,8 @@ def test_stripes_give_the_whole_array_result(tmp_path: Path, kw: dict[str, float
     assert _compare(tmp_path, prob, [1, 7, 12, 30, 64, None], **kw) >= 4
 
 
-def test_whole_complexes_in_windows_of_neighbouring_columns(tmp_path: Path) -> None:
-    # a wide, sparse raster: the complexes lying in a stripe are polygonized in windows
-    # around groups of them far apart in columns (and those crossing seams side by side)
+def test_small_and_tall_complexes_on_a_wide_sparse_raster(tmp_path: Path) -> None:
+    # complexes lying within a stripe, far apart in columns, and tall ones across the seams
     rng = np.random.default_rng(3)
     p = np.zeros((60, 900), np.float32)
     for k, c in enumerate(range(10, 880, 97)):
@@ -299,3 +298,22 @@ def test_probability_nodata_reads_as_zero(tmp_path: Path, nodata: float | None) 
     if nodata == -1.0:
         want[3, 1] = 0.0
     np.testing.assert_array_equal(got, want)
+
+
+def test_prefetched_keeps_order_and_raises_where_due() -> None:
+    from glaciermap.products.outlines_stream import prefetched
+
+    args = [(k, k + 1) for k in range(5)]
+    assert list(prefetched(lambda a, b: a * b, args)) == [(x, x[0] * x[1]) for x in args]
+    assert list(prefetched(lambda a, b: a + b, args[:1])) == [((0, 1), 1)]
+
+    def fail_at_3(a: int, b: int) -> int:
+        if a == 3:
+            raise OSError("unreadable block")
+        return a
+
+    got = []
+    with pytest.raises(OSError, match="unreadable block"):
+        for _, v in prefetched(fail_at_3, args):
+            got.append(v)
+    assert got == [0, 1, 2]
