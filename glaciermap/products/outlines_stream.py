@@ -15,6 +15,7 @@ whole array (raster-scan order of their first pixels); the final mask stays in t
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import tempfile
@@ -316,6 +317,29 @@ def prefetched(
             ahead.cancel()
 
 
+@contextlib.contextmanager
+def one_behind(fn: Callable[[Stripe], None] | None) -> Iterator[Callable[[Stripe], None] | None]:
+    """``fn`` called in a worker thread, one call at a time and in order, while the caller
+    goes on (the caller waits for the call before when it makes the next, so one stripe is
+    in flight at most); all calls are done (and a failure raised) when the block ends."""
+    if fn is None:
+        yield None
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="visit") as pool:
+        last: list[Future[None]] = []
+
+        def call(stripe: Stripe) -> None:
+            if last:
+                last.pop().result()
+            last.append(pool.submit(fn, stripe))
+
+        try:
+            yield call
+        finally:
+            while last:
+                last.pop().result()
+
+
 def stream_complexes(
     read_rows: Callable[[int, int], NDArray[np.float32]],
     shape: tuple[int, int],
@@ -357,16 +381,18 @@ def stream_complexes(
         return a, p, np.ascontiguousarray(m[r0 - a : r1 - a])
 
     # the next stripe is read and cleaned in a second thread meanwhile (GDAL and numpy
-    # release the GIL): read_rows is only ever called from that thread in this pass
-    for (r0, r1), (a, p, core) in prefetched(cleaned, list(stripes(height, stripe_rows))):
-        if store is not None:
-            store.write_rows(r0, core)
-        if remove or not fill:
-            lab, k = fg.add(r0, core)
-            if visit is not None and not fill:
-                keep = fg.last_stats[:, 0] >= min_px if remove else None
-                whole = _whole(lab, k, r0, height, keep)
-                visit(_stripe(fg, r0, lab, whole, p[r0 - a : r1 - a]))
+    # release the GIL; read_rows is only ever called from that thread in this pass), and
+    # visit runs in a third one on the stripe before the one being labelled
+    with one_behind(None if fill else visit) as call:
+        for (r0, r1), (a, p, core) in prefetched(cleaned, list(stripes(height, stripe_rows))):
+            if store is not None:
+                store.write_rows(r0, core)
+            if remove or not fill:
+                lab, k = fg.add(r0, core)
+                if call is not None:
+                    keep = fg.last_stats[:, 0] >= min_px if remove else None
+                    whole = _whole(lab, k, r0, height, keep)
+                    call(_stripe(fg, r0, lab, whole, p[r0 - a : r1 - a]))
     if not fill:  # the patches kept are the complexes
         comps, comp = fg.finish()
         if not remove:
@@ -393,14 +419,15 @@ def stream_complexes(
     holes, hole_comp = bg.finish()
     filled = ((~holes.border) & (holes.size < max_hole_px))[hole_comp]
     cx = StreamLabeler(shape, bbox=boxes, seeds=boxes)
-    for r0, r1 in stripes(height, stripe_rows):
-        m = without_small(r0, store.read_rows(r0, r1))
-        lab, k = ndimage.label(~m)
-        base = bg.bases[r0]
-        m |= np.concatenate([[False], filled[base : base + k]])[lab]
-        store.write_rows(r0, m)
-        lab, k = cx.add(r0, m)
-        if visit is not None:
-            visit(_stripe(cx, r0, lab, _whole(lab, k, r0, height, None), None))
+    with one_behind(visit) as call:
+        for r0, r1 in stripes(height, stripe_rows):
+            m = without_small(r0, store.read_rows(r0, r1))
+            lab, k = ndimage.label(~m)
+            base = bg.bases[r0]
+            m |= np.concatenate([[False], filled[base : base + k]])[lab]
+            store.write_rows(r0, m)
+            lab, k = cx.add(r0, m)
+            if call is not None:
+                call(_stripe(cx, r0, lab, _whole(lab, k, r0, height, None), None))
     comps, comp = cx.finish()
     return Complexes(comps, comp)
