@@ -43,7 +43,6 @@ cap is the worst case), O(number of patches and outline vertices), the output.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -60,7 +59,6 @@ from numpy.typing import NDArray
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 from scipy import ndimage
-from shapely.geometry import shape
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
@@ -72,7 +70,7 @@ from glaciermap.products.outlines_stream import (
     Stripe,
     stream_complexes,
 )
-from glaciermap.products.trace import RingTracer, trace_labels
+from glaciermap.products.trace import RingTracer, trace_labels, trace_pieces
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -409,88 +407,6 @@ def _window_transform(transform: Affine, win: Slices) -> Affine:
     return Affine(t.a, t.b, t.c + c0 * t.a + r0 * t.b, t.d, t.e, t.f + c0 * t.d + r0 * t.e)
 
 
-def _vectorise_reference(
-    labels: NDArray[np.int32], transform: Affine, n: int
-) -> list[shapely.Geometry]:
-    """One (multi)polygon per label 1..n of ``labels`` (a raster with ``transform``), one
-    geometry at a time (the reference for :func:`_vectorise`)."""
-    parts: dict[int, list[shapely.Geometry]] = {}
-    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=transform):
-        parts.setdefault(int(value), []).append(shape(geom))
-    return [shapely.make_valid(shapely.union_all(parts[k])) for k in range(1, n + 1)]
-
-
-def _polygons(
-    labels: NDArray[Any],
-    transform: Affine,
-    origin: tuple[int, int],
-    mask: NDArray[np.bool_] | None = None,
-) -> tuple[NDArray[np.int64], NDArray[np.object_], NDArray[np.int64]]:
-    """The 4-connected polygons of the labels where ``mask`` (default: labels > 0), from
-    ``rasterio.features.shapes``, their labels, and their first pixels (row, col: the top
-    left corner of a polygon is the leftmost of its top vertices). ``labels`` is the window
-    at ``origin`` (row, col) of a grid with ``transform``. The polygons are traced in grid
-    pixel coordinates (exact), then put on the grid as GDAL does on the whole grid
-    (x = c + col a + row b, y = f + col d + row e), and built in bulk."""
-    if mask is None:
-        mask = labels > 0
-    values: list[int] = []
-    rings_per_polygon: list[int] = []
-    ring_sizes: list[int] = []
-    coords: list[tuple[float, float]] = []
-    pixels = Affine(1.0, 0.0, float(origin[1]), 0.0, 1.0, float(origin[0]))
-    for geom, value in rasterio.features.shapes(labels, mask=mask, transform=pixels):
-        rings = geom["coordinates"]
-        values.append(int(value))
-        rings_per_polygon.append(len(rings))
-        for ring in rings:
-            ring_sizes.append(len(ring))
-            coords += ring
-    cr = np.fromiter(itertools.chain.from_iterable(coords), np.float64).reshape(-1, 2)
-    first = np.zeros((len(values), 2), np.int64)
-    if len(values):  # each polygon's exterior ring comes first
-        sizes = np.asarray(ring_sizes)
-        shell = np.concatenate([[0], np.cumsum(rings_per_polygon)[:-1]])  # ring numbers
-        shell_start = np.concatenate([[0], np.cumsum(sizes)[:-1]])[shell]
-        shell_size = sizes[shell]
-        starts = np.concatenate([[0], np.cumsum(shell_size)[:-1]])
-        at = np.arange(int(shell_size.sum())) + np.repeat(shell_start - starts, shell_size)
-        cols, rows = cr[at, 0], cr[at, 1]
-        top = np.minimum.reduceat(rows, starts)
-        on_top = rows == np.repeat(top, shell_size)
-        left = np.minimum.reduceat(np.where(on_top, cols, np.inf), starts)
-        first[:, 0], first[:, 1] = top, left
-    t = transform
-    xy = np.empty_like(cr)
-    xy[:, 0] = t.c + cr[:, 0] * t.a + cr[:, 1] * t.b
-    xy[:, 1] = t.f + cr[:, 0] * t.d + cr[:, 1] * t.e
-    ring_geoms = shapely.linearrings(xy, indices=np.repeat(np.arange(len(ring_sizes)), ring_sizes))
-    polys = shapely.polygons(
-        ring_geoms, indices=np.repeat(np.arange(len(values)), rings_per_polygon)
-    )
-    return np.asarray(values, np.int64), np.asarray(polys, dtype=object), first
-
-
-def _vectorise(
-    labels: NDArray[np.int32], transform: Affine, origin: tuple[int, int], n: int
-) -> list[shapely.Geometry]:
-    """One (multi)polygon per label 1..n of ``labels`` (the window at ``origin`` of a grid
-    with ``transform``), as :func:`_vectorise_reference` makes them on the whole grid, but
-    in bulk."""
-    values, polys, _ = _polygons(labels, transform, origin)
-    if not len(values):
-        return []
-    order = np.argsort(values, kind="stable")  # keep the parts in the order shapes gives them
-    values, polys = values[order], polys[order]
-    starts = np.searchsorted(values, np.arange(1, n + 2))
-    single = np.flatnonzero(np.diff(starts) == 1)
-    geoms = np.empty(n, dtype=object)
-    geoms[single] = shapely.make_valid(shapely.union_all(polys[starts[single]][:, None], axis=1))
-    for k in np.flatnonzero(np.diff(starts) > 1).tolist():
-        geoms[k] = shapely.make_valid(shapely.union_all(polys[starts[k] : starts[k + 1]]))
-    return list(geoms)
-
-
 def _band(src: rasterio.io.DatasetReader, name: str) -> int:
     """The index (1-based) of the band called ``name``, as :func:`read_bands` finds it."""
     names = [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
@@ -749,7 +665,7 @@ def polygonize_probability(
             n = len(owners)
             out.add(
                 c + 1,
-                _vectorise(local, grid.transform, (box[0].start, box[1].start), n),
+                list(trace_pieces(local, grid.transform, (box[0].start, box[1].start), n)),
                 owners,
                 ndimage.mean(p, local, np.arange(1, n + 1)).tolist(),
                 float(ndimage.mean(p, m.astype(np.int32), [1])[0]),
@@ -880,7 +796,7 @@ def _polygonize_in_memory(
     if codes is None and elevation is None:  # glaciers = complexes: traced as a whole
         geoms = list(trace_labels(glaciers, grid.transform))
     else:
-        geoms = _vectorise_reference(glaciers, grid.transform, n)
+        geoms = list(trace_pieces(glaciers, grid.transform, (0, 0), n))
     out = _Outlines(
         geoms=geoms,
         of_complex=of_complex.tolist(),

@@ -28,6 +28,7 @@ import numpy as np
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
+from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, depth_first_order
 
@@ -149,11 +150,17 @@ class RingTracer:
         self._next_row = r0 + h
 
     def finish(
-        self, component_of: NDArray[np.int64], transform: Affine
+        self,
+        component_of: NDArray[np.int64],
+        transform: Affine,
+        origin: tuple[int, int] = (0, 0),
     ) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
         """The components that have polygons (ascending) and their polygons, on the grid
-        with ``transform`` (as GDAL puts pixel corners on it). ``component_of``: per pixel id
-        its component (0, 1, ...; -1: left out, its outlines are dropped)."""
+        with ``transform`` (as GDAL puts pixel corners on it), the raster being the window
+        at ``origin`` (row, column) of that grid: corners are put on the grid from their
+        grid row and column, so a window gives the whole grid's coordinates bit for bit.
+        ``component_of``: per pixel id its component (0, 1, ...; -1: left out, its outlines
+        are dropped)."""
         if self._next_row != self.shape[0]:
             raise ValueError(f"stripes end at row {self._next_row} of {self.shape[0]}")
         if not sum(len(c) for c in self._codes):
@@ -188,7 +195,8 @@ class RingTracer:
         take += np.arange(len(take), dtype=take.dtype)
         t = transform
         xy = np.empty((len(take), 2))
-        xk, yk = x[take], y[take]
+        xk = x[take].astype(np.float64) + origin[1]
+        yk = y[take].astype(np.float64) + origin[0]
         del x, y, take
         xy[:, 0] = t.c + xk * t.a + yk * t.b
         xy[:, 1] = t.f + xk * t.d + yk * t.e
@@ -290,13 +298,33 @@ def _rings(
     return order.astype(itype, copy=False), np.flatnonzero(is_first[order]).astype(itype)
 
 
-def trace_labels(labels: NDArray[np.int32], transform: Affine) -> NDArray[np.object_]:
-    """One polygon per label 1..n of ``labels`` (4-connected components, one label each),
-    traced on the whole array."""
+def trace_labels(
+    labels: NDArray[np.int32], transform: Affine, origin: tuple[int, int] = (0, 0)
+) -> NDArray[np.object_]:
+    """One polygon per label 1..n of ``labels`` (4-connected components, one label each;
+    the window at ``origin`` of a grid with ``transform``), traced on the whole array."""
     n = int(labels.max()) if labels.size else 0
     tracer = RingTracer(labels.shape)
     tracer.add(0, labels, 1)
-    comps, polys = tracer.finish(np.arange(-1, n, dtype=np.int64), transform)
+    comps, polys = tracer.finish(np.arange(-1, n, dtype=np.int64), transform, origin)
     out = np.empty(n, dtype=object)
     out[comps] = polys
+    return out
+
+
+def trace_pieces(
+    labels: NDArray[np.int32], transform: Affine, origin: tuple[int, int], n: int
+) -> NDArray[np.object_]:
+    """One geometry per label 1..n of ``labels`` (the window at ``origin`` of a grid with
+    ``transform``), each traced in its own bounding box: a polygon, or a multipolygon of
+    its 4-connected parts in raster order (labels may touch each other and be in parts, as
+    glaciers split from a complex are); None for a label without pixels."""
+    out = np.empty(n, dtype=object)
+    for k, box in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if box is None:
+            continue
+        parts, count = ndimage.label(labels[box] == k + 1)
+        at = (origin[0] + box[0].start, origin[1] + box[1].start)
+        polys = trace_labels(np.asarray(parts, np.int32), transform, at)
+        out[k] = polys[0] if count == 1 else shapely.multipolygons(polys)
     return out

@@ -11,7 +11,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.products.outlines_stream import StreamLabeler
-from glaciermap.products.trace import RingTracer, trace_labels
+from glaciermap.products.trace import RingTracer, trace_labels, trace_pieces
 
 T = Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 4_000_000.0)
 
@@ -86,3 +86,22 @@ def test_left_out_components_are_dropped_and_stripes_must_come_in_order() -> Non
     assert comps.tolist() == [0] and polys[0].area == pytest.approx(900.0)
     with pytest.raises(ValueError, match="expected row 0"):
         RingTracer((4, 4)).add(2, np.zeros((2, 4), np.int32), 1)
+
+
+def test_pieces_touching_and_in_parts_and_windows_on_the_grid() -> None:
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, (30, 40)).astype(np.int32)  # 3 labels, touching, in parts
+    labels = np.asarray(ndimage.median_filter(labels, 3), np.int32)
+    polys = trace_pieces(labels, T, (0, 0), 3)
+    for k, (ours, ref) in enumerate(zip(polys, _gdal(labels, 3), strict=True), start=1):
+        assert ours.is_valid and ours.geom_type in ("Polygon", "MultiPolygon")
+        assert ours.area == pytest.approx(np.count_nonzero(labels == k) * 100.0)
+        assert ours.symmetric_difference(ref).area == pytest.approx(0.0, abs=1e-6)
+    assert any(p.geom_type == "MultiPolygon" for p in polys)
+    # a window at its grid origin gives the whole grid's coordinates, bit for bit
+    padded = np.zeros((37, 45), np.int32)
+    padded[5:35, 3:43] = labels
+    grid = trace_pieces(padded, T, (0, 0), 3)
+    window = trace_pieces(labels, T, (5, 3), 3)
+    assert shapely.equals_exact(grid, window, 0.0).all()
+    assert trace_pieces(labels, T, (0, 0), 5)[3:].tolist() == [None, None]  # no pixels
