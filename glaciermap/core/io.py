@@ -170,6 +170,14 @@ def names_unreadable_rasters(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def gdal_cache(mb: float) -> rasterio.Env:
+    """A ``rasterio.Env`` that bounds GDAL's block cache to ``mb`` megabytes meanwhile.
+    rasterio passes an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, in bytes:
+    ``rasterio.Env(GDAL_CACHEMAX=64)`` is a 64-byte cache, not GDAL's "64 MB" reading of
+    the environment variable."""
+    return rasterio.Env(GDAL_CACHEMAX=int(mb * (1 << 20)))
+
+
 def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
     """Write GeoDataFrames as the named layers of one GeoPackage, atomically (all layers,
     then one rename) and byte-reproducibly: GDAL stamps each layer's ``last_change`` with the

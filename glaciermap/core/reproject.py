@@ -33,7 +33,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, atomic_path, open_raster
+from glaciermap.core.io import PathLike, atomic_path, gdal_cache, open_raster
 
 CONTINUOUS = Resampling.bilinear
 MAX_AVERAGE_ROTATION_DEG = 10.0
@@ -345,7 +345,7 @@ def reproject_file(
     one UTM zone keeps 2048. The resampling scale is fixed (:func:`warp_options`), so the
     result does not depend on the blocks otherwise.
     """
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb), open_raster(path) as src:
+    with gdal_cache(cache_mb), open_raster(path) as src:
         profile = grid.profile(count=src.count, dtype=src.dtypes[0], nodata=src.nodata)
         profile["predictor"] = 2 if np.issubdtype(np.dtype(src.dtypes[0]), np.integer) else 3
         profile["num_threads"] = max(1, threads)  # GDAL compresses blocks in parallel too

@@ -22,13 +22,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from glaciermap.core.errors import ConfigError, InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid
-from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
+from glaciermap.core.io import PathLike, gdal_cache, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
@@ -116,7 +115,7 @@ def reduced_blocks(
     Each file is warped onto the window alone, reading only the source blocks under it. The
     mean streams (one window in memory; ``block`` 1024 by default); median and percentiles
     stack the dates of a window (``block`` 512 by default).
-    All files stay open: bound GDAL's block cache (``rasterio.Env(GDAL_CACHEMAX=...)``, as
+    All files stay open: bound GDAL's block cache (``gdal_cache``, as
     :func:`temporal_reduce` and the ``build_*`` functions do) or it holds the source tiles
     under the region of every date.
     """
@@ -183,7 +182,7 @@ def temporal_reduce(
 ) -> NDArray[np.float32]:
     """The whole grid of :func:`reduced_blocks` as one array."""
     out = np.full(grid.shape, np.nan, dtype=np.float32)
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+    with gdal_cache(cache_mb):
         for win, data in reduced_blocks(paths, grid, threads, scale, reducer, block):
             out[win.toslices()] = data
     return out
@@ -289,7 +288,7 @@ def _write_blocks(
     names = [name for name, _ in layers]
     units = [layer_unit(name) for name in names]
     covered = 0
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+    with gdal_cache(cache_mb):
         with grid_writer(dest, grid, names, "float32", np.nan, tags, units=units) as dst:
             for i, (_, blocks) in enumerate(layers, start=1):
                 for win, data in blocks:

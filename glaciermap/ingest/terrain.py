@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError, MissingInputError
 from glaciermap.core.grid import RegionGrid, grid_of
-from glaciermap.core.io import PathLike, names_unreadable_rasters, open_raster
+from glaciermap.core.io import PathLike, gdal_cache, names_unreadable_rasters, open_raster
 from glaciermap.core.raster import grid_writer, halo_windows, tile_grid, tile_tags, write_vrt
 from glaciermap.core.reproject import (
     CONTINUOUS,
@@ -74,7 +74,7 @@ def mosaic_blocks(
     if not files:
         raise MissingInputError("no DEM files given; put Copernicus DEM tiles under data/dem/")
     sub = grid if window is None else tile_grid(grid, window)
-    with rasterio.Env(GDAL_CACHEMAX=cache_mb), ExitStack() as stack:
+    with gdal_cache(cache_mb), ExitStack() as stack:
         srcs = [stack.enter_context(open_raster(f)) for f in files]
         for src in srcs:
             footprint_overlaps(src, sub)  # a tile without CRS: an error, not "0% covered"

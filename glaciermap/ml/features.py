@@ -33,13 +33,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import rasterio
 from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from glaciermap.core.errors import ConfigError, InputDataError, MissingLayerError
 from glaciermap.core.grid import RegionGrid, check_same_grid
-from glaciermap.core.io import PathLike, band_names, names_unreadable_rasters, open_raster
+from glaciermap.core.io import (
+    PathLike,
+    band_names,
+    gdal_cache,
+    names_unreadable_rasters,
+    open_raster,
+)
 from glaciermap.core.raster import grid_writer, tile_grid
 from glaciermap.core.reproject import block_windows
 from glaciermap.ingest.names import (
@@ -318,7 +323,7 @@ def build_feature_stack(
         )
     keys = select_derived(present, derived, texture_px)
     halo = texture_px // 2 if any(k in keys for k in TEXTURE) else 0
-    with contextlib.ExitStack() as stack, rasterio.Env(GDAL_CACHEMAX=cache_mb):
+    with contextlib.ExitStack() as stack, gdal_cache(cache_mb):
         opt_src = stack.enter_context(open_raster(optical))
         opt_idx, _ = _band_indexes(opt_src, optical, present)
         others: list[tuple[Any, list[int]]] = []

@@ -190,3 +190,12 @@ def test_libtiff_write_error_on_a_full_disk_is_one_line(
     assert str(dest) in str(info.value) and "\n" not in str(info.value)
     assert dest.read_bytes() == b"the previous product"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["probability.tif"]
+
+
+def test_gdal_cache_is_in_megabytes() -> None:
+    from rasterio._env import get_gdal_config
+
+    from glaciermap.core.io import gdal_cache
+
+    with gdal_cache(64):  # rasterio.Env(GDAL_CACHEMAX=64) would be 64 bytes
+        assert get_gdal_config("GDAL_CACHEMAX") == 64 << 20
