@@ -24,9 +24,11 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid
 from glaciermap.core.io import (
+    STREAM_CACHE_MB,
     PathLike,
     atomic_path,
     band_names,
+    gdal_cache,
     names_unreadable_rasters,
     open_raster,
 )
@@ -222,7 +224,7 @@ def gather_cog(src_path: PathLike, dest: PathLike, block: int = 1024) -> None:
     from glaciermap.core.grid import grid_of
 
     grid = grid_of(src_path)
-    with open_raster(src_path) as src:
+    with gdal_cache(STREAM_CACHE_MB), open_raster(src_path) as src:
         with grid_writer(
             dest,
             grid,

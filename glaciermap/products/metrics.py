@@ -20,7 +20,14 @@ from rasterio.windows import Window
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, band_names, open_raster, write_json
+from glaciermap.core.io import (
+    STREAM_CACHE_MB,
+    PathLike,
+    band_names,
+    gdal_cache,
+    open_raster,
+    write_json,
+)
 from glaciermap.core.reproject import shape_windows
 from glaciermap.ingest.labels import rasterized_blocks, read_inventory
 from glaciermap.ml.features import VALID
@@ -117,6 +124,7 @@ def count_confusion(
     keys = (*COUNT_KEYS, "tp_debris", "fn_debris") if debris else COUNT_KEYS
     totals = {n: dict.fromkeys(keys, 0) for n in names}
     with contextlib.ExitStack() as stack:
+        stack.enter_context(gdal_cache(STREAM_CACHE_MB))
         ps, ls, fs = (stack.enter_context(open_raster(p)) for p in (probability, labels, features))
         ds = stack.enter_context(open_raster(debris)) if debris else None
         all_p = [d or "" for d in ps.descriptions]
@@ -225,7 +233,7 @@ def evaluate_outlines(
     check_same_grid(grid, labels, features)
     gdf = read_inventory(outlines, grid.crs)
     c = dict.fromkeys(COUNT_KEYS, 0)
-    with open_raster(labels) as ls, open_raster(features) as fs:
+    with gdal_cache(STREAM_CACHE_MB), open_raster(labels) as ls, open_raster(features) as fs:
         vband = [d or "" for d in fs.descriptions].index(VALID) + 1
         for win, burnt in rasterized_blocks(gdf, grid, block):
             ok = fs.read(vband, window=win) > 0
