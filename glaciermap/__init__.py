@@ -8,7 +8,7 @@ API (:mod:`glaciermap.api`: ``open_raster``, ``open_features``, ``predict``, ``o
 
 from typing import Any
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 _API = ("open_raster", "open_features", "predict", "outlines", "read_outlines", "changes")
 __all__ = ["__version__", *_API]

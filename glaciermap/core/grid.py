@@ -118,7 +118,12 @@ class RegionGrid:
     def profile(
         self, count: int, dtype: str = "float32", nodata: float | None = None
     ) -> dict[str, Any]:
-        """A tiled, compressed GeoTIFF profile on this grid."""
+        """A tiled, compressed GeoTIFF profile on this grid. Bands are stored apart
+        (``interleave="band"``): GDAL keeps a decoded block of every band of a pixel-
+        interleaved file per open dataset, ~13.5 MB for a 20-layer feature tile, and a
+        region's VRT keeps up to 100 tiles open (eval of an 8000^2 px region: +216 MB for
+        16 tiles read one band at a time; band-interleaved +0.6 MB, reading all bands
+        equally fast, files as small)."""
         block = 256
         tiled = self.width >= block and self.height >= block
         prof: dict[str, Any] = {
@@ -133,6 +138,7 @@ class RegionGrid:
             "compress": "deflate",
             "predictor": 3 if dtype.startswith("float") else 2,
             "tiled": tiled,
+            "interleave": "band",
             "BIGTIFF": "IF_SAFER",
         }
         if tiled:

@@ -191,7 +191,7 @@ def test_block_size_invariance(tmp_path: Path, texture_px: int) -> None:
         arr, other_names = read_bands(other)
         assert other_names == names
         assert arr.tobytes() == ref.tobytes()  # bit for bit, NaN included
-    assert outs[1].read_bytes() == outs[2].read_bytes()
+    # (the files' bytes may differ: band-interleaved tiles are laid out in writing order)
 
 
 def test_model_layers() -> None:
