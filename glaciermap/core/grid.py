@@ -123,7 +123,8 @@ class RegionGrid:
         interleaved file per open dataset, ~13.5 MB for a 20-layer feature tile, and a
         region's VRT keeps up to 100 tiles open (eval of an 8000^2 px region: +216 MB for
         16 tiles read one band at a time; band-interleaved +0.6 MB, reading all bands
-        equally fast, files as small)."""
+        equally fast, files as small). The Cloud-Optimized GeoTIFFs made from such files
+        are pixel-interleaved (GDAL's COG driver before 3.11 has no other layout)."""
         block = 256
         tiled = self.width >= block and self.height >= block
         prof: dict[str, Any] = {

@@ -177,12 +177,25 @@ def names_unreadable_rasters(func: Callable[P, R]) -> Callable[P, R]:
 STREAM_CACHE_MB = 64
 
 
-def gdal_cache(mb: float) -> rasterio.Env:
-    """A ``rasterio.Env`` that bounds GDAL's block cache to ``mb`` megabytes meanwhile.
+@contextlib.contextmanager
+def gdal_cache(mb: float) -> Iterator[None]:
+    """GDAL's block cache bounded to ``mb`` megabytes meanwhile, and set back afterwards.
+
     rasterio passes an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, in bytes:
     ``rasterio.Env(GDAL_CACHEMAX=64)`` is a 64-byte cache, not GDAL's "64 MB" reading of
-    the environment variable."""
-    return rasterio.Env(GDAL_CACHEMAX=int(mb * (1 << 20)))
+    the environment variable. The size is process-wide, and a ``rasterio.Env`` entered
+    while another is active (an open dataset keeps one) leaves it changed on exit, so the
+    size before is put back explicitly (rasterio has no public getter for it).
+    """
+    from rasterio._env import get_gdal_config, set_gdal_config
+
+    before = get_gdal_config("GDAL_CACHEMAX")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=int(mb * (1 << 20))):
+            yield
+    finally:
+        if isinstance(before, int):
+            set_gdal_config("GDAL_CACHEMAX", before)
 
 
 def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:

@@ -62,7 +62,7 @@ from scipy import ndimage
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, open_raster, read_bands, write_layers
+from glaciermap.core.io import PathLike, gdal_cache, open_raster, read_bands, write_layers
 from glaciermap.products.outlines_stream import (
     STRIPE_PIXELS,
     Complexes,
@@ -439,12 +439,15 @@ def _read_probability(
     flags = set(src.mask_flag_enums[band - 1])
     plain = flags <= {MaskFlags.nodata, MaskFlags.all_valid}
     data = src.read(band, window=window, masked=not plain)
+    nodata = src.nodatavals[band - 1]
+    bad = None  # before nan_to_num, which may change ``data`` itself (an inf nodata)
+    if plain and nodata is not None and not math.isnan(nodata):
+        bad = np.asarray(np.ma.getdata(data)) == nodata
     out = np.asarray(np.ma.getdata(data)).astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         out = np.nan_to_num(out, copy=False, nan=0.0)
-    nodata = src.nodatavals[band - 1]
-    if plain and nodata is not None and not math.isnan(nodata):
-        np.copyto(out, np.float32(0.0), where=np.asarray(np.ma.getdata(data)) == nodata)
+    if bad is not None:
+        np.copyto(out, np.float32(0.0), where=bad)
     mask = np.ma.getmask(data)
     if mask is not np.ma.nomask:
         np.copyto(out, np.float32(0.0), where=mask)
@@ -484,9 +487,9 @@ class _Outlines:
 class _SingleGlaciers:
     """Outlines and mean probabilities of complexes that are one glacier each (no inventory,
     no DEM), gathered while the stripes are labelled (:meth:`visit`): each stripe's outline
-    corners (:class:`~glaciermap.products.trace.RingTracer`) and per-piece probability sums,
-    so memory holds no pixels beyond the stripe. :meth:`finish` joins them into the complexes'
-    polygons, the same whatever the stripes (the whole array is one stripe)."""
+    corners (:class:`~glaciermap.products.trace.RingTracer`) and per-piece probability
+    sums, so memory holds no pixels beyond the stripes in flight. :meth:`finish` joins them
+    into the complexes' polygons, the same whatever the stripes (the whole array is one stripe)."""
 
     def __init__(
         self,
@@ -569,10 +572,11 @@ def polygonize_probability(
     labelling pass (:class:`~glaciermap.products.trace.RingTracer`: a few integers per
     outline vertex); otherwise each complex is split and vectorised in the window of its
     bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
-    rasterized on that window only. Memory is thus one stripe, plus the window of the
-    largest complex to split (an ice cap is the worst case), plus O(number of patches) for
-    their sizes and boxes, plus the output polygons and their vertices. GDAL's block cache
-    is held to :func:`_cache_bytes` meanwhile.
+    rasterized on that window only. Memory is thus three stripes (one read ahead, one
+    labelled, one traced, each in its own thread), plus the window of the largest complex
+    to split (an ice cap is the worst case), plus O(number of patches) for their sizes and
+    boxes, plus the output polygons and their vertices. GDAL's block cache is held to
+    :func:`_cache_bytes` meanwhile.
     """
     grid = grid_of(probability)
     shape_ = grid.shape
@@ -600,7 +604,7 @@ def polygonize_probability(
         if inv is None and dem is not None:
             z_src = stack.enter_context(open_raster(dem))
             z_band = _band(z_src, "elevation")
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, z_src)))
+        stack.enter_context(gdal_cache(_cache_bytes(src, z_src) / (1 << 20)))
         single = inv is None and z_src is None  # glaciers = complexes: traced in stripes
         store = None  # the final mask, kept for the holes' pass and the complexes' windows
         if not single or max_hole_km2 * 1e6 / px**2 > 1:

@@ -10,7 +10,8 @@ name on disk and disappears when closed or when the process dies.
 :func:`stream_complexes` runs the clean-up of :func:`~glaciermap.products.outlines.clean_mask`
 this way (smoothing, removal of small patches, filling of small holes) and returns the
 complexes of the final mask, numbered like :func:`scipy.ndimage.label` numbers them on the
-whole array (raster-scan order of their first pixels); the final mask stays in the store.
+whole array (raster-scan order of their first pixels); the final mask stays in the store
+when one is given.
 """
 
 from __future__ import annotations
@@ -362,8 +363,11 @@ def stream_complexes(
     Patches under ``min_px`` pixels are removed, holes (background not connected to the
     raster border) under ``max_hole_px`` pixels filled. Leaves the final mask in ``store``
     (None: not kept; filling holes needs it) and returns its complexes; ``visit`` is called
-    on each stripe of the final labelling. ``boxes=False`` skips the complexes' bounding
-    boxes and first pixels (all 0 then, also in the stripes' ``stats``).
+    on each stripe of the final labelling, in order, in a worker thread while the next stripe
+    is labelled (in the first pass, ``read_rows`` runs in another one: ``visit`` must not
+    read what ``read_rows`` reads there, and gets the stripe's probability instead).
+    ``boxes=False`` skips the complexes' bounding boxes and first pixels (all 0 then, also
+    in the stripes' ``stats``).
     """
     height, _ = shape
     remove = min_px > 1  # every patch has at least one pixel

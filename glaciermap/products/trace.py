@@ -18,7 +18,8 @@ if so, the outlines cross to the other pixel, which splits the component's outli
 into rings that touch at the saddle point (a shell and a hole, or two holes), the valid
 (OGC) form of what GDAL's polygonization writes as one self-touching ring.
 
-Memory: one stripe, plus a few integers per vertex (the output's size). Time: a few array
+Memory: one stripe, plus 17 bytes per outline vertex while the stripes come, and about
+70 bytes per vertex while they are joined, besides the polygons themselves. Time: a few array
 passes per pixel and sorting the vertices.
 """
 
@@ -106,6 +107,8 @@ class RingTracer:
         if r0 != self._next_row:
             raise ValueError(f"stripe at row {r0}, expected row {self._next_row}")
         h, w = labels.shape
+        if h == 0:
+            return
         last = r0 + h == self.shape[0]
         if mask is None:
             mask = labels > 0
@@ -172,12 +175,15 @@ class RingTracer:
         order, starts = _rings(succ)
         del succ
         ring_comp = component_of[ids[order[starts]]]
+        sizes = np.diff(np.append(starts, len(order)))
+        # every outline of a ring runs beside its component's ice: else labels touched
+        if not np.array_equal(component_of[ids[order]], np.repeat(ring_comp, sizes)):
+            raise ValueError("labels of different components touch: trace each apart")
         del ids
         at = vx[order]  # the vertices in ring order
         del vx, order
         x, y = cols[at], rows[at]
         del at, rows, cols
-        sizes = np.diff(np.append(starts, len(x)))
         # shoelace, exact in integers: positive for shells (ice on the right), negative holes
         after = np.arange(1, len(x) + 1, dtype=starts.dtype)
         after[starts + sizes - 1] = starts  # each ring closes on its first vertex
@@ -191,9 +197,17 @@ class RingTracer:
         shells = np.bincount(ring_comp[keep], weights=~hole[keep])
         if (shells[comps] != 1).any():
             raise AssertionError("a component with more or less than one shell")
-        take = np.repeat(starts[keep] - np.cumsum(sizes[keep]) + sizes[keep], sizes[keep])
-        take += np.arange(len(take), dtype=take.dtype)
+        # each ring from its first vertex; backwards where the grid mirrors pixel space (a
+        # north-up grid: rows grow south), so shells turn counter-clockwise on the map
+        # (as GDAL writes them, and as GeoJSON wants them) and holes clockwise
+        n_take = sizes[keep]
+        within = np.arange(int(n_take.sum()), dtype=starts.dtype)
+        within -= np.repeat(np.cumsum(n_take) - n_take, n_take)
         t = transform
+        if t.a * t.e - t.b * t.d < 0:
+            within = (np.repeat(n_take, n_take) - within) % np.repeat(n_take, n_take)
+        take = np.repeat(starts[keep], n_take) + within
+        del within
         xy = np.empty((len(take), 2))
         xk = x[take].astype(np.float64) + origin[1]
         yk = y[take].astype(np.float64) + origin[0]

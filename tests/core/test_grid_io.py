@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 from glaciermap.core.errors import (
     ConfigError,
@@ -199,3 +200,8 @@ def test_gdal_cache_is_in_megabytes() -> None:
 
     with gdal_cache(64):  # rasterio.Env(GDAL_CACHEMAX=64) would be 64 bytes
         assert get_gdal_config("GDAL_CACHEMAX") == 64 << 20
+    with rasterio.Env():  # nested in another Env (as inside an open dataset): set back
+        before = get_gdal_config("GDAL_CACHEMAX")
+        with gdal_cache(3):
+            assert get_gdal_config("GDAL_CACHEMAX") == 3 << 20
+        assert get_gdal_config("GDAL_CACHEMAX") == before != 3 << 20

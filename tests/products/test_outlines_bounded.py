@@ -9,8 +9,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import shapely
 from affine import Affine
+from rasterio.enums import MaskFlags
 from scipy import ndimage
 from shapely.geometry import Polygon, box
 
@@ -282,7 +284,7 @@ def test_a_grid_with_awkward_numbers_gives_the_same_coordinates(
     assert _compare(tmp_path, prob, [1, 4, 13, None], **kw) >= 4
 
 
-@pytest.mark.parametrize("nodata", [np.nan, -1.0, None])
+@pytest.mark.parametrize("nodata", [np.nan, -1.0, np.inf, -np.inf, None])
 def test_probability_nodata_reads_as_zero(tmp_path: Path, nodata: float | None) -> None:
     from glaciermap.core.io import open_raster
     from glaciermap.products.outlines import _read_probability
@@ -290,6 +292,8 @@ def test_probability_nodata_reads_as_zero(tmp_path: Path, nodata: float | None) 
     p = np.full((6, 5), 0.8, np.float32)
     p[1, 2] = np.nan
     p[3, 1] = -1.0
+    if nodata is not None and np.isinf(nodata):
+        p[4, 4] = nodata
     path = tmp_path / "p.tif"
     write_raster(path, p[None], _grid(6, 5), ["probability"], nodata)
     with open_raster(path) as src:
@@ -297,6 +301,8 @@ def test_probability_nodata_reads_as_zero(tmp_path: Path, nodata: float | None) 
     want = np.nan_to_num(p, nan=0.0)
     if nodata == -1.0:
         want[3, 1] = 0.0
+    if nodata is not None and np.isinf(nodata):
+        want[4, 4] = 0.0
     np.testing.assert_array_equal(got, want)
 
 
@@ -317,3 +323,87 @@ def test_prefetched_keeps_order_and_raises_where_due() -> None:
         for _, v in prefetched(fail_at_3, args):
             got.append(v)
     assert got == [0, 1, 2]
+
+
+def test_probability_under_a_dataset_mask_reads_as_zero(tmp_path: Path) -> None:
+    from glaciermap.core.io import open_raster
+    from glaciermap.products.outlines import _read_probability
+
+    p = np.full((6, 5), 0.8, np.float32)
+    path = tmp_path / "p.tif"
+    write_raster(path, p[None], _grid(6, 5), ["probability"], None)
+    with rasterio.open(path, "r+") as dst:
+        mask = np.full((6, 5), 255, np.uint8)
+        mask[2, 3] = 0
+        dst.write_mask(mask)
+    with open_raster(path) as src:
+        assert MaskFlags.per_dataset in src.mask_flag_enums[0]
+        got = _read_probability(src, 1, (slice(0, 6), slice(0, 5)))
+    want = p.copy()
+    want[2, 3] = 0.0
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_outlines_are_gdals_polygons_of_the_cleaned_mask(tmp_path: Path, split: bool) -> None:
+    # an independent reference: GDAL's polygonization of the cleaned mask, complex by complex
+    p = _noise_and_blobs(120, 140, seed=8)
+    prob = _write(tmp_path, p)
+    kw = {"smooth_m": 10.0, "min_area_km2": 0.002, "max_hole_km2": 0.003}
+    extra: dict[str, object] = {}
+    if split:
+        dem = tmp_path / "dem.tif"
+        write_raster(dem, _two_valleys(120, 140)[None], _grid(120, 140), ["elevation"])
+        extra["dem"] = dem
+    out = tmp_path / "o.gpkg"
+    polygonize_probability(prob, out, "r", 2020, stripe_rows=7, **kw, **extra)  # type: ignore[arg-type]
+    complexes = gpd.read_file(out, layer="complexes")
+    glaciers = gpd.read_file(out, layer="glaciers")
+    mask = clean_mask(np.nan_to_num(p) >= 0.5, 10.0, **kw)
+    labels, n = ndimage.label(mask)
+    parts: dict[int, list[shapely.Geometry]] = {}
+    for geom, value in rasterio.features.shapes(
+        labels.astype(np.int32), mask=labels > 0, transform=_grid(120, 140).transform
+    ):
+        parts.setdefault(int(value), []).append(shapely.geometry.shape(geom))
+    assert len(complexes) == n
+    for k, got in enumerate(complexes.geometry, start=1):
+        ref = shapely.make_valid(shapely.union_all(parts[k]))
+        assert got.is_valid and got.symmetric_difference(ref).area == pytest.approx(0.0)
+    assert glaciers.geometry.is_valid.all()
+    assert glaciers.area.sum() == pytest.approx(mask.sum() * 100.0)
+    assert (len(glaciers) > n) == split  # split along the basins, or one glacier each
+
+
+def test_one_behind_calls_in_order_one_at_a_time_and_raises() -> None:
+    import threading
+    import time
+
+    from glaciermap.products.outlines_stream import one_behind
+
+    seen: list[int] = []
+    busy = threading.Lock()
+
+    def visit(k: int) -> None:
+        assert busy.acquire(blocking=False)  # never two at once
+        time.sleep(0.002 * (k % 3))
+        seen.append(k)
+        busy.release()
+
+    with one_behind(visit) as call:  # type: ignore[arg-type]
+        assert call is not None
+        for k in range(12):
+            call(k)  # type: ignore[arg-type]
+    assert seen == list(range(12))
+
+    def fail(k: int) -> None:
+        if k == 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with one_behind(fail) as call:  # type: ignore[arg-type]
+            assert call is not None
+            for k in range(5):
+                call(k)  # type: ignore[arg-type]
+    with one_behind(None) as call:
+        assert call is None

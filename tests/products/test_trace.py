@@ -105,3 +105,23 @@ def test_pieces_touching_and_in_parts_and_windows_on_the_grid() -> None:
     window = trace_pieces(labels, T, (5, 3), 3)
     assert shapely.equals_exact(grid, window, 0.0).all()
     assert trace_pieces(labels, T, (0, 0), 5)[3:].tolist() == [None, None]  # no pixels
+
+
+def test_shells_counter_clockwise_holes_clockwise_on_the_map_as_gdal() -> None:
+    mask = np.zeros((7, 7), bool)
+    mask[1:6, 1:6] = True
+    mask[3, 3] = False
+    (poly,) = trace_labels(ndimage.label(mask)[0].astype(np.int32), T)
+    assert poly.exterior.is_ccw and not poly.interiors[0].is_ccw
+    (ref,) = _gdal(ndimage.label(mask)[0].astype(np.int32), 1)
+    assert ref.exterior.is_ccw == poly.exterior.is_ccw
+
+
+def test_touching_labels_are_refused_and_empty_stripes_skipped() -> None:
+    with pytest.raises(ValueError, match="touch"):
+        trace_labels(np.array([[1, 1, 2, 2]], np.int32), T)
+    tracer = RingTracer((2, 3))
+    tracer.add(0, np.zeros((0, 3), np.int32), 1)
+    tracer.add(0, np.array([[0, 1, 0], [0, 1, 1]], np.int32), 1)
+    comps, polys = tracer.finish(np.array([-1, 0]), T)
+    assert comps.tolist() == [0] and polys[0].area == pytest.approx(300.0)
