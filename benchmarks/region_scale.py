@@ -50,7 +50,8 @@ def peaks(wd: Path, region_year: str) -> dict[str, tuple[float, float, int]]:
     bench = wd / "logs/benchmarks"
     out: dict[str, tuple[float, float, int]] = {}
     for tsv in sorted(bench.rglob("*.tsv")):
-        if "demo-train" in str(tsv) or not (region_year in str(tsv) or "/demo." in str(tsv)):
+        name = str(tsv)  # per region-year, per region (terrain/demo/r0c0.tsv) or whole-region
+        if "demo-train" in name or not any(k in name for k in (region_year, "/demo.", "/demo/")):
             continue
         row = next(csv.DictReader(tsv.open(), delimiter="\t"))
         stage = stage_of(tsv, bench)
