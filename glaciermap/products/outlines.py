@@ -219,23 +219,42 @@ def _split_by_inventory(
     codes = inv[inside]
     if codes.size and codes.min() > 0 and codes.min() == codes.max():
         return inside.astype(np.int32), [int(codes[0])]
+    nearest = _nearest_code(inv, max_px)
+    nearest[~inside] = -1
+    found = np.unique(nearest[inside])
+    pos = found[found > 0]
+    nfar, far = 0, None
+    if len(found) and found[0] == 0:  # ice far from the inventory: one piece per part
+        far, nfar = ndimage.label(nearest == 0)
+    lut = np.zeros(int(found.max(initial=0)) + 2, np.int32)  # code + 1 -> piece
+    lut[pos + 1] = np.arange(nfar + 1, nfar + len(pos) + 1, dtype=np.int32)
+    pieces = lut[nearest + 1]
+    if far is not None:
+        pieces[far > 0] = far[far > 0]
+    return pieces, [0] * nfar + pos.tolist()
+
+
+def _nearest_code(
+    inv: NDArray[np.int32], max_px: float, block_px: int = 1 << 18
+) -> NDArray[np.int32]:
+    """The code of the nearest inventory pixel (``inv > 0``) within ``max_px`` pixels, else 0.
+
+    Only the feature transform is kept (8 B per pixel; with the distances scipy holds ~40)
+    and distances are checked in row blocks: this window is the largest complex's, which
+    bounds the outlines' memory."""
     if not (inv > 0).any():
-        nearest = np.zeros_like(inv)
-    else:
-        dist, (ri, ci) = ndimage.distance_transform_edt(inv == 0, return_indices=True)
-        nearest = np.where(dist <= max_px, inv[ri, ci], 0)
-    nearest = np.where(inside, nearest, -1)
-    pieces = np.zeros(inside.shape, np.int32)
-    owners: list[int] = []
-    for code in np.unique(nearest[inside]).tolist():
-        if code > 0:
-            owners.append(code)
-            pieces[nearest == code] = len(owners)
-        else:  # ice far from the inventory: one piece per connected part
-            far, nfar = ndimage.label(nearest == 0)
-            pieces[far > 0] = far[far > 0] + len(owners)
-            owners += [0] * nfar
-    return pieces, owners
+        return np.zeros_like(inv)
+    ft = ndimage.distance_transform_edt(inv == 0, return_distances=False, return_indices=True)
+    out = np.empty(inv.shape, np.int32)
+    h, w = inv.shape
+    cols = np.arange(w)
+    step = max(1, block_px // max(1, w))
+    for r0 in range(0, h, step):
+        ri, ci = ft[0, r0 : r0 + step], ft[1, r0 : r0 + step]
+        d2 = (ri - np.arange(r0, r0 + len(ri))[:, None]).astype(np.int64) ** 2
+        d2 += (ci - cols).astype(np.int64) ** 2
+        out[r0 : r0 + step] = np.where(d2 <= max_px * max_px, inv[ri, ci], 0)
+    return out
 
 
 def _split_by_basins(inside: NDArray[np.bool_], z: NDArray[np.float32]) -> NDArray[np.int32]:
@@ -248,7 +267,7 @@ def _split_by_basins(inside: NDArray[np.bool_], z: NDArray[np.float32]) -> NDArr
     if bad[inside].all():
         return inside.astype(np.int32)
     if bad.any():  # nearest valid elevation
-        _, (ri, ci) = ndimage.distance_transform_edt(bad, return_indices=True)
+        ri, ci = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
         z = z[ri, ci]
     wall = float(z[inside].max()) + 2 * BASIN_RELIEF_M + 1.0
     zz = np.where(inside, z, wall)
@@ -326,10 +345,12 @@ def _split_one(
     n = int(merged.max())
     if codes:  # a merged piece keeps the code of its largest member
         sizes = np.bincount(pieces[inside], minlength=len(codes) + 1)
+        into = np.zeros(len(codes) + 1, np.int64)  # piece -> merged piece (whole pieces merge)
+        into[pieces[inside]] = merged[inside]
         codes_after = [0] * n
         best = [0] * n
         for k in range(1, len(codes) + 1):
-            j = int(merged[pieces == k].max()) - 1 if sizes[k] else -1
+            j = int(into[k]) - 1 if sizes[k] else -1
             if j >= 0 and sizes[k] > best[j]:
                 best[j], codes_after[j] = int(sizes[k]), codes[k - 1]
         codes = codes_after

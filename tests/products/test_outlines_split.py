@@ -14,7 +14,7 @@ from shapely.geometry import box
 
 from glaciermap.core.grid import RegionGrid, write_raster
 from glaciermap.ingest.labels import rasterize_inventory
-from glaciermap.products.outlines import _merge_small, polygonize_probability
+from glaciermap.products.outlines import _merge_small, _nearest_code, polygonize_probability
 
 X0, Y0 = 400_000.0, 4_000_000.0
 G = RegionGrid.from_bounds("EPSG:32643", (X0, Y0, X0 + 2000, Y0 + 1000), 10)  # 100 x 200 px
@@ -199,3 +199,24 @@ def test_simplified_glaciers_keep_their_shared_divide(tmp_path: Path) -> None:
         shapely.get_coordinates(_layers(exact)[0].geometry.iloc[0])
     )
     assert cx.symmetric_difference(_layers(exact)[1].geometry.iloc[0]).area < 0.01 * cx.area
+
+
+@pytest.mark.parametrize("max_px", [0.0, 1.5, 3.0, 7.2, 1e6])
+def test_nearest_code_is_the_nearest_inventory_pixel_within_reach(max_px: float) -> None:
+    """The row-blocked feature transform against distances computed pixel by pixel."""
+    rng = np.random.default_rng(int(max_px * 10) % 97)
+    inv = np.zeros((37, 53), np.int32)
+    for k in range(1, 6):
+        r, c = int(rng.integers(0, 37)), int(rng.integers(0, 53))
+        inv[max(0, r - 2) : r + 2, max(0, c - 3) : c + 3] = k
+    got = _nearest_code(inv, max_px, block_px=53 * 5)  # 8 row blocks, the last of 2 rows
+    assert (_nearest_code(inv, max_px) == got).all()
+    rr, cc = np.nonzero(inv)
+    for r, c in zip(*(a.ravel() for a in np.indices(inv.shape)), strict=True):
+        d2 = (rr - r) ** 2 + (cc - c) ** 2
+        near = d2 == d2.min()
+        if d2.min() > max_px**2:
+            assert got[r, c] == 0
+        else:  # ties between codes may go either way
+            assert got[r, c] in set(inv[rr[near], cc[near]].tolist())
+    assert not _nearest_code(np.zeros((4, 5), np.int32), 10.0).any()
