@@ -8,8 +8,9 @@ block) and polygonizes it twice, each in its
 own process: with :func:`glaciermap.products.outlines.polygonize_probability` with the
 clean-up off (``smooth_m=0, min_area_km2=0, max_hole_km2=0``, no inventory, no DEM) and with
 ``gdal_polygonize.py`` (4-connectivity, GeoPackage). Prints the time ratio ours / gdal
-(target <= 1.0), the peak memory of both (target: ours lower), the polygon counts and the
-total areas with their relative difference (target <= 0.1 %). Needs `gdal-bin` (skipped
+(target <= 1.0), the peak memory of both (target: ours lower), and each tool's floor (its
+peak on a 64 x 64 mask: program and libraries) with the memory above it, the polygon counts
+and the total areas with their relative difference (target <= 0.1 %). Needs `gdal-bin` (skipped
 with a message if absent).
 """
 
@@ -92,18 +93,28 @@ def main() -> int:
         ice_km2 = sum(
             int(np.count_nonzero(src.read(1, window=w))) for _, w in src.block_windows(1)
         ) * (PIXEL**2 / 1e6)
-    ref, ours = d / "gdal.gpkg", d / "ours.gpkg"
-    for f in (ref, ours):
-        f.unlink(missing_ok=True)
-    t_ref, rss_ref = timed(
-        [gdal_polygonize, "-q", str(mask), "-f", "GPKG", str(ref), "outlines", "value"]
-    )
+    tiny = d / "mask_64.tif"  # each tool's floor: its program and libraries, one polygon
+    if not tiny.exists():
+        write_mask(tiny, 64, 0.0)
     code = (
         "from glaciermap.products.outlines import polygonize_probability\n"
         "polygonize_probability(kwargs['mask'], kwargs['dest'], 'bench', 2020,\n"
         "                       smooth_m=0, min_area_km2=0, max_hole_km2=0)\n"
     )
-    t_ours, rss_ours, _ = run_python(code, mask=str(mask), dest=str(ours))
+
+    def both(m: Path) -> tuple[float, int, float, int]:
+        ref, ours = d / "gdal.gpkg", d / "ours.gpkg"
+        for f in (ref, ours):
+            f.unlink(missing_ok=True)
+        t_ref, rss_ref = timed(
+            [gdal_polygonize, "-q", str(m), "-f", "GPKG", str(ref), "outlines", "value"]
+        )
+        t_ours, rss_ours, _ = run_python(code, mask=str(m), dest=str(ours))
+        return t_ref, rss_ref, t_ours, rss_ours
+
+    _, floor_ref, _, floor_ours = both(tiny)
+    t_ref, rss_ref, t_ours, rss_ours = both(mask)
+    ref, ours = d / "gdal.gpkg", d / "ours.gpkg"
     n_ref, a_ref = polygons(ref)
     n_ours, a_ours = polygons(ours)
     print(f"mask: {args.size} x {args.size} px, speckle {args.speckle:g}, ice {ice_km2:.2f} km2")
@@ -111,6 +122,10 @@ def main() -> int:
     print(f"ours:               {t_ours:7.2f} s  peak RSS {rss_ours:6d} MB  {n_ours} polygons")
     print(f"time ratio ours / gdal: {t_ours / t_ref:.2f} (target <= 1.0)")
     print(f"peak RSS ours / gdal:   {rss_ours / rss_ref:.2f} (target < 1.0)")
+    print(
+        f"floor (64^2 mask): gdal {floor_ref} MB, ours {floor_ours} MB; above it: gdal "
+        f"{rss_ref - floor_ref} MB, ours {rss_ours - floor_ours} MB"
+    )
     print(f"total area: gdal {a_ref:.4f} km2, ours {a_ours:.4f} km2, mask {ice_km2:.4f} km2")
     print(f"relative area difference ours vs gdal: {abs(a_ours - a_ref) / a_ref:.2e} (<= 1e-3)")
     return 0

@@ -199,10 +199,21 @@ def gdal_cache(mb: float) -> Iterator[None]:
 
 
 def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
-    """Write GeoDataFrames as the named layers of one GeoPackage, atomically (all layers,
-    then one rename) and byte-reproducibly: GDAL stamps each layer's ``last_change`` with the
-    current time unless ``OGR_CURRENT_DATE`` is set, so it is fixed to ``SOURCE_DATE_EPOCH``
-    (the reproducible-builds convention) or else 2000-01-01."""
+    """Write GeoDataFrames as the named layers of one GeoPackage (see :func:`layer_writer`)."""
+    with layer_writer(dest) as write:
+        for name, frame in layers.items():
+            write(name, frame)
+
+
+@contextlib.contextmanager
+def layer_writer(dest: PathLike) -> Iterator[Callable[..., None]]:
+    """A function ``write(name, frame, **kw)`` that writes a GeoDataFrame into layer ``name``
+    of one GeoPackage, appended to what was written to that layer before (so a large product
+    goes out in chunks; ``kw``: pyogrio's, e.g. ``geometry_type``, which a layer written in
+    chunks should fix); the file is renamed to ``dest`` when the context ends (atomically:
+    nothing on an error) and byte-reproducible: GDAL stamps each layer's ``last_change``
+    with the current time unless ``OGR_CURRENT_DATE`` is set, so it is fixed to
+    ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) or else 2000-01-01."""
     import datetime as dt
 
     import pyogrio
@@ -210,9 +221,16 @@ def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
     stamp = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
+    written: set[str] = set()
     with atomic_path(dest) as tmp:
-        for name, frame in layers.items():
-            frame.to_file(tmp, driver="GPKG", layer=name)
+
+        def write(name: str, frame: Any, **kw: Any) -> None:
+            frame.to_file(
+                tmp, driver="GPKG", layer=name, mode="a" if name in written else "w", **kw
+            )
+            written.add(name)
+
+        yield write
 
 
 def _finite(data: Any) -> Any:

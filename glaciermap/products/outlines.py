@@ -22,9 +22,11 @@ exactly; a complex's geometry is the union of its glaciers', so areas add up, al
 ``coverage_simplify``, Visvalingam-Whyatt with a tolerance of about the square root of the
 triangle areas removed, in metres), so shared borders stay shared, without gaps or overlaps.
 
-Output GeoPackage layers (written together, atomically): ``glaciers`` (the first, default,
-layer) and ``complexes``, each with ``glacier_id, area_km2, perimeter_km, mean_probability,
-region, year, sensor, acquisition_dates, inventory_id, complex_id``. In ``glaciers``,
+Output GeoPackage layers (one file, renamed into place when complete): ``glaciers`` (the
+first, default, layer; ``MultiPolygon`` where complexes are split, else ``Polygon``) and
+``complexes`` (``Polygon``; with ``simplify_m`` the types follow the data), each with
+``glacier_id, area_km2, perimeter_km, mean_probability, region, year, sensor,
+acquisition_dates, inventory_id, complex_id``. In ``glaciers``,
 ``inventory_id`` is the inventory glacier the polygon belongs to; in ``complexes``,
 ``glacier_id`` equals ``complex_id`` and ``inventory_id`` is the inventory glacier with the
 largest overlap (None without overlap). Areas and lengths are in the grid CRS (metres).
@@ -37,16 +39,18 @@ inventory, no DEM) are traced while the stripes are labelled (each stripe adds t
 corners where outlines turn, :mod:`glaciermap.products.trace`; the rings are joined at the
 end); otherwise each complex is split and vectorised in the window of its bounding box grown
 by the inventory reach. Memory: a stripe, the window of the largest complex to split (an ice
-cap is the worst case), O(number of patches and outline vertices), the output.
+cap is the worst case), O(number of patches and outline vertices), one chunk of the output
+(written in chunks of whole complexes, ids counting on).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +66,7 @@ from scipy import ndimage
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, gdal_cache, open_raster, read_bands, write_layers
+from glaciermap.core.io import PathLike, gdal_cache, layer_writer, open_raster, read_bands
 from glaciermap.products.outlines_stream import (
     STRIPE_PIXELS,
     Complexes,
@@ -70,7 +74,13 @@ from glaciermap.products.outlines_stream import (
     Stripe,
     stream_complexes,
 )
-from glaciermap.products.trace import RingTracer, trace_labels, trace_pieces
+from glaciermap.products.trace import (
+    CHUNK_VERTICES,
+    RING_COST,
+    RingTracer,
+    trace_labels,
+    trace_pieces,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -539,14 +549,10 @@ class _SingleGlaciers:
         self._sums.append(sums.astype(np.float64, copy=False))
         self._counts.append(st.stats[:, 0])
 
-    def finish(
-        self, found: Complexes
-    ) -> tuple[NDArray[np.bool_], NDArray[np.object_], NDArray[np.float64]]:
-        """Per complex: whether it was done (all), its geometry and mean probability."""
+    def finish(self, found: Complexes) -> Iterator[tuple[int, shapely.Geometry, float]]:
+        """Per complex (0, 1, ... in order): its polygon and mean probability, built in
+        chunks (:meth:`RingTracer.finish_chunks`)."""
         n = len(found.comps)
-        comps, polys = self.tracer.finish(found.complex_of, self.transform)
-        if not np.array_equal(comps, np.arange(n)):
-            raise AssertionError("a complex without an outline")
         means = np.full(n, np.nan)
         if self._sums:
             of = found.complex_of
@@ -554,7 +560,17 @@ class _SingleGlaciers:
             sums = np.bincount(of[kept], weights=np.concatenate(self._sums)[kept], minlength=n)
             counts = np.bincount(of[kept], weights=np.concatenate(self._counts)[kept], minlength=n)
             means = sums / counts
-        return np.ones(n, bool), polys, means
+        self._sums, self._counts = [], []
+        expect = 0
+        chunks = self.tracer.finish_chunks(found.complex_of, self.transform, (0, 0), CHUNK_VERTICES)
+        for comps, polys in chunks:
+            if not np.array_equal(comps, np.arange(expect, expect + len(comps))):
+                raise AssertionError("a complex without an outline")
+            for c, poly in zip(comps.tolist(), polys, strict=True):
+                yield c, poly, float(means[c])
+            expect += len(comps)
+        if expect != n:
+            raise AssertionError("a complex without an outline")
 
 
 def polygonize_probability(
@@ -573,8 +589,8 @@ def polygonize_probability(
     dem: PathLike | None = None,
     max_inventory_distance_m: float = 1000.0,
     stripe_rows: int | None = None,
-) -> gpd.GeoDataFrame:
-    """Write glacier outlines (GeoPackage layers :data:`LAYERS`) and return the glaciers.
+) -> OutlinesWritten:
+    """Write glacier outlines (GeoPackage layers :data:`LAYERS`); how many and their area.
 
     ``smooth_m``, ``min_area_km2``, ``max_hole_km2``: see :func:`clean_mask`. ``simplify_m``:
     coverage simplification tolerance in metres (0: the exact pixel outlines). ``inventory``:
@@ -596,7 +612,9 @@ def polygonize_probability(
     rasterized on that window only. Memory is thus three stripes (one read ahead, one
     labelled, one traced, each in its own thread), plus the window of the largest complex
     to split (an ice cap is the worst case), plus O(number of patches) for their sizes and
-    boxes, plus the output polygons and their vertices. GDAL's block cache is held to
+    boxes, plus the traced outline vertices (a few integers each); the polygons are built
+    and written in chunks of whole complexes (:class:`_OutlineWriter`; all at once with
+    ``simplify_m``, a coverage operation). GDAL's block cache is held to
     :func:`_cache_bytes` meanwhile.
     """
     grid = grid_of(probability)
@@ -617,8 +635,8 @@ def polygonize_probability(
     if inv is not None:  # the window must hold every glacier within reach
         pad = math.ceil(min(float(max(shape_)), max_inventory_distance_m / px))
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    out = _Outlines()
     with contextlib.ExitStack() as stack:
+        write = stack.enter_context(layer_writer(dest))  # renamed to dest last, on success
         src = stack.enter_context(open_raster(probability))
         band = _band(src, "probability")
         z_src = None
@@ -655,15 +673,15 @@ def polygonize_probability(
             boxes=tracer is None,
         )
         comps = found.comps
-        n_cx = len(comps)
-        done = np.zeros(n_cx, bool)
-        if tracer is not None:
-            done, one_geom, one_mean = tracer.finish(found)
-        for c in range(n_cx):
-            if done[c]:
-                mean_p = float(one_mean[c])
-                out.add(c + 1, [one_geom[c]], [0], [mean_p], mean_p, 0)
-                continue
+        split = inv is not None or z_src is not None
+        out = _OutlineWriter(
+            write, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
+        )
+        if tracer is not None:  # complexes = glaciers, traced: written in chunks
+            for c, geom, mean_p in tracer.finish(found):
+                out.add(c + 1, [geom], [0], [mean_p], mean_p, 0)
+            return out.finish()
+        for c in range(len(comps)):
             box = (
                 slice(int(comps.row0[c]), int(comps.row1[c])),
                 slice(int(comps.col0[c]), int(comps.col1[c])),
@@ -696,9 +714,7 @@ def polygonize_probability(
                 float(ndimage.mean(p, m.astype(np.int32), [1])[0]),
                 0 if codes is None else _largest_code(inside, codes),
             )
-    return _write_outlines(
-        dest, out, len(comps), inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid
-    )
+        return out.finish()
 
 
 def _cache_bytes(*sources: rasterio.io.DatasetReader | None) -> int:
@@ -720,65 +736,156 @@ def _largest_code(inside: NDArray[np.bool_], codes: NDArray[np.int32]) -> int:
     return int(found[np.argmax(counts)]) if len(found) else 0
 
 
-def _write_outlines(
-    dest: PathLike,
-    out: _Outlines,
-    n_complex: int,
-    inv_ids: list[str],
-    region: str,
-    year: int,
-    sensor: str,
-    acquisition_dates: Sequence[str],
-    simplify_m: float,
-    grid: RegionGrid,
-) -> gpd.GeoDataFrame:
-    """Build and write the two layers from the glaciers and complexes; the glaciers."""
-    geoms = out.geoms
-    if simplify_m > 0 and geoms:
-        geoms = list(shapely.make_valid(shapely.coverage_simplify(geoms, simplify_m)))
-    complex_ids = [f"{region}_{year}_C{k:05d}" for k in range(1, n_complex + 1)]
-    glacier_ids = [f"{region}_{year}_{k:05d}" for k in range(1, len(geoms) + 1)]
-    common: dict[str, Any] = {
-        "region": region,
-        "year": int(year),
-        "sensor": sensor,
-        "acquisition_dates": ",".join(acquisition_dates),
-    }
-    g = _frame(
-        glacier_ids,
-        geoms,
-        out.mean_p,
-        [inv_ids[k - 1] if k > 0 else None for k in out.owner],
-        [complex_ids[c - 1] for c in out.of_complex],
-        common,
-        grid,
-    )
-    gs = np.empty(len(geoms), dtype=object)
-    gs[:] = geoms
-    of = np.asarray(out.of_complex, np.int64)  # non-decreasing
-    starts = np.searchsorted(of, np.arange(1, n_complex + 2))
-    single = np.flatnonzero(np.diff(starts) == 1)
-    cgeoms = np.empty(n_complex, dtype=object)
-    cgeoms[single] = gs[starts[single]]  # valid already: shared, not copied
-    for c in np.flatnonzero(np.diff(starts) > 1).tolist():
-        cgeoms[c] = shapely.make_valid(shapely.union_all(gs[starts[c] : starts[c + 1]]))
-    cx = _frame(
-        complex_ids,
-        list(cgeoms),
-        out.complex_mean_p,
-        [inv_ids[k - 1] if k > 0 else None for k in out.complex_owner],
-        complex_ids,
-        common,
-        grid,
-    )
-    write_layers(dest, {"glaciers": g, "complexes": cx})
-    log.info(
-        "outlines: %d glaciers in %d complexes, %.2f km2",
-        len(g),
-        len(cx),
-        float(g["area_km2"].sum()),
-    )
-    return g
+@dataclass(frozen=True)
+class OutlinesWritten:
+    """What :func:`polygonize_probability` wrote (the layers themselves are in the file)."""
+
+    glaciers: int
+    complexes: int
+    area_km2: float
+
+
+class _OutlineWriter:
+    """The two layers written as the complexes come (:meth:`add`, complexes 1, 2, ... in
+    order), in chunks of whole complexes of about :data:`CHUNK_VERTICES` vertices (and
+    :data:`~glaciermap.products.trace.RING_COST` per polygon part), so the
+    output's polygons are never all in memory; ids count on across chunks. With
+    ``simplify_m`` the glaciers are simplified as one coverage, so they are written at the
+    end, together. The layers' geometry types follow from the configuration, not the data
+    (a chunked layer must keep one): glaciers split from complexes (``split``) may be in
+    parts (``MultiPolygon``), complexes are ``Polygon``s (4-connected); with ``simplify_m``
+    (one write) they follow the data, as GDAL infers them."""
+
+    def __init__(
+        self,
+        write: Callable[..., None],
+        inv_ids: list[str],
+        region: str,
+        year: int,
+        sensor: str,
+        acquisition_dates: Sequence[str],
+        simplify_m: float,
+        grid: RegionGrid,
+        split: bool,
+        chunk_vertices: int | None = None,
+    ):
+        self.write = write
+        self.inv_ids = inv_ids
+        self.region, self.year = region, int(year)
+        self.common: dict[str, Any] = {
+            "region": region,
+            "year": int(year),
+            "sensor": sensor,
+            "acquisition_dates": ",".join(acquisition_dates),
+        }
+        self.simplify_m = simplify_m
+        self.grid = grid
+        self.types: dict[str, str] | None = {  # None: one write, types from the data
+            "glaciers": "MultiPolygon" if split else "Polygon",
+            "complexes": "Polygon",
+        }
+        if simplify_m > 0:
+            self.types = None
+        self.chunk_vertices: float = chunk_vertices or CHUNK_VERTICES
+        if simplify_m > 0:
+            self.chunk_vertices = math.inf
+        self.pending = _Outlines()
+        self.vertices = 0
+        self.done = OutlinesWritten(0, 0, 0.0)
+        self.written = False
+
+    def add(
+        self,
+        complex_no: int,
+        geoms: list[shapely.Geometry],
+        owners: list[int],
+        mean_p: list[float],
+        complex_mean_p: float,
+        complex_owner: int,
+    ) -> None:
+        """Complex ``complex_no`` (the next one) and its glaciers."""
+        if complex_no != self.done.complexes + len(self.pending.complex_mean_p) + 1:
+            raise ValueError(f"complex {complex_no} out of order")
+        self.pending.add(complex_no, geoms, owners, mean_p, complex_mean_p, complex_owner)
+        g = np.asarray(geoms, dtype=object)
+        rings = shapely.get_num_geometries(g) + shapely.get_num_interior_rings(g)
+        self.vertices += int((shapely.get_num_coordinates(g) + RING_COST * rings).sum())
+        if self.vertices >= self.chunk_vertices:
+            self.flush()
+
+    def add_all(self, out: _Outlines) -> None:
+        """Complexes and glaciers gathered elsewhere, in order."""
+        of = np.asarray(out.of_complex, np.int64)
+        c0 = self.done.complexes + len(self.pending.complex_mean_p)
+        starts = np.searchsorted(of, np.arange(c0 + 1, c0 + len(out.complex_mean_p) + 2))
+        for k, (i, j) in enumerate(itertools.pairwise(starts.tolist())):
+            self.add(
+                c0 + k + 1,
+                out.geoms[i:j],
+                out.owner[i:j],
+                out.mean_p[i:j],
+                out.complex_mean_p[k],
+                out.complex_owner[k],
+            )
+
+    def flush(self) -> None:
+        """Write the complexes gathered so far (and create the layers, if empty)."""
+        out, self.pending, self.vertices = self.pending, _Outlines(), 0
+        n_complex = len(out.complex_mean_p)
+        if not n_complex and self.written:
+            return
+        geoms = out.geoms
+        if self.simplify_m > 0 and geoms:
+            geoms = list(shapely.make_valid(shapely.coverage_simplify(geoms, self.simplify_m)))
+        g0, c0 = self.done.glaciers, self.done.complexes
+        prefix = f"{self.region}_{self.year}_"
+        complex_ids = [f"{prefix}C{k:05d}" for k in range(c0 + 1, c0 + n_complex + 1)]
+        glacier_ids = [f"{prefix}{k:05d}" for k in range(g0 + 1, g0 + len(geoms) + 1)]
+        inv = self.inv_ids
+        g = _frame(
+            glacier_ids,
+            geoms,
+            out.mean_p,
+            [inv[k - 1] if k > 0 else None for k in out.owner],
+            [complex_ids[c - c0 - 1] for c in out.of_complex],
+            self.common,
+            self.grid,
+        )
+        gs = np.empty(len(geoms), dtype=object)
+        gs[:] = geoms
+        of = np.asarray(out.of_complex, np.int64) - c0  # 1.. n_complex, non-decreasing
+        starts = np.searchsorted(of, np.arange(1, n_complex + 2))
+        single = np.flatnonzero(np.diff(starts) == 1)
+        cgeoms = np.empty(n_complex, dtype=object)
+        cgeoms[single] = gs[starts[single]]  # valid already: shared, not copied
+        for c in np.flatnonzero(np.diff(starts) > 1).tolist():
+            cgeoms[c] = shapely.make_valid(shapely.union_all(gs[starts[c] : starts[c + 1]]))
+        cx = _frame(
+            complex_ids,
+            list(cgeoms),
+            out.complex_mean_p,
+            [inv[k - 1] if k > 0 else None for k in out.complex_owner],
+            complex_ids,
+            self.common,
+            self.grid,
+        )
+        for name, frame in (("glaciers", g), ("complexes", cx)):
+            if self.types is None:
+                self.write(name, frame)
+            else:
+                kind = self.types[name]
+                self.write(name, frame, geometry_type=kind, promote_to_multi=kind != "Polygon")
+        self.written = True
+        self.done = OutlinesWritten(
+            g0 + len(g), c0 + n_complex, self.done.area_km2 + float(g["area_km2"].sum())
+        )
+
+    def finish(self) -> OutlinesWritten:
+        """Write what is left; what was written."""
+        self.flush()
+        d = self.done
+        log.info("outlines: %d glaciers in %d complexes, %.2f km2", *astuple(d))
+        return d
 
 
 def _polygonize_in_memory(
@@ -796,7 +903,7 @@ def _polygonize_in_memory(
     inventory: PathLike | None = None,
     dem: PathLike | None = None,
     max_inventory_distance_m: float = 1000.0,
-) -> gpd.GeoDataFrame:
+) -> OutlinesWritten:
     """:func:`polygonize_probability` on whole arrays (the reference for the bounded-memory
     version: memory grows with the raster)."""
     grid = grid_of(probability)
@@ -830,9 +937,13 @@ def _polygonize_in_memory(
         complex_mean_p=ndimage.mean(p, complexes, cidx).tolist() if n_complex else [],
         complex_owner=_largest_overlap(complexes, codes, n_complex),
     )
-    return _write_outlines(
-        dest, out, n_complex, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid
-    )
+    split = codes is not None or elevation is not None
+    with layer_writer(dest) as write:
+        writer = _OutlineWriter(
+            write, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
+        )
+        writer.add_all(out)
+        return writer.finish()
 
 
 def _frame(

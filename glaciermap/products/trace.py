@@ -25,6 +25,9 @@ passes per pixel and sorting the vertices.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
 import shapely
 from affine import Affine
@@ -78,6 +81,11 @@ def _entries() -> tuple[NDArray[np.int8], NDArray[np.int8]]:
 
 
 _TABLE, _COUNT = _entries()
+# Polygons built at a time (finish_chunks): vertices, counting each ring as RING_COST more
+# (a small ring costs more as a GEOS and Python object, and a row in the output, than its
+# vertices): 1 << 19 is 8 MB of coordinates, or ~14,000 speckle-sized polygons.
+CHUNK_VERTICES = 1 << 19
+RING_COST = 32
 
 
 class RingTracer:
@@ -164,10 +172,27 @@ class RingTracer:
         grid row and column, so a window gives the whole grid's coordinates bit for bit.
         ``component_of``: per pixel id its component (0, 1, ...; -1: left out, its outlines
         are dropped)."""
+        parts = list(self.finish_chunks(component_of, transform, origin))
+        if not parts:
+            return np.zeros(0, np.int64), np.empty(0, dtype=object)
+        comps = np.concatenate([c for c, _ in parts])
+        polys = np.concatenate([p for _, p in parts])
+        return comps, polys
+
+    def finish_chunks(
+        self,
+        component_of: NDArray[np.int64],
+        transform: Affine,
+        origin: tuple[int, int] = (0, 0),
+        max_vertices: int = CHUNK_VERTICES,
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.object_]]]:
+        """:meth:`finish` in consecutive chunks of whole components (ascending), each of
+        about ``max_vertices`` vertices (each ring counting :data:`RING_COST` more) or one
+        component: the polygons need not all be in memory at once."""
         if self._next_row != self.shape[0]:
             raise ValueError(f"stripes end at row {self._next_row} of {self.shape[0]}")
         if not sum(len(c) for c in self._codes):
-            return np.zeros(0, np.int64), np.empty(0, dtype=object)
+            return
         rows, cols = np.concatenate(self._rows), np.concatenate(self._cols)
         code, ids = np.concatenate(self._codes), np.concatenate(self._ids)
         self._rows, self._cols, self._codes, self._ids = [], [], [], []
@@ -193,33 +218,70 @@ class RingTracer:
         del cross
         keep = np.flatnonzero(ring_comp >= 0)
         keep = keep[np.lexsort((hole[keep], ring_comp[keep]))]  # by component, shell first
-        comps = np.unique(ring_comp[keep])
-        shells = np.bincount(ring_comp[keep], weights=~hole[keep])
+        kept_comp = ring_comp[keep]
+        comps = np.unique(kept_comp)
+        shells = np.bincount(kept_comp, weights=~hole[keep])
         if (shells[comps] != 1).any():
             raise AssertionError("a component with more or less than one shell")
+        del hole
+        # chunks of whole components: cut where a component starts past a multiple of
+        # max_vertices (vertices and RING_COST per ring)
+        first = np.searchsorted(kept_comp, comps)  # each component's first kept ring
+        cost = np.cumsum(sizes[keep] + RING_COST, dtype=np.int64)
+        done_before = np.concatenate([[0], cost])[first]
+        del cost
+        cut = np.flatnonzero(np.diff(done_before // max(1, max_vertices)) > 0) + 1
+        bounds = [0, *cut.tolist(), len(comps)]
+        ring_at = [*first.tolist(), len(keep)]
+        for c0, c1 in itertools.pairwise(bounds):
+            k = keep[ring_at[c0] : ring_at[c1]]
+            polys = self._polygons(
+                x,
+                y,
+                starts[k],
+                sizes[k],
+                kept_comp[ring_at[c0] : ring_at[c1]],
+                comps[c0:c1],
+                transform,
+                origin,
+            )
+            yield comps[c0:c1].astype(np.int64), polys
+
+    @staticmethod
+    def _polygons(
+        x: NDArray[np.int32],
+        y: NDArray[np.int32],
+        ring_start: NDArray[np.signedinteger],
+        n_take: NDArray[np.signedinteger],
+        ring_comp: NDArray[np.int64],
+        comps: NDArray[np.int64],
+        transform: Affine,
+        origin: tuple[int, int],
+    ) -> NDArray[np.object_]:
+        """The polygons of ``comps`` from their rings (by component, shell first; vertices
+        ``x, y`` from ``ring_start``, ``n_take`` of them)."""
         # each ring from its first vertex; backwards where the grid mirrors pixel space (a
         # north-up grid: rows grow south), so shells turn counter-clockwise on the map
         # (as GDAL writes them, and as GeoJSON wants them) and holes clockwise
-        n_take = sizes[keep]
-        within = np.arange(int(n_take.sum()), dtype=starts.dtype)
+        within = np.arange(int(n_take.sum()), dtype=ring_start.dtype)
         within -= np.repeat(np.cumsum(n_take) - n_take, n_take)
         t = transform
         if t.a * t.e - t.b * t.d < 0:
             within = (np.repeat(n_take, n_take) - within) % np.repeat(n_take, n_take)
-        take = np.repeat(starts[keep], n_take) + within
+        take = np.repeat(ring_start, n_take) + within
         del within
         xy = np.empty((len(take), 2))
         xk = x[take].astype(np.float64) + origin[1]
         yk = y[take].astype(np.float64) + origin[0]
-        del x, y, take
+        del take
         xy[:, 0] = t.c + xk * t.a + yk * t.b
         xy[:, 1] = t.f + xk * t.d + yk * t.e
         del xk, yk
-        ring = np.repeat(np.arange(len(keep)), sizes[keep])
+        ring = np.repeat(np.arange(len(n_take)), n_take)
         rings = shapely.linearrings(xy, indices=ring)
         del xy, ring
-        polys = shapely.polygons(rings, indices=np.searchsorted(comps, ring_comp[keep]))
-        return comps.astype(np.int64), np.asarray(polys, dtype=object)
+        polys = shapely.polygons(rings, indices=np.searchsorted(comps, ring_comp))
+        return np.asarray(polys, dtype=object)
 
 
 def _index_type(n: int) -> type[np.signedinteger]:

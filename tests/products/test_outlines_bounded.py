@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import rasterio.features
@@ -18,6 +19,7 @@ from shapely.geometry import Polygon, box
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, write_raster
+from glaciermap.products import outlines
 from glaciermap.products.outlines import (
     _polygonize_in_memory,
     clean_mask,
@@ -74,6 +76,26 @@ def _compare(tmp_path: Path, prob: Path, stripe_rows: list[int | None], **kw: ob
         out = tmp_path / f"o{rows}.gpkg"
         polygonize_probability(prob, out, "r", 2020, stripe_rows=rows, **kw)  # type: ignore[arg-type]
         n = _same_outlines(ref, out)
+    # written in chunks (here of one complex each, as a large region's), the same layers
+    flushes: list[int] = []
+    flush = outlines._OutlineWriter.flush
+
+    def counted(self: outlines._OutlineWriter) -> None:
+        flushes.append(len(self.pending.complex_mean_p))
+        flush(self)
+
+    out = tmp_path / "chunked.gpkg"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(outlines, "CHUNK_VERTICES", 4)  # any polygon has 4 vertices or more
+        mp.setattr(outlines._OutlineWriter, "flush", counted)
+        polygonize_probability(prob, out, "r", 2020, stripe_rows=7, **kw)  # type: ignore[arg-type]
+    assert _same_outlines(ref, out) == n
+    assert pyogrio.list_layers(out).tolist() == pyogrio.list_layers(ref).tolist()
+    n_complex = len(gpd.read_file(ref, layer="complexes"))
+    if kw.get("simplify_m"):  # a coverage simplification needs them all: one write
+        assert flushes == [n_complex]
+    else:
+        assert [k for k in flushes if k] == [1] * n_complex
     return n
 
 

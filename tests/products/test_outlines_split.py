@@ -63,7 +63,7 @@ def test_blob_over_two_inventory_glaciers_gives_two_glaciers(
         crs=G.crs,
     ).to_crs("EPSG:4326").to_file(inv)
     out = tmp_path / "o.gpkg"
-    gdf = polygonize_probability(
+    written = polygonize_probability(
         prob,
         out,
         "hunza",
@@ -74,7 +74,7 @@ def test_blob_over_two_inventory_glaciers_gives_two_glaciers(
         max_inventory_distance_m=500.0,
     )
     glaciers, complexes = _layers(out)
-    assert len(gdf) == len(glaciers) == 3 and len(complexes) == 2
+    assert written.glaciers == len(glaciers) == 3 and written.complexes == len(complexes) == 2
     assert gpd.read_file(out).columns.tolist() == glaciers.columns.tolist()  # default layer
     big = complexes.sort_values("area_km2").iloc[-1]
     in_big = glaciers[glaciers["complex_id"] == big["complex_id"]].sort_values("inventory_id")
@@ -155,7 +155,7 @@ def test_without_inventory_or_dem_glaciers_are_complexes(tmp_path: Path) -> None
 
 def test_no_ice_writes_two_empty_layers(tmp_path: Path) -> None:
     out = tmp_path / "o.gpkg"
-    assert len(polygonize_probability(_probability(tmp_path, []), out, "r", 2020)) == 0
+    assert polygonize_probability(_probability(tmp_path, []), out, "r", 2020).glaciers == 0
     glaciers, complexes = _layers(out)
     assert len(glaciers) == len(complexes) == 0
     assert not list(tmp_path.glob(".o.*"))  # no temporary file left

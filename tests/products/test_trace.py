@@ -11,7 +11,7 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from glaciermap.products.outlines_stream import StreamLabeler
-from glaciermap.products.trace import RingTracer, trace_labels, trace_pieces
+from glaciermap.products.trace import RING_COST, RingTracer, trace_labels, trace_pieces
 
 T = Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 4_000_000.0)
 
@@ -74,6 +74,37 @@ def test_stripes_give_the_whole_array_polygons_bit_for_bit() -> None:
             comps, polys = tracer.finish(comp, T)
             assert np.array_equal(comps, np.arange(n))
             assert shapely.equals_exact(polys, whole, 0.0).all()
+
+
+@pytest.mark.parametrize("max_vertices", [1, 40, 150, 1 << 20])
+def test_chunks_hold_whole_components_in_order_as_one_finish(max_vertices: int) -> None:
+    rng = np.random.default_rng(max_vertices)
+    mask = ndimage.binary_opening(rng.random((60, 50)) < 0.45)
+    mask[20:40, 10:40] = True  # one larger component, with holes
+    mask[25:27, 15:17] = mask[30:33, 30:31] = False
+    labels, n = ndimage.label(mask)
+    whole = trace_labels(labels.astype(np.int32), T)
+    tracer = RingTracer(mask.shape)
+    tracer.add(0, labels.astype(np.int32), 1)
+    component_of = np.arange(-1, n, dtype=np.int64)
+    component_of[3] = -1  # one left out
+    chunks = list(tracer.finish_chunks(component_of, T, (0, 0), max_vertices))
+    comps = np.concatenate([c for c, _ in chunks])
+    assert comps.tolist() == [c for c in range(n) if c != 2]
+    polys = np.concatenate([p for _, p in chunks])
+    assert shapely.equals_exact(polys, whole[comps], 0.0).all()
+
+    def vertices(p: np.ndarray) -> np.ndarray:  # the tracer's: closing points not counted
+        rings = shapely.get_num_interior_rings(p) + 1
+        return shapely.get_num_coordinates(p) - rings + RING_COST * rings
+
+    per_chunk = [vertices(p) for _, p in chunks]
+    total = sum(int(v.sum()) for v in per_chunk)
+    if max_vertices == 1 << 20:
+        assert len(chunks) == 1
+    else:  # about max_vertices each: every chunk but its last component is below it
+        assert 2 < len(chunks) <= total // max_vertices + 1
+        assert all(int(v[:-1].sum()) < max_vertices for v in per_chunk)
 
 
 def test_left_out_components_are_dropped_and_stripes_must_come_in_order() -> None:
