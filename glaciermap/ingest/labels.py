@@ -29,15 +29,26 @@ log = logging.getLogger(__name__)
 ID_COLUMNS = ("RGIId", "rgi_id", "glac_id", "GLIMSId", "glims_id", "id")
 
 
-def read_inventory(path: PathLike, crs: str | None = None) -> gpd.GeoDataFrame:
-    """Polygons of an inventory, valid, in ``crs`` (if given), with an ``inventory_id`` column."""
+def read_inventory(
+    path: PathLike,
+    crs: str | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> gpd.GeoDataFrame:
+    """Polygons of an inventory, valid, in ``crs`` (if given), with an ``inventory_id`` column.
+
+    ``bounds`` (left, bottom, right, top in ``crs``): only the polygons whose envelope meets
+    them, filtered by OGR while reading (with the file's spatial index where it has one), so
+    a region takes its own glaciers from an RGI region file or a global inventory, not the
+    whole file; the polygons keep their order in the file."""
     if not Path(path).exists():
         raise MissingInputError(
             f"{path}: inventory not found; put the region's RGI/GLIMS outlines there (see "
             "README 'Real data')"
         )
     try:
-        gdf = gpd.read_file(path, layer=outline_layer(path))
+        layer = outline_layer(path)
+        bbox = None if bounds is None or crs is None else _bbox_in_file(path, layer, crs, bounds)
+        gdf = gpd.read_file(path, layer=layer, bbox=bbox)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         detail = " ".join(str(exc).split(";")[0].split())[:160]
         raise InputDataError(
@@ -57,9 +68,24 @@ def read_inventory(path: PathLike, crs: str | None = None) -> gpd.GeoDataFrame:
     return gdf[["inventory_id", "geometry"]].reset_index(drop=True)
 
 
+def _bbox_in_file(
+    path: PathLike, layer: str | int | None, crs: str, bounds: tuple[float, float, float, float]
+) -> tuple[float, float, float, float] | None:
+    """``bounds`` (in ``crs``) as a box in the CRS of the file's layer, enclosing them (edges
+    densified); None (no filter) if the file has no CRS (refused after reading)."""
+    import pyogrio
+    from rasterio.warp import transform_bounds
+
+    file_crs = pyogrio.read_info(path, layer=layer)["crs"]
+    if not file_crs:
+        return None
+    left, bottom, right, top = transform_bounds(crs, file_crs, *bounds, densify_pts=21)
+    return (float(left), float(bottom), float(right), float(top))
+
+
 def rasterize_inventory(path: PathLike, grid: RegionGrid) -> NDArray[np.uint8]:
     """1 inside glaciers, 0 elsewhere, on the grid."""
-    gdf = read_inventory(path, grid.crs)
+    gdf = read_inventory(path, grid.crs, grid.bounds)
     if gdf.empty:
         return np.zeros(grid.shape, dtype=np.uint8)
     return rasterio.features.rasterize(
@@ -82,10 +108,13 @@ def build_labels(
     """Polygons (an inventory, or debris-cover polygons with ``band="debris"``) rasterized
     on the region grid: 1 inside, 0 outside."""
     grid = RegionGrid.load(grid_path)
-    gdf = read_inventory(inventory, grid.crs)
+    gdf = read_inventory(inventory, grid.crs, grid.bounds)
     if band == "glacier" and not gdf.intersects(shapely.box(*grid.bounds)).any():
+        import pyogrio
+
+        total = pyogrio.read_info(inventory, layer=outline_layer(inventory))["features"]
         raise InputDataError(
-            f"{inventory}: no glacier polygon ({len(gdf)} polygons in all) lies in the region "
+            f"{inventory}: no glacier polygon ({total} polygons in all) lies in the region "
             f"{[round(b) for b in grid.bounds]} ({grid.crs}): a model cannot learn from it nor "
             "be scored against it; check the file's CRS and extent, or give the region another "
             "inventory"

@@ -231,7 +231,7 @@ def evaluate_outlines(
     labels."""
     grid = RegionGrid.load(grid_path)
     check_same_grid(grid, labels, features)
-    gdf = read_inventory(outlines, grid.crs)
+    gdf = read_inventory(outlines, grid.crs, grid.bounds)
     c = dict.fromkeys(COUNT_KEYS, 0)
     with gdal_cache(STREAM_CACHE_MB), open_raster(labels) as ls, open_raster(features) as fs:
         vband = [d or "" for d in fs.descriptions].index(VALID) + 1

@@ -382,7 +382,7 @@ class _InventoryRaster:
 
         from glaciermap.ingest.labels import read_inventory
 
-        inv = read_inventory(inventory, grid.crs)
+        inv = read_inventory(inventory, grid.crs, grid.bounds)  # windows stay on the grid
         codes, ids = pd.factorize(inv["inventory_id"])
         self.ids = [str(i) for i in ids]
         self.grid = grid

@@ -131,7 +131,7 @@ def false_colour(
     ax.imshow(img, extent=extent)
     handles = []
     if _exists(inventory):
-        inv = read_inventory(inventory, crs)
+        inv = read_inventory(inventory, crs, (extent[0], extent[2], extent[1], extent[3]))
         if len(inv):
             inv.boundary.plot(ax=ax, color="yellow", linewidth=0.8)
         handles.append(Line2D([], [], color="yellow", label="inventory"))

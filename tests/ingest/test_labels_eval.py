@@ -176,3 +176,26 @@ def test_no_truth_is_a_status_and_the_json_stays_valid(tmp_path: Path) -> None:
 
     back = json.loads((tmp_path / "m.json").read_text(), parse_constant=no_nan)
     assert back["recall"] is None and back["iou"] == 0.0 and back["status"] == "no truth"
+
+
+@pytest.mark.parametrize("file_crs", ["EPSG:4326", "EPSG:32643", "EPSG:3857"])
+def test_inventory_read_for_a_region_takes_its_glaciers_only(tmp_path: Path, file_crs: str) -> None:
+    """A continental file (glaciers far away) gives the region the same labels as a file of
+    the region's glaciers alone; only the polygons near the region are read, in file order."""
+    grid = RegionGrid.from_bounds("EPSG:32643", (400_000, 4_000_000, 402_000, 4_001_000), 10)
+    near = [
+        box(400_100, 4_000_100, 400_600, 4_000_500),
+        box(401_500, 4_000_800, 403_000, 4_002_000),
+    ]
+    far = [box(400_100 + 30_000 * k, 4_100_000, 400_600 + 30_000 * k, 4_100_500) for k in range(50)]
+    ids = [f"far{k}" for k in range(25)] + ["a"] + [f"far{k}" for k in range(25, 50)] + ["b"]
+    geoms = far[:25] + near[:1] + far[25:] + near[1:]
+    big, small = tmp_path / "big.gpkg", tmp_path / "small.gpkg"
+    gpd.GeoDataFrame({"RGIId": ids}, geometry=geoms, crs=grid.crs).to_crs(file_crs).to_file(big)
+    gpd.GeoDataFrame({"RGIId": ["a", "b"]}, geometry=near, crs=grid.crs).to_crs(file_crs).to_file(
+        small
+    )
+    got = read_inventory(big, grid.crs, grid.bounds)
+    assert got["inventory_id"].tolist() == ["a", "b"]
+    assert len(read_inventory(big, grid.crs)) == 52  # no bounds: the whole file
+    assert np.array_equal(rasterize_inventory(big, grid), rasterize_inventory(small, grid))
