@@ -128,28 +128,34 @@ def build_labels(
 
 
 def rasterized_blocks(
-    gdf: gpd.GeoDataFrame, grid: RegionGrid, block: int = 2048
+    gdf: gpd.GeoDataFrame | PathLike, grid: RegionGrid, block: int = 2048
 ) -> Iterator[tuple[Window, NDArray[np.uint8]]]:
     """The polygons burnt block by block (pixel centres inside, as :func:`rasterize_inventory`
-    over the whole grid; each block takes the polygons its bounds intersect, found with the
-    frame's spatial index), so memory is one block whatever the region size."""
-    sindex = gdf.sindex if len(gdf) else None
+    over the whole grid), so memory is one block whatever the region size. ``gdf``: the
+    polygons (each block takes those its bounds intersect, found with the frame's spatial
+    index), or a vector file, of which each block reads only the polygons near it
+    (:func:`read_inventory` with the block's bounds), so the polygons are never all in
+    memory either (for files with a spatial index, as GeoPackages written here have)."""
+    frame = gdf if isinstance(gdf, gpd.GeoDataFrame) else None
+    sindex = frame.sindex if frame is not None and len(frame) else None
     for win, _ in halo_windows(grid, block):
         h, w = int(win.height), int(win.width)
         tr = rasterio.windows.transform(win, grid.transform)
-        if sindex is None:
-            yield win, np.zeros((h, w), dtype=np.uint8)
-            continue
         left, top = tr.c, tr.f
-        bbox = shapely.box(left, top + h * tr.e, left + w * tr.a, top)
-        hits = sindex.query(bbox)
-        if not len(hits):
+        bounds = (left, top + h * tr.e, left + w * tr.a, top)
+        if frame is None:
+            geoms = read_inventory(gdf, grid.crs, bounds).geometry.values
+        elif sindex is None:
+            geoms = []
+        else:
+            geoms = frame.geometry.values[sindex.query(shapely.box(*bounds))]
+        if not len(geoms):
             yield win, np.zeros((h, w), dtype=np.uint8)
             continue
         yield (
             win,
             rasterio.features.rasterize(
-                ((g, 1) for g in gdf.geometry.iloc[hits]),
+                ((g, 1) for g in geoms),
                 out_shape=(h, w),
                 transform=tr,
                 fill=0,

@@ -29,7 +29,7 @@ from glaciermap.core.io import (
     write_json,
 )
 from glaciermap.core.reproject import shape_windows
-from glaciermap.ingest.labels import rasterized_blocks, read_inventory
+from glaciermap.ingest.labels import rasterized_blocks
 from glaciermap.ml.features import VALID
 
 log = logging.getLogger(__name__)
@@ -227,15 +227,14 @@ def evaluate_outlines(
     extra: dict[str, Any] | None = None,
     block: int = 2048,
 ) -> dict[str, Any]:
-    """Metrics of the final outlines (rasterized on the grid, block by block) against the
-    labels."""
+    """Metrics of the final outlines (read and rasterized on the grid block by block, so
+    neither their pixels nor their polygons are all in memory) against the labels."""
     grid = RegionGrid.load(grid_path)
     check_same_grid(grid, labels, features)
-    gdf = read_inventory(outlines, grid.crs, grid.bounds)
     c = dict.fromkeys(COUNT_KEYS, 0)
     with gdal_cache(STREAM_CACHE_MB), open_raster(labels) as ls, open_raster(features) as fs:
         vband = [d or "" for d in fs.descriptions].index(VALID) + 1
-        for win, burnt in rasterized_blocks(gdf, grid, block):
+        for win, burnt in rasterized_blocks(outlines, grid, block):  # read block by block
             ok = fs.read(vband, window=win) > 0
             add_confusion(c, burnt[ok] > 0, ls.read(1, window=win)[ok] > 0)
     m: dict[str, Any] = metrics_from_counts(**c)
