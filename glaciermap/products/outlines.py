@@ -703,18 +703,36 @@ def polygonize_probability(
             codes = None if inv is None else inv.rasterize(win)
             z = None if z_src is None else _read(z_src, z_band, win)
             merged, owners = _split_one(inside, codes, z, px, min_px, max_inventory_distance_m)
+            owner = 0 if codes is None else _largest_code(inside, codes)
+            del codes, z, inside, m  # this window is the largest complex's: free what is done
             local = np.ascontiguousarray(merged[inner])
-            p = prob(box)
+            del merged
             n = len(owners)
+            sums, counts = _label_sums(prob(box), local, n)
             out.add(
                 c + 1,
                 list(trace_pieces(local, grid.transform, (box[0].start, box[1].start), n)),
                 owners,
-                ndimage.mean(p, local, np.arange(1, n + 1)).tolist(),
-                float(ndimage.mean(p, m.astype(np.int32), [1])[0]),
-                0 if codes is None else _largest_code(inside, codes),
+                (sums / counts).tolist(),
+                float(sums.sum() / counts.sum()),
+                owner,
             )
         return out.finish()
+
+
+def _label_sums(
+    values: NDArray[np.float32], labels: NDArray[np.int32], n: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per label 1..n, the sum of ``values`` and the pixel count, in row blocks (one
+    whole-window ``ndimage.mean`` holds ~13 bytes per pixel of float64 and index copies)."""
+    sums = np.zeros(n + 1)
+    counts = np.zeros(n + 1, np.int64)
+    step = max(1, (1 << 20) // max(1, labels.shape[1]))
+    for r in range(0, labels.shape[0], step):
+        lab = labels[r : r + step].ravel()
+        sums += np.bincount(lab, weights=values[r : r + step].ravel(), minlength=n + 1)
+        counts += np.bincount(lab, minlength=n + 1)
+    return sums[1:], counts[1:]
 
 
 def _cache_bytes(*sources: rasterio.io.DatasetReader | None) -> int:
