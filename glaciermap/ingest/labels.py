@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -36,19 +37,22 @@ def read_inventory(
 ) -> gpd.GeoDataFrame:
     """Polygons of an inventory, valid, in ``crs`` (if given), with an ``inventory_id`` column.
 
-    ``bounds`` (left, bottom, right, top in ``crs``): only the polygons whose envelope meets
-    them, filtered by OGR while reading (with the file's spatial index where it has one), so
-    a region takes its own glaciers from an RGI region file or a global inventory, not the
-    whole file; the polygons keep their order in the file."""
+    ``bounds`` (left, bottom, right, top in ``crs``): only the polygons that meet the box
+    enclosing them in the file's CRS (two boxes where it crosses the antimeridian), filtered
+    by OGR while reading (with the file's spatial index where it has one), so a region takes
+    its own glaciers from an RGI region file or a global inventory, not the whole file; the
+    polygons keep their order in the file. Where the box cannot be made, nothing is
+    filtered."""
     if not Path(path).exists():
         raise MissingInputError(
             f"{path}: inventory not found; put the region's RGI/GLIMS outlines there (see "
             "README 'Real data')"
         )
+    spatial: dict[str, Any] = {}
+    if bounds is not None and crs is not None:
+        spatial = _filter_in_file(path, crs, bounds)
     try:
-        layer = outline_layer(path)
-        bbox = None if bounds is None or crs is None else _bbox_in_file(path, layer, crs, bounds)
-        gdf = gpd.read_file(path, layer=layer, bbox=bbox)
+        gdf = gpd.read_file(path, layer=outline_layer(path), **spatial)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         detail = " ".join(str(exc).split(";")[0].split())[:160]
         raise InputDataError(
@@ -68,19 +72,32 @@ def read_inventory(
     return gdf[["inventory_id", "geometry"]].reset_index(drop=True)
 
 
-def _bbox_in_file(
-    path: PathLike, layer: str | int | None, crs: str, bounds: tuple[float, float, float, float]
-) -> tuple[float, float, float, float] | None:
-    """``bounds`` (in ``crs``) as a box in the CRS of the file's layer, enclosing them (edges
-    densified); None (no filter) if the file has no CRS (refused after reading)."""
+def _filter_in_file(
+    path: PathLike, crs: str, bounds: tuple[float, float, float, float]
+) -> dict[str, Any]:
+    """The spatial filter (``bbox`` or ``mask``, in the CRS of the file's layer) enclosing
+    ``bounds`` (in ``crs``; edges densified): two boxes where it crosses the antimeridian of a
+    geographic CRS; none where the file has no CRS (refused after reading), cannot be read
+    (refused by the read), or the bounds do not transform (read whole)."""
     import pyogrio
+    from rasterio.crs import CRS
     from rasterio.warp import transform_bounds
 
-    file_crs = pyogrio.read_info(path, layer=layer)["crs"]
-    if not file_crs:
-        return None
-    left, bottom, right, top = transform_bounds(crs, file_crs, *bounds, densify_pts=21)
-    return (float(left), float(bottom), float(right), float(top))
+    try:
+        file_crs = pyogrio.read_info(path, layer=outline_layer(path))["crs"]
+        if not file_crs:
+            return {}
+        left, bottom, right, top = transform_bounds(crs, file_crs, *bounds, densify_pts=21)
+        geographic = CRS.from_user_input(file_crs).is_geographic
+    except Exception:  # an unreadable file or an odd CRS: the read itself says what is wrong
+        return {}
+    if left <= right:
+        return {"bbox": (float(left), float(bottom), float(right), float(top))}
+    if not geographic:
+        return {}
+    east = shapely.box(float(left), float(bottom), 180.0, float(top))
+    west = shapely.box(-180.0, float(bottom), float(right), float(top))
+    return {"mask": shapely.MultiPolygon([east, west])}
 
 
 def rasterize_inventory(path: PathLike, grid: RegionGrid) -> NDArray[np.uint8]:
@@ -112,12 +129,14 @@ def build_labels(
     if band == "glacier" and not gdf.intersects(shapely.box(*grid.bounds)).any():
         import pyogrio
 
-        total = pyogrio.read_info(inventory, layer=outline_layer(inventory))["features"]
+        info = pyogrio.read_info(
+            inventory, layer=outline_layer(inventory), force_feature_count=True
+        )
         raise InputDataError(
-            f"{inventory}: no glacier polygon ({total} polygons in all) lies in the region "
-            f"{[round(b) for b in grid.bounds]} ({grid.crs}): a model cannot learn from it nor "
-            "be scored against it; check the file's CRS and extent, or give the region another "
-            "inventory"
+            f"{inventory}: no glacier polygon ({info['features']} features in all) lies in the "
+            f"region {[round(b) for b in grid.bounds]} ({grid.crs}): a model cannot learn from "
+            "it nor be scored against it; check the file's CRS and extent, or give the region "
+            "another inventory"
         )
     n = 0
     with grid_writer(dest, grid, [band], "uint8", None) as dst:

@@ -825,9 +825,9 @@ class _OutlineWriter:
         if complex_no != self.done.complexes + len(self.pending.complex_mean_p) + 1:
             raise ValueError(f"complex {complex_no} out of order")
         self.pending.add(complex_no, geoms, owners, mean_p, complex_mean_p, complex_owner)
-        g = np.asarray(geoms, dtype=object)
-        rings = shapely.get_num_geometries(g) + shapely.get_num_interior_rings(g)
-        self.vertices += int((shapely.get_num_coordinates(g) + RING_COST * rings).sum())
+        parts = shapely.get_parts(np.asarray(geoms, dtype=object))
+        rings = len(parts) + int(shapely.get_num_interior_rings(parts).sum())
+        self.vertices += int(shapely.get_num_coordinates(parts).sum()) + RING_COST * rings
         if self.vertices >= self.chunk_vertices:
             self.flush()
 
@@ -892,6 +892,8 @@ class _OutlineWriter:
                 self.write(name, frame)
             else:
                 kind = self.types[name]
+                if kind == "Polygon" and (frame.geom_type != "Polygon").any():
+                    raise AssertionError(f"outlines: a {name} geometry that is not a Polygon")
                 self.write(name, frame, geometry_type=kind, promote_to_multi=kind != "Polygon")
         self.written = True
         self.done = OutlinesWritten(

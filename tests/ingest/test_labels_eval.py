@@ -199,3 +199,24 @@ def test_inventory_read_for_a_region_takes_its_glaciers_only(tmp_path: Path, fil
     assert got["inventory_id"].tolist() == ["a", "b"]
     assert len(read_inventory(big, grid.crs)) == 52  # no bounds: the whole file
     assert np.array_equal(rasterize_inventory(big, grid), rasterize_inventory(small, grid))
+
+
+def test_inventory_of_a_region_across_the_antimeridian(tmp_path: Path) -> None:
+    """A UTM 60 region over 180 degrees reads its glaciers on both sides from a lon/lat file
+    (the enclosing box is two boxes there), and not those elsewhere."""
+    grid = RegionGrid.from_bounds("EPSG:32660", (600_000, 7_200_000, 700_000, 7_260_000), 1000)
+    near = [
+        box(610_000, 7_210_000, 620_000, 7_220_000),
+        box(680_000, 7_240_000, 690_000, 7_250_000),
+    ]
+    lonlat = gpd.GeoSeries(near, crs=grid.crs).to_crs("EPSG:4326")
+    assert lonlat.bounds["minx"].iloc[0] > 0 > lonlat.bounds["minx"].iloc[1]  # both sides
+    far = gpd.GeoSeries([box(10, 45, 11, 46)], crs="EPSG:4326")
+    inv = tmp_path / "inv.gpkg"
+    gpd.GeoDataFrame(
+        {"RGIId": ["east", "far", "west"]},
+        geometry=[lonlat.iloc[0], far.iloc[0], lonlat.iloc[1]],
+        crs="EPSG:4326",
+    ).to_file(inv)
+    assert read_inventory(inv, grid.crs, grid.bounds)["inventory_id"].tolist() == ["east", "west"]
+    assert rasterize_inventory(inv, grid).sum() == 200  # two 10 x 10 km glaciers at 1 km

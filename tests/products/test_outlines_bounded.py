@@ -91,6 +91,8 @@ def _compare(tmp_path: Path, prob: Path, stripe_rows: list[int | None], **kw: ob
         polygonize_probability(prob, out, "r", 2020, stripe_rows=7, **kw)  # type: ignore[arg-type]
     assert _same_outlines(ref, out) == n
     assert pyogrio.list_layers(out).tolist() == pyogrio.list_layers(ref).tolist()
+    if not kw.get("simplify_m"):  # complexes (4-connected) are Polygons, as the layer says
+        assert (gpd.read_file(out, layer="complexes").geom_type == "Polygon").all()
     n_complex = len(gpd.read_file(ref, layer="complexes"))
     if kw.get("simplify_m"):  # a coverage simplification needs them all: one write
         assert flushes == [n_complex]
