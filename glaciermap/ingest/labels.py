@@ -48,11 +48,12 @@ def read_inventory(
             f"{path}: inventory not found; put the region's RGI/GLIMS outlines there (see "
             "README 'Real data')"
         )
-    spatial: dict[str, Any] = {}
-    if bounds is not None and crs is not None:
-        spatial = _filter_in_file(path, crs, bounds)
     try:
-        gdf = gpd.read_file(path, layer=outline_layer(path), **spatial)
+        layer = outline_layer(path)
+        spatial: dict[str, Any] = {}
+        if bounds is not None and crs is not None:
+            spatial = _filter_in_file(path, layer, crs, bounds)  # never raises
+        gdf = gpd.read_file(path, layer=layer, **spatial)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         detail = " ".join(str(exc).split(";")[0].split())[:160]
         raise InputDataError(
@@ -73,9 +74,9 @@ def read_inventory(
 
 
 def _filter_in_file(
-    path: PathLike, crs: str, bounds: tuple[float, float, float, float]
+    path: PathLike, layer: str | None, crs: str, bounds: tuple[float, float, float, float]
 ) -> dict[str, Any]:
-    """The spatial filter (``bbox`` or ``mask``, in the CRS of the file's layer) enclosing
+    """The spatial filter (``bbox`` or ``mask``, in the CRS of the file's ``layer``) enclosing
     ``bounds`` (in ``crs``; edges densified): two boxes where it crosses the antimeridian of a
     geographic CRS; none where the file has no CRS (refused after reading), cannot be read
     (refused by the read), or the bounds do not transform (read whole)."""
@@ -84,7 +85,7 @@ def _filter_in_file(
     from rasterio.warp import transform_bounds
 
     try:
-        file_crs = pyogrio.read_info(path, layer=outline_layer(path))["crs"]
+        file_crs = pyogrio.read_info(path, layer=layer)["crs"]
         if not file_crs:
             return {}
         left, bottom, right, top = transform_bounds(crs, file_crs, *bounds, densify_pts=21)

@@ -785,11 +785,10 @@ class _OutlineWriter:
         simplify_m: float,
         grid: RegionGrid,
         split: bool,
-        chunk_vertices: int | None = None,
     ):
         self.write = write
         self.inv_ids = inv_ids
-        self.region, self.year = region, int(year)
+        self.prefix = f"{region}_{int(year)}_"
         self.common: dict[str, Any] = {
             "region": region,
             "year": int(year),
@@ -798,15 +797,14 @@ class _OutlineWriter:
         }
         self.simplify_m = simplify_m
         self.grid = grid
-        self.types: dict[str, str] | None = {  # None: one write, types from the data
-            "glaciers": "MultiPolygon" if split else "Polygon",
-            "complexes": "Polygon",
-        }
-        if simplify_m > 0:
-            self.types = None
-        self.chunk_vertices: float = chunk_vertices or CHUNK_VERTICES
-        if simplify_m > 0:
-            self.chunk_vertices = math.inf
+        one_write = simplify_m > 0  # one coverage: written at the end, types from the data
+        self.types: dict[str, str] | None = None
+        if not one_write:
+            self.types = {
+                "glaciers": "MultiPolygon" if split else "Polygon",
+                "complexes": "Polygon",
+            }
+        self.chunk_vertices: float = math.inf if one_write else CHUNK_VERTICES
         self.pending = _Outlines()
         self.vertices = 0
         self.done = OutlinesWritten(0, 0, 0.0)
@@ -856,9 +854,8 @@ class _OutlineWriter:
         if self.simplify_m > 0 and geoms:
             geoms = list(shapely.make_valid(shapely.coverage_simplify(geoms, self.simplify_m)))
         g0, c0 = self.done.glaciers, self.done.complexes
-        prefix = f"{self.region}_{self.year}_"
-        complex_ids = [f"{prefix}C{k:05d}" for k in range(c0 + 1, c0 + n_complex + 1)]
-        glacier_ids = [f"{prefix}{k:05d}" for k in range(g0 + 1, g0 + len(geoms) + 1)]
+        complex_ids = [f"{self.prefix}C{k:05d}" for k in range(c0 + 1, c0 + n_complex + 1)]
+        glacier_ids = [f"{self.prefix}{k:05d}" for k in range(g0 + 1, g0 + len(geoms) + 1)]
         inv = self.inv_ids
         g = _frame(
             glacier_ids,
