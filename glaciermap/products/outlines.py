@@ -38,9 +38,13 @@ labelling of the complexes go through the raster in row stripes
 inventory, no DEM) are traced while the stripes are labelled (each stripe adds the pixel
 corners where outlines turn, :mod:`glaciermap.products.trace`; the rings are joined at the
 end); otherwise each complex is split and vectorised in the window of its bounding box grown
-by the inventory reach. Memory: a stripe, the window of the largest complex to split (an ice
-cap is the worst case), O(number of patches and outline vertices), one chunk of the output
-(written in chunks of whole complexes, ids counting on).
+by the inventory reach, and a complex whose window is larger than
+:data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (an ice cap, an icefield) in row stripes
+of that window (:func:`~glaciermap.products.split.split_in_stripes`, the same glaciers).
+Memory: a stripe, a split window up to that size, O(number of patches and outline
+vertices), one chunk of the output (written in chunks of whole complexes, ids counting on).
+Not bounded: a large complex split along drainage basins (DEM, no inventory) is split in
+one window (a watershed is not local).
 """
 
 from __future__ import annotations
@@ -73,6 +77,14 @@ from glaciermap.products.outlines_stream import (
     PackedMask,
     Stripe,
     stream_complexes,
+)
+from glaciermap.products.split import (
+    SPLIT_WINDOW_PX,
+    edge_pairs,
+    merge_small,
+    merged_codes,
+    nearest_code,
+    split_in_stripes,
 )
 from glaciermap.products.trace import (
     CHUNK_VERTICES,
@@ -187,37 +199,12 @@ def _grow(sl: Slices, pad: int, shape: tuple[int, int]) -> Slices:
 
 def _merge_small(pieces: NDArray[np.int32], min_px: float) -> NDArray[np.int32]:
     """Merge pieces (labels > 0 of one complex) under ``min_px`` pixels into the neighbour
-    they share the longest border with, smallest first; relabelled 1..n."""
+    they share the longest border with, smallest first; relabelled 1..n (:func:`merge_small`)."""
     n = int(pieces.max())
     if n <= 1:
         return pieces
-    size = np.bincount(pieces.ravel(), minlength=n + 1).astype(float)
-    adj: dict[int, dict[int, int]] = {k: {} for k in range(1, n + 1)}
-    for a, b in ((pieces[:, :-1], pieces[:, 1:]), (pieces[:-1, :], pieces[1:, :])):
-        edge = (a != b) & (a > 0) & (b > 0)
-        pairs, counts = np.unique(
-            np.stack([a[edge], b[edge]]).astype(np.int64), axis=1, return_counts=True
-        )
-        for (i, j), c in zip(pairs.T.tolist(), counts.tolist(), strict=True):
-            adj[i][j] = adj[i].get(j, 0) + c
-            adj[j][i] = adj[j].get(i, 0) + c
-    target = np.arange(n + 1)
-    alive = {k for k in range(1, n + 1) if size[k] > 0}
-    while True:
-        small = [i for i in alive if size[i] < min_px and adj[i]]
-        if not small:
-            break
-        k = min(small, key=lambda i: size[i])
-        into = max(adj[k], key=lambda j: adj[k][j])
-        target[target == k] = into
-        size[into] += size[k]
-        for j, c in adj.pop(k).items():
-            del adj[j][k]
-            if j != into:
-                adj[into][j] = adj[into].get(j, 0) + c
-                adj[j][into] = adj[j].get(into, 0) + c
-        alive.discard(k)
-    _, relabel = np.unique(target, return_inverse=True)
+    size = np.bincount(pieces.ravel(), minlength=n + 1).astype(np.int64)
+    relabel = merge_small(size, edge_pairs(pieces), min_px)
     return np.asarray(relabel[pieces], dtype=np.int32)
 
 
@@ -229,7 +216,7 @@ def _split_by_inventory(
     codes = inv[inside]
     if codes.size and codes.min() > 0 and codes.min() == codes.max():
         return inside.astype(np.int32), [int(codes[0])]
-    nearest = _nearest_code(inv, max_px)
+    nearest = nearest_code(inv, max_px)
     nearest[~inside] = -1
     found = np.unique(nearest[inside])
     pos = found[found > 0]
@@ -242,29 +229,6 @@ def _split_by_inventory(
     if far is not None:
         pieces[far > 0] = far[far > 0]
     return pieces, [0] * nfar + pos.tolist()
-
-
-def _nearest_code(
-    inv: NDArray[np.int32], max_px: float, block_px: int = 1 << 18
-) -> NDArray[np.int32]:
-    """The code of the nearest inventory pixel (``inv > 0``) within ``max_px`` pixels, else 0.
-
-    Only the feature transform is kept (8 B per pixel; with the distances scipy holds ~40)
-    and distances are checked in row blocks: this window is the largest complex's, which
-    bounds the outlines' memory."""
-    if not (inv > 0).any():
-        return np.zeros_like(inv)
-    ft = ndimage.distance_transform_edt(inv == 0, return_distances=False, return_indices=True)
-    out = np.empty(inv.shape, np.int32)
-    h, w = inv.shape
-    cols = np.arange(w)
-    step = max(1, block_px // max(1, w))
-    for r0 in range(0, h, step):
-        ri, ci = ft[0, r0 : r0 + step], ft[1, r0 : r0 + step]
-        d2 = (ri - np.arange(r0, r0 + len(ri))[:, None]).astype(np.int64) ** 2
-        d2 += (ci - cols).astype(np.int64) ** 2
-        out[r0 : r0 + step] = np.where(d2 <= max_px * max_px, inv[ri, ci], 0)
-    return out
 
 
 def _split_by_basins(inside: NDArray[np.bool_], z: NDArray[np.float32]) -> NDArray[np.int32]:
@@ -357,13 +321,7 @@ def _split_one(
         sizes = np.bincount(pieces[inside], minlength=len(codes) + 1)
         into = np.zeros(len(codes) + 1, np.int64)  # piece -> merged piece (whole pieces merge)
         into[pieces[inside]] = merged[inside]
-        codes_after = [0] * n
-        best = [0] * n
-        for k in range(1, len(codes) + 1):
-            j = int(into[k]) - 1 if sizes[k] else -1
-            if j >= 0 and sizes[k] > best[j]:
-                best[j], codes_after[j] = int(sizes[k]), codes[k - 1]
-        codes = codes_after
+        codes = merged_codes(into, sizes, codes)
     return merged, codes or [0] * n
 
 
@@ -609,10 +567,13 @@ def polygonize_probability(
     labelling pass (:class:`~glaciermap.products.trace.RingTracer`: a few integers per
     outline vertex); otherwise each complex is split and vectorised in the window of its
     bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
-    rasterized on that window only. Memory is thus three stripes (one read ahead, one
-    labelled, one traced, each in its own thread), plus the window of the largest complex
-    to split (an ice cap is the worst case), plus O(number of patches) for their sizes and
-    boxes, plus the traced outline vertices (a few integers each); the polygons are built
+    rasterized on that window only; a window larger than
+    :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split by the inventory in row
+    stripes (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM it stays one
+    window). Memory is thus three stripes (one read ahead, one labelled, one traced, each
+    in its own thread), plus a split window (at most that size with an inventory), plus
+    O(number of patches) for their sizes and boxes, plus the traced outline vertices (a
+    few integers each); the polygons are built
     and written in chunks of whole complexes (:class:`_OutlineWriter`; all at once with
     ``simplify_m``, a coverage operation). GDAL's block cache is held to
     :func:`_cache_bytes` meanwhile.
@@ -687,11 +648,28 @@ def polygonize_probability(
                 slice(int(comps.col0[c]), int(comps.col1[c])),
             )
             assert store is not None
+            win = _grow(box, pad, shape_)
+            win_px = (win[0].stop - win[0].start) * (win[1].stop - win[1].start)
+            if inv is not None and win_px > SPLIT_WINDOW_PX:  # an ice cap: in stripes
+                s = split_in_stripes(
+                    store,
+                    box,
+                    (int(comps.seed_row[c]), int(comps.seed_col[c])),
+                    int(comps.size[c]),
+                    inv.rasterize,
+                    prob,
+                    pad,
+                    max_inventory_distance_m / px,
+                    min_px,
+                    grid.transform,
+                    Path(dest).parent,
+                )
+                out.add(c + 1, s.geoms, s.codes, s.mean_p, s.complex_mean_p, s.complex_code)
+                continue
             m = store.read_window(*box)
             if int(np.count_nonzero(m)) != comps.size[c]:  # other patches in the box
                 lab, _ = ndimage.label(m)
                 m = lab == lab[comps.seed_row[c] - box[0].start, comps.seed_col[c] - box[1].start]
-            win = _grow(box, pad, shape_)
             inner = (
                 slice(box[0].start - win[0].start, box[0].stop - win[0].start),
                 slice(box[1].start - win[1].start, box[1].stop - win[1].start),

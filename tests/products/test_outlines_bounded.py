@@ -19,7 +19,7 @@ from shapely.geometry import Polygon, box
 
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, write_raster
-from glaciermap.products import outlines
+from glaciermap.products import outlines, split
 from glaciermap.products.outlines import (
     _polygonize_in_memory,
     clean_mask,
@@ -444,3 +444,63 @@ def test_outlines_written_in_chunks_are_byte_reproducible(
     polygonize_probability(prob, b, "r", 2020, smooth_m=0, min_area_km2=0)
     assert written.glaciers > 10 and a.read_bytes() == b.read_bytes()
     assert len(gpd.read_file(a, layer="glaciers")) == written.glaciers
+
+
+def _random_inventory(tmp_path: Path, height: int, width: int, seed: int) -> Path:
+    """Rectangles and triangles of random sizes over part of the grid (some overlap, some
+    ice stays far from all of them), several polygons sharing an id (multipart glaciers)."""
+    rng = np.random.default_rng(seed)
+    geoms, ids = [], []
+    for k in range(40):
+        r, c = rng.integers(0, height), rng.integers(0, width * 3 // 4)
+        h, w = rng.integers(2, 25, 2)
+        x, y = X0 + 10 * c, Y0 + 10 * (height - r)
+        geoms.append(
+            box(x, y - 10 * h, x + 10 * w, y)
+            if k % 3
+            else Polygon([(x, y), (x + 10 * w, y), (x, y - 10 * h)])
+        )
+        ids.append(f"g{k % 31}")
+    inv = tmp_path / "inv.gpkg"
+    gpd.GeoDataFrame({"RGIId": ids}, geometry=geoms, crs="EPSG:32643").to_file(inv)
+    return inv
+
+
+@pytest.mark.parametrize(("seed", "stripe_px"), [(0, 300), (1, 2000), (2, 45), (3, 1 << 20)])
+def test_a_complex_split_in_stripes_gives_the_whole_window_result(
+    tmp_path: Path, seed: int, stripe_px: int
+) -> None:
+    """Every complex split in row stripes of its window (as an ice cap's is): the glaciers
+    of the whole-window split, bit for bit (ice far from the inventory, small pieces merged
+    across stripe seams, parts of one glacier, other patches in the complex's box)."""
+    height, width = 120, 160
+    field = _noise_and_blobs(height, width, seed)
+    prob = _write(tmp_path, np.where(np.isnan(field), np.nan, field + 0.15))  # ~50 % ice
+    kw: dict[str, object] = {
+        "inventory": _random_inventory(tmp_path, height, width, seed),
+        "min_area_km2": 0.003,
+        "smooth_m": 10.0,
+        "max_hole_km2": 0.002,
+        "max_inventory_distance_m": 80.0,
+    }
+    ref = tmp_path / "ref.gpkg"
+    _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
+    calls: list[int] = []
+    split_in_stripes = outlines.split_in_stripes
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return split_in_stripes(*args, **kwargs)  # type: ignore[arg-type]
+
+    out = tmp_path / "striped.gpkg"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(outlines, "SPLIT_WINDOW_PX", 0)
+        mp.setattr(outlines, "split_in_stripes", counted)
+        mp.setattr(split, "STRIPE_PIXELS", stripe_px)
+        polygonize_probability(prob, out, "r", 2020, stripe_rows=13, **kw)  # type: ignore[arg-type]
+    n = _same_outlines(ref, out)
+    glaciers = gpd.read_file(out, layer="glaciers")
+    assert len(calls) == len(gpd.read_file(out, layer="complexes")) >= 2
+    assert glaciers["inventory_id"].isna().any() and glaciers["inventory_id"].notna().any()
+    assert glaciers["complex_id"].value_counts().max() >= 5 and n >= 10
+    assert not list(tmp_path.glob("tmp*"))  # the pieces' temporary file is gone

@@ -14,7 +14,8 @@ from shapely.geometry import box
 
 from glaciermap.core.grid import RegionGrid, write_raster
 from glaciermap.ingest.labels import rasterize_inventory
-from glaciermap.products.outlines import _merge_small, _nearest_code, polygonize_probability
+from glaciermap.products.outlines import _merge_small, polygonize_probability
+from glaciermap.products.split import nearest_code as _nearest_code
 
 X0, Y0 = 400_000.0, 4_000_000.0
 G = RegionGrid.from_bounds("EPSG:32643", (X0, Y0, X0 + 2000, Y0 + 1000), 10)  # 100 x 200 px
@@ -220,3 +221,24 @@ def test_nearest_code_is_the_nearest_inventory_pixel_within_reach(max_px: float)
         else:  # ties between codes may go either way
             assert got[r, c] in set(inv[rr[near], cc[near]].tolist())
     assert not _nearest_code(np.zeros((4, 5), np.int32), 10.0).any()
+
+
+def test_merges_chain_and_ties_go_to_the_lower_id() -> None:
+    from glaciermap.products.split import count_pairs, edge_pairs, merge_small
+
+    # 1 (2 px) joins 2 (3 px), which, still small, joins 3; 4 and 5 tie for 6's border
+    size = np.array([0, 2, 3, 100, 50, 50, 4])
+    pairs = count_pairs(
+        np.array([1, 2, 4, 5, 4]), np.array([2, 3, 6, 6, 5]), np.array([2, 1, 2, 2, 9])
+    )
+    relabel = merge_small(size, pairs, min_px=10)
+    assert relabel.tolist() == [0, 1, 1, 1, 2, 3, 2]
+    # borders counted within a stripe and across its top edge (the row above)
+    stripe = np.array([[1, 1, 2], [3, 3, 2]])
+    i, j, c = edge_pairs(stripe, above=np.array([4, 1, 0]))
+    assert list(zip(i.tolist(), j.tolist(), c.tolist(), strict=True)) == [
+        (1, 2, 1),
+        (1, 3, 2),
+        (1, 4, 1),
+        (2, 3, 1),
+    ]
