@@ -504,3 +504,39 @@ def test_a_complex_split_in_stripes_gives_the_whole_window_result(
     assert glaciers["inventory_id"].isna().any() and glaciers["inventory_id"].notna().any()
     assert glaciers["complex_id"].value_counts().max() >= 5 and n >= 10
     assert not list(tmp_path.glob("tmp*"))  # the pieces' temporary file is gone
+
+
+@pytest.mark.parametrize("window_px", [0, 1 << 40])
+def test_an_ice_cap_splits_in_memory_that_does_not_grow_with_it(
+    tmp_path: Path, window_px: int
+) -> None:
+    """One complex (an ice cap) over many inventory glaciers, split in stripes: 4 x its
+    height, about the same peak; split in one window (``window_px`` above it), 4 x."""
+    width = 240
+
+    def peak(height: int) -> tuple[int, int]:
+        p = np.zeros((height, width), np.float32)
+        p[5:-5, 5:-5] = 0.9
+        prob = _write(tmp_path, p, f"p{height}.tif")
+        cells = [
+            box(X0 + 10 * c, Y0 + 10 * (r - 40), X0 + 10 * (c + 37), Y0 + 10 * r)
+            for r in range(40, height + 1, 40)
+            for c in range(0, width, 40)
+        ]
+        inv = tmp_path / f"inv{height}.gpkg"
+        ids = [f"g{k}" for k in range(len(cells))]
+        gpd.GeoDataFrame({"RGIId": ids}, geometry=cells, crs="EPSG:32643").to_file(inv)
+        out = tmp_path / f"o{height}.gpkg"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(outlines, "SPLIT_WINDOW_PX", window_px)
+            mp.setattr(split, "STRIPE_PIXELS", 40 * width)
+            tracemalloc.start()
+            polygonize_probability(prob, out, "r", 2020, inventory=inv, stripe_rows=32)
+            _, top = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+        assert len(gpd.read_file(out, layer="complexes")) == 1
+        return top, len(gpd.read_file(out, layer="glaciers"))
+
+    (small, n_small), (large, n_large) = peak(600), peak(2400)
+    assert n_large > 3 * n_small
+    assert (large < 1.5 * small) == (window_px == 0)
