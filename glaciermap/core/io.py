@@ -175,6 +175,13 @@ def names_unreadable_rasters(func: Callable[P, R]) -> Callable[P, R]:
 # and the workflow's default (processing: gdal_cache_mb, 512 MB) made such steps' memory
 # grow with the region (the 8000^2 px predict gather: 735 MB with 512 MB, 248 MB with 64).
 STREAM_CACHE_MB = 64
+# ... and for steps whose windows are aligned with every input's blocks, so each block is
+# decoded once (evaluation): enough for one row of decoded blocks of all inputs (a
+# pixel-interleaved block of a few bands decodes into all its bands' cache blocks at once;
+# below that it would be decoded again per band). 64 MB filled up with blocks never read
+# again and made the 8000^2 px evaluation's peak grow with the region (206 -> 297 MB from
+# one to 16 blocks; 206 -> 254 MB with 16).
+READ_ONCE_CACHE_MB = 16
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from glaciermap.core.errors import InputDataError
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
 from glaciermap.core.io import (
-    STREAM_CACHE_MB,
+    READ_ONCE_CACHE_MB,
     PathLike,
     band_names,
     gdal_cache,
@@ -124,7 +124,7 @@ def count_confusion(
     keys = (*COUNT_KEYS, "tp_debris", "fn_debris") if debris else COUNT_KEYS
     totals = {n: dict.fromkeys(keys, 0) for n in names}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(gdal_cache(STREAM_CACHE_MB))
+        stack.enter_context(gdal_cache(READ_ONCE_CACHE_MB))
         ps, ls, fs = (stack.enter_context(open_raster(p)) for p in (probability, labels, features))
         ds = stack.enter_context(open_raster(debris)) if debris else None
         all_p = [d or "" for d in ps.descriptions]
@@ -232,7 +232,7 @@ def evaluate_outlines(
     grid = RegionGrid.load(grid_path)
     check_same_grid(grid, labels, features)
     c = dict.fromkeys(COUNT_KEYS, 0)
-    with gdal_cache(STREAM_CACHE_MB), open_raster(labels) as ls, open_raster(features) as fs:
+    with gdal_cache(READ_ONCE_CACHE_MB), open_raster(labels) as ls, open_raster(features) as fs:
         vband = [d or "" for d in fs.descriptions].index(VALID) + 1
         for win, burnt in rasterized_blocks(outlines, grid, block):  # read block by block
             ok = fs.read(vband, window=win) > 0
