@@ -70,7 +70,10 @@ class PackedMask:
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:  # pread may return fewer bytes than asked for
-            got += os.preadv(self._fd, [view[got:]], r0 * self.rowbytes + got)
+            k = os.preadv(self._fd, [view[got:]], r0 * self.rowbytes + got)
+            if k <= 0:
+                raise OSError(f"temporary mask file ends at byte {r0 * self.rowbytes + got}")
+            got += k
         packed = np.frombuffer(buf, np.uint8).reshape(r1 - r0, self.rowbytes)
         return np.unpackbits(packed, axis=1, count=self.shape[1]).view(bool)
 

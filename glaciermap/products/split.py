@@ -6,8 +6,10 @@ neighbour they share the longest border with (:func:`merge_small`). On a window 
 memory :func:`glaciermap.products.outlines._split_one` does this on whole arrays. An ice cap
 or a large icefield can have a bounding box of 10^8-10^9 pixels at 10 m, so a complex whose
 window is larger than :data:`SPLIT_WINDOW_PX` goes through :func:`split_in_stripes`: row
-stripes of its window, each with the inventory reach as halo, three passes, the same glaciers
-bit for bit (the nearest inventory pixel within reach always lies in the stripe's halo).
+stripes of its window, each with the inventory reach as halo, three passes: the same glaciers
+(geometries and inventory codes) bit for bit, since the nearest inventory pixel within reach
+always lies in the stripe's halo; mean probabilities are sums in another order (equal up to
+rounding).
 """
 
 from __future__ import annotations
@@ -159,7 +161,11 @@ class _RowFile:
     def __init__(self, shape: tuple[int, int], folder: str | os.PathLike[str] | None):
         self.width = shape[1]
         self._file = tempfile.TemporaryFile(dir=folder)
-        os.ftruncate(self._file.fileno(), max(1, shape[0] * shape[1] * 4))
+        try:
+            os.ftruncate(self._file.fileno(), max(1, shape[0] * shape[1] * 4))
+        except BaseException:
+            self._file.close()
+            raise
 
     def close(self) -> None:
         self._file.close()
@@ -174,7 +180,10 @@ class _RowFile:
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:
-            got += os.preadv(self._file.fileno(), [view[got:]], r0 * self.width * 4 + got)
+            k = os.preadv(self._file.fileno(), [view[got:]], r0 * self.width * 4 + got)
+            if k <= 0:
+                raise OSError(f"temporary file ends at byte {r0 * self.width * 4 + got}")
+            got += k
         return np.frombuffer(buf, np.int32).reshape(r1 - r0, self.width)
 
 
@@ -198,8 +207,9 @@ def split_in_stripes(
     :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels with the halo), as
     :func:`glaciermap.products.outlines._split_one` does on the whole window (``pad``: the
     reach ``max_px`` in whole pixels; ``min_px``: the smallest glacier). Memory is a stripe
-    and its halo, O(pieces and outline vertices); the pieces of each stripe wait in a
-    temporary file in ``folder`` (4 bytes per pixel of the box).
+    and its halo (at least ``3 * pad`` rows of the window's width: ~150 MB for a box 20,000
+    px wide with a 100 px reach), O(pieces and outline vertices); the pieces of each stripe
+    wait in a temporary file in ``folder`` (4 bytes per pixel of the box).
 
     1. Which pixels of the box are this complex (a stream labelling of the box).
     2. Per stripe: the nearest inventory code, pieces of ice out of reach labelled across
@@ -230,10 +240,13 @@ def split_in_stripes(
         lab, _ = ice.add(r0, m)
         total += int(np.count_nonzero(m))
         if r0 <= seed[0] - r_box < r1:
-            seed_id = int(lab[seed[0] - r_box - r0, seed[1] - c_box]) + ice.bases[r0] - 1
+            first = int(lab[seed[0] - r_box - r0, seed[1] - c_box])
+            if not first:
+                raise AssertionError("the complex's first pixel is not ice")
+            seed_id = first + ice.bases[r0] - 1
     _, ice_comp = ice.finish()
     if seed_id < 0:
-        raise AssertionError("the complex's first pixel is not ice")
+        raise AssertionError("the complex's first pixel is outside its box")
     this = ice_comp == ice_comp[seed_id]
 
     def inside(r0: int, r1: int) -> NDArray[np.bool_]:
