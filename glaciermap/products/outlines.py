@@ -40,11 +40,11 @@ corners where outlines turn, :mod:`glaciermap.products.trace`; the rings are joi
 end); otherwise each complex is split and vectorised in the window of its bounding box grown
 by the inventory reach, and a complex whose window is larger than
 :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (an ice cap, an icefield) in row stripes
-of that window (:func:`~glaciermap.products.split.split_in_stripes`, the same glaciers).
-Memory: a stripe, a split window up to that size, O(number of patches and outline
-vertices), one chunk of the output (written in chunks of whole complexes, ids counting on).
-Not bounded: a large complex split along drainage basins (DEM, no inventory) is split in
-one window (a watershed is not local).
+of that window (:func:`~glaciermap.products.split.split_in_stripes`: by the inventory the
+same glaciers; by drainage basins, basins of the DEM on cells of ``f x f`` pixels that bring
+the box to that size, see :class:`~glaciermap.products.split.BasinKeys`). Memory: a stripe,
+a split window up to that size, O(number of patches and outline vertices), one chunk of the
+output (written in chunks of whole complexes, ids counting on).
 """
 
 from __future__ import annotations
@@ -80,10 +80,13 @@ from glaciermap.products.outlines_stream import (
 )
 from glaciermap.products.split import (
     SPLIT_WINDOW_PX,
+    BasinKeys,
+    InventoryKeys,
     edge_pairs,
     merge_small,
     merged_codes,
     nearest_code,
+    split_by_basins,
     split_in_stripes,
 )
 from glaciermap.products.trace import (
@@ -113,7 +116,6 @@ COLUMNS = [
 ]
 LAYERS = ("glaciers", "complexes")
 GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading, at most (default: 5 % of the RAM)
-BASIN_RELIEF_M = 10.0  # an outlet's basin must be this deep, else it joins its neighbour
 
 Slices = tuple[slice, slice]
 
@@ -231,34 +233,6 @@ def _split_by_inventory(
     return pieces, [0] * nfar + pos.tolist()
 
 
-def _split_by_basins(inside: NDArray[np.bool_], z: NDArray[np.float32]) -> NDArray[np.int32]:
-    """Drainage basins of one complex: watershed of the elevation from its outlets."""
-    from skimage.morphology import h_minima
-    from skimage.segmentation import watershed
-
-    z = z.astype(np.float64)
-    bad = ~np.isfinite(z)
-    if bad[inside].all():
-        return inside.astype(np.int32)
-    if bad.any():  # nearest valid elevation
-        ri, ci = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
-        z = z[ri, ci]
-    wall = float(z[inside].max()) + 2 * BASIN_RELIEF_M + 1.0
-    zz = np.where(inside, z, wall)
-    deep = h_minima(zz, BASIN_RELIEF_M)  # type: ignore[no-untyped-call]
-    minima, _ = ndimage.label(deep.astype(bool) & inside)
-    edge = inside & ~ndimage.binary_erosion(inside, border_value=0)
-    outlets = np.unique(minima[edge & (minima > 0)])
-    markers = np.where(np.isin(minima, outlets), minima, 0)
-    if not markers.any():  # no outlet deep enough: the lowest edge pixel
-        low = np.where(edge, zz, np.inf)
-        markers = np.zeros(inside.shape, np.int32)
-        markers[np.unravel_index(int(np.argmin(low)), low.shape)] = 1
-    basins = watershed(zz, markers, mask=inside, connectivity=1)  # type: ignore[no-untyped-call]
-    present = np.unique(basins[inside])
-    return np.where(inside, np.searchsorted(present, basins) + 1, 0).astype(np.int32)
-
-
 def split_complexes(
     complexes: NDArray[np.int32],
     pixel_size_m: float,
@@ -312,7 +286,7 @@ def _split_one(
             inside, inventory_codes, max_inventory_distance_m / pixel_size_m
         )
     elif elevation is not None:
-        pieces = _split_by_basins(inside, elevation)
+        pieces = split_by_basins(inside, elevation)
     else:
         pieces = inside.astype(np.int32)
     merged = _merge_small(pieces, min_px)
@@ -568,10 +542,10 @@ def polygonize_probability(
     outline vertex); otherwise each complex is split and vectorised in the window of its
     bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
     rasterized on that window only; a window larger than
-    :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split by the inventory in row
-    stripes (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM it stays one
-    window). Memory is thus three stripes (one read ahead, one labelled, one traced, each
-    in its own thread), plus a split window (at most that size with an inventory), plus
+    :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split in row stripes
+    (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM on cells of ``f x f``
+    pixels). Memory is thus three stripes (one read ahead, one labelled, one traced, each
+    in its own thread), plus a split window of at most that size, plus
     O(number of patches) for their sizes and boxes, plus the traced outline vertices (a
     few integers each); the polygons are built
     and written in chunks of whole complexes (:class:`_OutlineWriter`; all at once with
@@ -650,16 +624,26 @@ def polygonize_probability(
             assert store is not None
             win = _grow(box, pad, shape_)
             win_px = (win[0].stop - win[0].start) * (win[1].stop - win[1].start)
-            if inv is not None and win_px > SPLIT_WINDOW_PX:  # an ice cap: in stripes
+            if win_px > SPLIT_WINDOW_PX:  # an ice cap: in stripes
+                source: InventoryKeys | BasinKeys
+                if inv is not None:
+                    source = InventoryKeys(
+                        inv.rasterize, shape_, box, pad, max_inventory_distance_m / px
+                    )
+                else:
+                    assert z_src is not None  # a split without inventory is by the DEM
+
+                    def elevation(w: Slices) -> NDArray[np.float32]:
+                        return _read(z_src, z_band, w)
+
+                    source = BasinKeys(elevation, box)
                 s = split_in_stripes(
                     store,
                     box,
                     (int(comps.seed_row[c]), int(comps.seed_col[c])),
                     int(comps.size[c]),
-                    inv.rasterize,
+                    source,
                     prob,
-                    pad,
-                    max_inventory_distance_m / px,
                     min_px,
                     grid.transform,
                     Path(dest).parent,

@@ -15,6 +15,7 @@ rounding).
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -35,6 +36,7 @@ Slices = tuple[slice, slice]
 # ~120 MB, the scale of a stripe pass; in pixels, so it holds at 10 m (20 x 20 km boxes) as
 # at 30 m (60 x 60 km). Below it the one-window split is faster (one pass, no file).
 SPLIT_WINDOW_PX = 1 << 22
+BASIN_RELIEF_M = 10.0  # an outlet's basin must be this deep, else it joins its neighbour
 
 
 def nearest_code(
@@ -57,6 +59,34 @@ def nearest_code(
         d2 += (ci - cols).astype(np.int64) ** 2
         out[r0 : r0 + step] = np.where(d2 <= max_px * max_px, inv[ri, ci], 0)
     return out
+
+
+def split_by_basins(inside: NDArray[np.bool_], z: NDArray[np.float32]) -> NDArray[np.int32]:
+    """Drainage basins of one complex: watershed of the elevation from its outlets."""
+    from skimage.morphology import h_minima
+    from skimage.segmentation import watershed
+
+    z = z.astype(np.float64)
+    bad = ~np.isfinite(z)
+    if bad[inside].all():
+        return inside.astype(np.int32)
+    if bad.any():  # nearest valid elevation
+        ri, ci = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+        z = z[ri, ci]
+    wall = float(z[inside].max()) + 2 * BASIN_RELIEF_M + 1.0
+    zz = np.where(inside, z, wall)
+    deep = h_minima(zz, BASIN_RELIEF_M)  # type: ignore[no-untyped-call]
+    minima, _ = ndimage.label(deep.astype(bool) & inside)
+    edge = inside & ~ndimage.binary_erosion(inside, border_value=0)
+    outlets = np.unique(minima[edge & (minima > 0)])
+    markers = np.where(np.isin(minima, outlets), minima, 0)
+    if not markers.any():  # no outlet deep enough: the lowest edge pixel
+        low = np.where(edge, zz, np.inf)
+        markers = np.zeros(inside.shape, np.int32)
+        markers[np.unravel_index(int(np.argmin(low)), low.shape)] = 1
+    basins = watershed(zz, markers, mask=inside, connectivity=1)  # type: ignore[no-untyped-call]
+    present = np.unique(basins[inside])
+    return np.where(inside, np.searchsorted(present, basins) + 1, 0).astype(np.int32)
 
 
 Pairs = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]
@@ -187,47 +217,167 @@ class _RowFile:
         return np.frombuffer(buf, np.int32).reshape(r1 - r0, self.width)
 
 
+class InventoryKeys:
+    """Pieces of a complex by nearest inventory glacier (the key is its code; 0: out of
+    reach), for :func:`split_in_stripes`: per stripe, the inventory rasterized by
+    ``codes_on(window)`` on the stripe's rows of the window with ``pad`` rows more on each
+    side and ``pad`` columns (the reach ``max_px`` in whole pixels), so the nearest inventory
+    pixel within reach is always in it; also counts the inventory codes under the complex."""
+
+    def __init__(
+        self,
+        codes_on: Callable[[Slices], NDArray[np.int32]],
+        shape: tuple[int, int],
+        box: Slices,
+        pad: int,
+        max_px: float,
+    ):
+        self.codes_on, self.shape, self.box = codes_on, shape, box
+        self.pad, self.max_px = pad, max_px
+        self.cols = slice(max(0, box[1].start - pad), min(shape[1], box[1].stop + pad))
+        self.overlap: dict[int, int] = {}
+
+    def stripe_rows(self) -> int:
+        """Rows of a stripe: about STRIPE_PIXELS with the halo, at least the reach."""
+        width = self.cols.stop - self.cols.start
+        return max(1, STRIPE_PIXELS // max(1, width) - 2 * self.pad, self.pad)
+
+    def prepare(self, spans: list[tuple[int, int]], inside: Inside) -> None:
+        """Nothing to prepare: the keys of a stripe need only its halo."""
+
+    def keys(self, r0: int, r1: int, ins: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """The keys of box rows ``r0:r1`` where ``ins`` (0 elsewhere)."""
+        r_box, c_box = self.box[0].start, self.box[1].start
+        w = self.box[1].stop - c_box
+        a, b = max(0, r_box + r0 - self.pad), min(self.shape[0], r_box + r1 + self.pad)
+        inv = self.codes_on((slice(a, b), self.cols))
+        core = (
+            slice(r_box + r0 - a, r_box + r1 - a),
+            slice(c_box - self.cols.start, c_box - self.cols.start + w),
+        )
+        under = inv[core][ins]
+        for code, n in zip(*np.unique(under[under > 0], return_counts=True), strict=True):
+            self.overlap[int(code)] = self.overlap.get(int(code), 0) + int(n)
+        near = nearest_code(inv, self.max_px)[core]
+        return np.where(ins, near, 0).astype(np.int64)
+
+    def code(self, key: int) -> int:
+        """The inventory code of a piece key (the key itself)."""
+        return key
+
+    def complex_code(self) -> int:
+        """The code under most of the complex (ties: the smallest; 0: none)."""
+        return max(self.overlap.items(), key=lambda kv: (kv[1], -kv[0]), default=(0, 0))[0]
+
+
+class BasinKeys:
+    """Pieces of a complex by drainage basin (:func:`split_by_basins`), for
+    :func:`split_in_stripes`, on the box cut into ``f x f`` cells, ``f`` the smallest factor
+    that brings the box to :data:`SPLIT_WINDOW_PX` cells: a cell is in the complex when at
+    least half its pixels are, its elevation is the mean of its valid pixels; each pixel
+    takes the basin of its cell, or of the nearest basin cell. With ``f = 1`` these are the
+    basins of the whole window exactly; above, divides follow the cells (50 m for a 100 Mpx
+    box at 10 m, about the resolution of the 30 m Copernicus DEM they come from)."""
+
+    def __init__(self, elevation: Callable[[Slices], NDArray[np.float32]], box: Slices):
+        self.elevation, self.box = elevation, box
+        h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
+        self.f = max(1, math.ceil(math.sqrt(h * w / SPLIT_WINDOW_PX)))
+        self.fill = np.zeros((0, 0), np.int32)
+
+    def stripe_rows(self) -> int:
+        """About STRIPE_PIXELS, whole rows of cells."""
+        w = self.box[1].stop - self.box[1].start
+        return max(1, STRIPE_PIXELS // max(1, w) // self.f) * self.f
+
+    def prepare(self, spans: list[tuple[int, int]], inside: Inside) -> None:
+        """The cells' complex share and elevation, stripe by stripe, then their basins."""
+        f, (rows, cols) = self.f, self.box
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        hc, wc = -(-h // f), -(-w // f)
+        count = np.zeros((hc, wc))  # sums of whole numbers, exact in float64
+        z_sum = np.zeros((hc, wc))
+        z_n = np.zeros((hc, wc))
+        for r0, r1 in spans:  # r0 a multiple of f
+            z = self.elevation((slice(rows.start + r0, rows.start + r1), cols))
+            hr = -(-(r1 - r0) // f)
+            cells = (slice(r0 // f, r0 // f + hr), slice(0, wc))
+            count[cells] += _cell_sums(inside(r0, r1), f, hr, wc)
+            ok = np.isfinite(z)
+            z_sum[cells] += _cell_sums(np.where(ok, z, 0.0), f, hr, wc)
+            z_n[cells] += _cell_sums(ok, f, hr, wc)
+            del z, ok
+        n_px = np.minimum(f, h - f * np.arange(hc))[:, None] * np.minimum(f, w - f * np.arange(wc))
+        cell_in = 2 * count >= n_px
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z_cell = np.where(z_n > 0, z_sum / np.maximum(z_n, 1), np.nan).astype(np.float32)
+        del count, z_sum, z_n, n_px
+        basins = split_by_basins(cell_in, z_cell) if cell_in.any() else np.zeros((hc, wc), np.int32)
+        self.fill = nearest_code(basins, float(hc + wc))  # every cell: its nearest basin
+
+    def keys(self, r0: int, r1: int, ins: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """The keys of box rows ``r0:r1`` where ``ins`` (0 elsewhere, and where no cell is
+        in the complex: those parts are split by connectivity)."""
+        f, w = self.f, ins.shape[1]
+        cell = self.fill[np.arange(r0, r1)[:, None] // f, np.arange(w)[None, :] // f]
+        return np.where(ins, cell, 0).astype(np.int64)
+
+    def code(self, key: int) -> int:
+        """Basins have no inventory code."""
+        return 0
+
+    def complex_code(self) -> int:
+        """No inventory: no code."""
+        return 0
+
+
+Inside = Callable[[int, int], NDArray[np.bool_]]
+
+
+def _cell_sums(a: NDArray[np.generic], f: int, hr: int, wc: int) -> NDArray[np.float64]:
+    """Sums of ``a`` over ``f x f`` cells (``hr x wc`` of them; the last ones partial)."""
+    pad = np.zeros((hr * f, wc * f), np.float64)
+    pad[: a.shape[0], : a.shape[1]] = a
+    return pad.reshape(hr, f, wc, f).sum(axis=(1, 3))
+
+
 def split_in_stripes(
     store: PackedMask,
     box: Slices,
     seed: tuple[int, int],
     size: int,
-    codes_on: Callable[[Slices], NDArray[np.int32]],
+    source: InventoryKeys | BasinKeys,
     prob: Callable[[Slices], NDArray[np.float32]],
-    pad: int,
-    max_px: float,
     min_px: float,
     transform: Affine,
     folder: str | os.PathLike[str] | None = None,
     stripe_rows: int | None = None,
 ) -> Split:
     """Split the complex of ``size`` pixels with bounding box ``box`` and first pixel
-    ``seed`` (grid row, column) in the final mask ``store`` by the inventory rasterized by
-    ``codes_on(window)``, in row stripes of the box (default: about
-    :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels with the halo), as
-    :func:`glaciermap.products.outlines._split_one` does on the whole window (``pad``: the
-    reach ``max_px`` in whole pixels; ``min_px``: the smallest glacier). Memory is a stripe
-    and its halo (at least ``3 * pad`` rows of the window's width: ~150 MB for a box 20,000
-    px wide with a 100 px reach), O(pieces and outline vertices); the pieces of each stripe
-    wait in a temporary file in ``folder`` (4 bytes per pixel of the box).
+    ``seed`` (grid row, column) in the final mask ``store`` into pieces by ``source``
+    (:class:`InventoryKeys`, :class:`BasinKeys`), in row stripes of the box (default: the
+    source's, about :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels with
+    its halo), as :func:`glaciermap.products.outlines._split_one` does on the whole window
+    (``min_px``: the smallest glacier). Memory is a stripe and its halo (by the inventory,
+    at least ``3 * pad`` rows of the window's width: ~150 MB for a box 20,000 px wide with a
+    100 px reach; by basins, also :data:`SPLIT_WINDOW_PX` cells), O(pieces and outline
+    vertices); the pieces of each stripe wait in a temporary file in ``folder`` (4 bytes
+    per pixel of the box).
 
-    1. Which pixels of the box are this complex (a stream labelling of the box).
-    2. Per stripe: the nearest inventory code, pieces of ice out of reach labelled across
-       stripes; piece sizes, probability sums, shared borders (also across stripe seams)
-       and inventory overlap counted. Then the small pieces merged (:func:`merge_small`).
+    1. Which pixels of the box are this complex (a stream labelling of the box); the
+       source prepares (basins: the cells, in one more pass).
+    2. Per stripe: the source's keys; ice without a key labelled across stripes (one piece
+       per connected part); piece sizes, probability sums and shared borders (also across
+       stripe seams) counted. Then the small pieces merged (:func:`merge_small`).
     3. Tracing: glaciers that share a border get different colours (greedy colouring of
        the border graph, a handful of colours on a plane), so within one colour the
        4-connected parts of each glacier are the components of that colour's mask, which
        :class:`~glaciermap.products.trace.RingTracer` traces in stripes as it does the
        complexes; a glacier's parts in raster order make its geometry.
     """
-    height, width = store.shape
     r_box, c_box = int(box[0].start), int(box[1].start)
     h, w = int(box[0].stop) - r_box, int(box[1].stop) - c_box
-    c0, c1 = max(0, c_box - pad), min(width, c_box + w + pad)
-    if stripe_rows is None:
-        stripe_rows = max(1, STRIPE_PIXELS // max(1, c1 - c0) - 2 * pad, pad)
-    spans = list(stripes(h, stripe_rows))
+    spans = list(stripes(h, stripe_rows or source.stripe_rows()))
 
     def mask(r0: int, r1: int) -> NDArray[np.bool_]:
         return store.read_window(slice(r_box + r0, r_box + r1), slice(c_box, c_box + w))
@@ -257,28 +407,20 @@ def split_in_stripes(
         base = ice.bases[r0]
         return np.concatenate([[False], this[base : base + k]])[lab]
 
-    # 2. pieces (keys: inventory code > 0, or -(1 + provisional id) of ice out of reach)
+    source.prepare(spans, inside)
+
+    # 2. pieces (keys: the source's > 0, or -(1 + provisional id) of ice without one)
     keys = _RowFile((h, w), folder)
     try:
         far = StreamLabeler((h, w), bbox=False, seeds=False)
         found: set[int] = set()
-        overlap: dict[int, int] = {}
         key_px: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
         key_pairs: list[Pairs] = []
         above: NDArray[np.int64] | None = None
         for r0, r1 in spans:
             ins = inside(r0, r1)
-            a, b = max(0, r_box + r0 - pad), min(height, r_box + r1 + pad)
-            inv = codes_on((slice(a, b), slice(c0, c1)))
-            core = (slice(r_box + r0 - a, r_box + r1 - a), slice(c_box - c0, c_box - c0 + w))
-            under = inv[core][ins]
-            for code, n in zip(*np.unique(under[under > 0], return_counts=True), strict=True):
-                overlap[int(code)] = overlap.get(int(code), 0) + int(n)
-            near = nearest_code(inv, max_px)[core]
-            del inv, under
-            flab, _ = far.add(r0, ins & (near == 0))
-            key = np.where(ins, near, 0).astype(np.int64)
-            del near
+            key = source.keys(r0, r1, ins)
+            flab, _ = far.add(r0, ins & (key == 0))
             out = flab > 0
             key[out] = -(far.bases[r0] + flab[out].astype(np.int64))
             del flab, out
@@ -309,7 +451,7 @@ def split_in_stripes(
         codes_found = np.asarray(sorted(found), np.int64)
 
         def piece_of(k: NDArray[np.int64]) -> NDArray[np.int64]:
-            """Keys -> pieces: ice out of reach 1..nfar, then the codes found, ascending."""
+            """Keys -> pieces: ice without a key 1..nfar, then the keys found, ascending."""
             out = np.zeros(k.shape, np.int64)
             pos, neg = k > 0, k < 0
             out[pos] = nfar + 1 + np.searchsorted(codes_found, k[pos])
@@ -333,7 +475,7 @@ def split_in_stripes(
         pairs = count_pairs(np.minimum(pi, pj)[diff], np.maximum(pi, pj)[diff], pn[diff])
         del pi, pj, pn, diff
         relabel = merge_small(size_of, pairs, min_px)
-        piece_codes = [0] * nfar + codes_found.tolist()
+        piece_codes = [0] * nfar + [source.code(k) for k in codes_found.tolist()]
         codes = merged_codes(relabel, size_of, piece_codes)
         n_gl = len(codes)
         g_size = np.bincount(relabel, weights=size_of, minlength=n_gl + 1)[1:]
@@ -377,11 +519,10 @@ def split_in_stripes(
         for part, poly in zip(done.tolist(), polys, strict=True):
             parts[int(of_part[part])].append(poly)
     geoms = [ps[0] if len(ps) == 1 else shapely.multipolygons(ps) for ps in parts[1:]]
-    best = max(overlap.items(), key=lambda kv: (kv[1], -kv[0]), default=(0, 0))[0]
     return Split(
         geoms,
         codes,
         (g_sum / g_size).tolist(),
         float(g_sum.sum() / g_size.sum()),
-        best,
+        source.complex_code(),
     )

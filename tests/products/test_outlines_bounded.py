@@ -540,3 +540,60 @@ def test_an_ice_cap_splits_in_memory_that_does_not_grow_with_it(
     (small, n_small), (large, n_large) = peak(600), peak(2400)
     assert n_large > 3 * n_small
     assert (large < 1.5 * small) == (window_px == 0)
+
+
+def _basin_case(tmp_path: Path) -> tuple[Path, dict[str, object]]:
+    height, width = 100, 200
+    p = np.zeros((height, width), np.float32)
+    p[10:90, 20:180] = 0.9  # one complex over two valleys
+    p[30:40, 60:70] = 0.0  # a hole
+    p[60:62, 100:150] = 0.0  # and a gash: other patches in the box, parts
+    p = np.maximum(p, np.where(_noise_and_blobs(height, width, 3) > 0.8, 0.7, 0.0))
+    prob = _write(tmp_path, p)
+    dem = tmp_path / "dem.tif"
+    write_raster(dem, _two_valleys(height, width)[None], _grid(height, width), ["elevation"])
+    return prob, {"min_area_km2": 0.005, "dem": dem}
+
+
+def test_basins_split_in_stripes_at_full_resolution_give_the_whole_window_result(
+    tmp_path: Path,
+) -> None:
+    """Split along basins in stripes, with cells of one pixel (a box within the cap): the
+    whole-window watershed's glaciers, bit for bit."""
+    prob, kw = _basin_case(tmp_path)
+    ref = tmp_path / "ref.gpkg"
+    _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
+    out = tmp_path / "striped.gpkg"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(outlines, "SPLIT_WINDOW_PX", 0)  # every complex in stripes, cells of 1 px
+        mp.setattr(split, "STRIPE_PIXELS", 7 * 200)
+        polygonize_probability(prob, out, "r", 2020, stripe_rows=9, **kw)  # type: ignore[arg-type]
+    assert _same_outlines(ref, out) >= 4
+    assert gpd.read_file(out, layer="glaciers")["complex_id"].value_counts().max() >= 2
+
+
+@pytest.mark.parametrize("cells", [1500, 400])
+def test_basins_of_an_ice_cap_too_large_for_one_window_follow_coarse_cells(
+    tmp_path: Path, cells: int
+) -> None:
+    """Above the window size, basins come from cells of f x f pixels: glaciers tile the
+    complex exactly (areas add up), and match the full-resolution split closely."""
+    prob, kw = _basin_case(tmp_path)
+    ref = tmp_path / "ref.gpkg"
+    _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
+    out = tmp_path / "coarse.gpkg"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(outlines, "SPLIT_WINDOW_PX", 0)
+        mp.setattr(split, "SPLIT_WINDOW_PX", cells)  # 81 x 161 px box: f = 3 or 6
+        polygonize_probability(prob, out, "r", 2020, **kw)  # type: ignore[arg-type]
+    glaciers, complexes = (gpd.read_file(out, layer=k) for k in ("glaciers", "complexes"))
+    exact = gpd.read_file(ref, layer="glaciers")
+    assert glaciers.is_valid.all()
+    assert glaciers.area.sum() == pytest.approx(complexes.area.sum(), rel=1e-12)
+    assert complexes.area.sum() == pytest.approx(exact.area.sum(), rel=1e-12)
+    big = exact["complex_id"].value_counts().idxmax()
+    ours = glaciers[glaciers["complex_id"] == big].geometry.values
+    assert len(ours) >= 2  # still split
+    for g in exact[exact["complex_id"] == big].geometry.values:  # each basin found again
+        iou = max(g.intersection(o).area / g.union(o).area for o in ours)
+        assert iou > 0.8
