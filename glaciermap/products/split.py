@@ -298,7 +298,9 @@ class BasinKeys:
         count = np.zeros((hc, wc))  # sums of whole numbers, exact in float64
         z_sum = np.zeros((hc, wc))
         z_n = np.zeros((hc, wc))
-        for r0, r1 in spans:  # r0 a multiple of f
+        if any(r0 % f for r0, _ in spans):
+            raise ValueError(f"stripes must start on whole cells of {f} rows")
+        for r0, r1 in spans:
             z = self.elevation((slice(rows.start + r0, rows.start + r1), cols))
             hr = -(-(r1 - r0) // f)
             cells = (slice(r0 // f, r0 // f + hr), slice(0, wc))
