@@ -13,8 +13,8 @@ rule features_tile:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        # benchmarks/region_scale.py: 318-407 MB for 2048 px tiles of 13 layers, flat from
-        # 2000^2 to 8000^2 px regions (the same pixels per tile at 30 m)
+        # benchmarks/region_scale.py: 315-437 MB for 2048 px tiles of 13 layers (+7 derived),
+        # 2000^2 to 8000^2 px regions (64 MB of GDAL cache; the same pixels per tile at 30 m)
         mem_mb=scaled(1000),
         runtime=scaled(20),
     params:

@@ -72,6 +72,9 @@ rule outlines:
         "../envs/geo.yaml"
     threads: 1
     resources:
+        # benchmarks/region_scale.py: 245-333 MB from 2000^2 to 8000^2 px (a stripe, a split
+        # window of at most 4 Mpx); the rest grows with the outline vertices (~70 B each while
+        # joined: ~700 MB for 10^7, an Alps-size inventory's order)
         mem_mb=scaled(4000),
         runtime=scaled(20),
     params:
