@@ -105,12 +105,13 @@ rule terrain_tile:
 
 rule terrain:
     """The region's DEM, slope and aspect: VRT mosaics of the tiles, written when the DEM
-    files cover at least half of the region."""
+    files cover at least half of the region. Only the DEM tiles are inputs: the same
+    terrain_tile jobs write the slope and aspect tiles (params), and every job that reads
+    slope.vrt scans this job's input list while Snakemake builds the DAG (an Alps-size
+    region: 2 x 2450 feature tiles x 3675 tiles, ~3 s of ~30 s; 1225 now)."""
     input:
         grid="results/grid/{region}.json",
         dem=tile_files("results/terrain/{region}/{tile}/dem.tif"),
-        slope=tile_files("results/terrain/{region}/{tile}/slope.tif"),
-        aspect=tile_files("results/terrain/{region}/{tile}/aspect.tif"),
     output:
         dem="results/terrain/{region}/dem.vrt",
         slope="results/terrain/{region}/slope.vrt",
@@ -128,6 +129,8 @@ rule terrain:
     params:
         windows=tile_windows,
         files=dem_tiles,
+        slope=tile_files("results/terrain/{region}/{tile}/slope.tif"),
+        aspect=tile_files("results/terrain/{region}/{tile}/aspect.tif"),
         version=VERSION,
     script:
         "../workflow_scripts/terrain_gather.py"

@@ -10,7 +10,11 @@ with step_logging(snakemake.log[0]):
     gather_terrain_tiles(
         snakemake.input.grid,
         [win for _, win in tile_parts(snakemake.input.dem, snakemake.params.windows)],
-        {k: list(snakemake.input[k]) for k in layers},
+        {  # slope and aspect tiles come from the same jobs as the DEM tiles (params)
+            "dem": list(snakemake.input.dem),
+            "slope": list(snakemake.params.slope),
+            "aspect": list(snakemake.params.aspect),
+        },
         {k: snakemake.output[k] for k in layers},
         list(snakemake.params.files),
     )
