@@ -1,15 +1,17 @@
-"""Splitting an ice complex into glaciers by an inventory, in bounded memory.
+"""Splitting an ice complex into glaciers in bounded memory.
 
 The pieces of a complex are its pixels grouped by nearest inventory glacier (within reach;
-ice out of reach makes one piece per connected part); pieces under the minimum area join the
-neighbour they share the longest border with (:func:`merge_small`). On a window that fits in
-memory :func:`glaciermap.products.outlines._split_one` does this on whole arrays. An ice cap
-or a large icefield can have a bounding box of 10^8-10^9 pixels at 10 m, so a complex whose
-window is larger than :data:`SPLIT_WINDOW_PX` goes through :func:`split_in_stripes`: row
-stripes of its window, each with the inventory reach as halo, three passes: the same glaciers
-(geometries and inventory codes) bit for bit, since the nearest inventory pixel within reach
-always lies in the stripe's halo; mean probabilities are sums in another order (equal up to
-rounding).
+ice out of reach makes one piece per connected part), or without an inventory by drainage
+basin of a DEM (:func:`split_by_basins`); pieces under the minimum area join the neighbour
+they share the longest border with (:func:`merge_small`). On a window that fits in memory
+:func:`glaciermap.products.outlines._split_one` does this on whole arrays. An ice cap or a
+large icefield can have a bounding box of 10^8-10^9 pixels at 10 m, so a complex whose
+window is larger than :data:`SPLIT_WINDOW_PX` goes through :func:`split_in_stripes`, in
+row stripes of its window. By the inventory (:class:`InventoryKeys`, the reach as halo)
+the glaciers are the same, geometries and inventory codes bit for bit, since the nearest
+inventory pixel within reach always lies in the stripe's halo; mean probabilities are sums
+in another order (equal up to rounding). By basins (:class:`BasinKeys`) the watershed,
+which is not local, runs on cells of ``f x f`` pixels.
 """
 
 from __future__ import annotations
