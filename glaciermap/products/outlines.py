@@ -545,12 +545,11 @@ def polygonize_probability(
     :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split in row stripes
     (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM on cells of ``f x f``
     pixels). Memory is thus three stripes (one read ahead, one labelled, one traced, each
-    in its own thread), plus a split window of at most that size, plus
-    O(number of patches) for their sizes and boxes, plus the traced outline vertices (a
-    few integers each); the polygons are built
-    and written in chunks of whole complexes (:class:`_OutlineWriter`; all at once with
-    ``simplify_m``, a coverage operation). GDAL's block cache is held to
-    :func:`_cache_bytes` meanwhile.
+    in its own thread), plus a split window of at most that size, plus O(number of
+    patches) for their sizes and boxes, plus the traced outline vertices (a few integers
+    each); the polygons are built and written in chunks of whole complexes
+    (:class:`_OutlineWriter`; all at once with ``simplify_m``, a coverage operation).
+    GDAL's block cache is held to :func:`_cache_bytes` meanwhile.
     """
     grid = grid_of(probability)
     shape_ = grid.shape

@@ -35,6 +35,26 @@ T = TypeVar("T")
 STRIPE_PIXELS = 1 << 20  # default stripe size (pixels, halo included): ~1 M, 4 MB of float32
 
 
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of the file ``fd`` (positional I/O)."""
+    view, done = memoryview(data), 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
+
+
+def read_at(fd: int, n: int, offset: int) -> bytearray:
+    """``n`` bytes at ``offset`` of the file ``fd`` (positional I/O; pread may return fewer
+    bytes than asked for, so it loops, and an early end of file raises)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = os.preadv(fd, [view[got:]], offset + got)
+        if k <= 0:
+            raise OSError(f"temporary file ends at byte {offset + got}, {n - got} short")
+        got += k
+    return buf
+
+
 class PackedMask:
     """A binary raster of ``shape`` in an anonymous temporary file (1 bit per pixel, rows
     padded to whole bytes) in folder ``folder`` (None: the system's temporary folder). Rows are
@@ -60,20 +80,11 @@ class PackedMask:
 
     def write_rows(self, r0: int, rows: NDArray[np.bool_]) -> None:
         """Store ``rows`` (full width) as raster rows ``r0, r0 + 1, ...``."""
-        view, done = memoryview(np.packbits(rows, axis=1).tobytes()), 0
-        while done < len(view):
-            done += os.pwrite(self._fd, view[done:], r0 * self.rowbytes + done)
+        write_at(self._fd, np.packbits(rows, axis=1).tobytes(), r0 * self.rowbytes)
 
     def read_rows(self, r0: int, r1: int) -> NDArray[np.bool_]:
         """Raster rows ``r0:r1`` (full width)."""
-        n = (r1 - r0) * self.rowbytes
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:  # pread may return fewer bytes than asked for
-            k = os.preadv(self._fd, [view[got:]], r0 * self.rowbytes + got)
-            if k <= 0:
-                raise OSError(f"temporary mask file ends at byte {r0 * self.rowbytes + got}")
-            got += k
+        buf = read_at(self._fd, (r1 - r0) * self.rowbytes, r0 * self.rowbytes)
         packed = np.frombuffer(buf, np.uint8).reshape(r1 - r0, self.rowbytes)
         return np.unpackbits(packed, axis=1, count=self.shape[1]).view(bool)
 

@@ -29,7 +29,14 @@ from affine import Affine
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from glaciermap.products.outlines_stream import STRIPE_PIXELS, PackedMask, StreamLabeler, stripes
+from glaciermap.products.outlines_stream import (
+    STRIPE_PIXELS,
+    PackedMask,
+    StreamLabeler,
+    read_at,
+    stripes,
+    write_at,
+)
 from glaciermap.products.trace import RingTracer
 
 Slices = tuple[slice, slice]
@@ -203,19 +210,11 @@ class _RowFile:
         self._file.close()
 
     def write(self, r0: int, rows: NDArray[np.int32]) -> None:
-        view, done = memoryview(np.ascontiguousarray(rows, np.int32).tobytes()), 0
-        while done < len(view):
-            done += os.pwrite(self._file.fileno(), view[done:], r0 * self.width * 4 + done)
+        data = np.ascontiguousarray(rows, np.int32).tobytes()
+        write_at(self._file.fileno(), data, r0 * self.width * 4)
 
     def read(self, r0: int, r1: int) -> NDArray[np.int32]:
-        n = (r1 - r0) * self.width * 4
-        buf = bytearray(n)
-        view, got = memoryview(buf), 0
-        while got < n:
-            k = os.preadv(self._file.fileno(), [view[got:]], r0 * self.width * 4 + got)
-            if k <= 0:
-                raise OSError(f"temporary file ends at byte {r0 * self.width * 4 + got}")
-            got += k
+        buf = read_at(self._file.fileno(), (r1 - r0) * self.width * 4, r0 * self.width * 4)
         return np.frombuffer(buf, np.int32).reshape(r1 - r0, self.width)
 
 
@@ -435,21 +434,19 @@ def split_in_stripes(
             found.update(u[u > 0].tolist())
             n_px = np.bincount(at, minlength=len(u)).astype(np.int64)
             key_px.append((u.astype(np.int64), n_px, np.bincount(at, p, len(u)).astype(np.float64)))
-            del p, at, sel
-            # shared borders, in key space (through dense ids: keys span a wide range)
-            rows = key if above is None else np.concatenate([above[None], key])
-            nz = rows != 0
-            u_all = np.unique(rows[nz])
-            dense = np.zeros(rows.shape, np.int64)
-            dense[nz] = np.searchsorted(u_all, rows[nz]) + 1
-            del rows, nz
-            if above is None:
-                i, j, c = edge_pairs(dense)
-            else:
-                i, j, c = edge_pairs(dense[1:], dense[0])
+            del p, at
+            # shared borders, in key space (through dense ids: keys span a wide range); the
+            # stripe's keys are u, the row above adds its own
+            u_all = u if above is None else np.union1d(u, above[above != 0])
+
+            def dense(k: NDArray[np.int64], ids: NDArray[np.int64] = u_all) -> NDArray[np.int64]:
+                return np.where(k != 0, np.searchsorted(ids, k) + 1, 0)
+
+            up = None if above is None else dense(above)
+            i, j, c = edge_pairs(dense(key), up)
             key_pairs.append((u_all[i - 1], u_all[j - 1], c))
             above = key[-1].copy()
-            del key, dense, ins
+            del key, ins, up
         _, far_comp = far.finish()
         nfar = int(far_comp.max(initial=-1)) + 1
         codes_found = np.asarray(sorted(found), np.int64)
