@@ -56,7 +56,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import rasterio.features
@@ -69,8 +69,9 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from glaciermap.core.errors import InputDataError
+from glaciermap.core.gpkg import GeoPackageWriter, geopackage
 from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
-from glaciermap.core.io import PathLike, gdal_cache, layer_writer, open_raster, read_bands
+from glaciermap.core.io import PathLike, gdal_cache, open_raster, read_bands
 from glaciermap.products.outlines_stream import (
     STRIPE_PIXELS,
     Complexes,
@@ -97,9 +98,6 @@ from glaciermap.products.trace import (
     trace_pieces,
 )
 
-if TYPE_CHECKING:
-    import geopandas as gpd
-
 log = logging.getLogger(__name__)
 
 COLUMNS = [
@@ -114,6 +112,7 @@ COLUMNS = [
     "inventory_id",
     "complex_id",
 ]
+COLUMN_TYPES = ["TEXT", "REAL", "REAL", "REAL", "TEXT", "INTEGER", "TEXT", "TEXT", "TEXT", "TEXT"]
 LAYERS = ("glaciers", "complexes")
 GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading, at most (default: 5 % of the RAM)
 
@@ -570,7 +569,7 @@ def polygonize_probability(
         pad = math.ceil(min(float(max(shape_)), max_inventory_distance_m / px))
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        write = stack.enter_context(layer_writer(dest))  # renamed to dest last, on success
+        gpkg = stack.enter_context(geopackage(dest, grid.rio_crs))  # renamed last, on success
         src = stack.enter_context(open_raster(probability))
         band = _band(src, "probability")
         z_src = None
@@ -609,7 +608,7 @@ def polygonize_probability(
         comps = found.comps
         split = inv is not None or z_src is not None
         out = _OutlineWriter(
-            write, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
+            gpkg, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
         )
         if tracer is not None:  # complexes = glaciers, traced: written in chunks
             for c, geom, mean_p in tracer.finish(found):
@@ -737,7 +736,7 @@ class _OutlineWriter:
 
     def __init__(
         self,
-        write: Callable[..., None],
+        gpkg: GeoPackageWriter,
         inv_ids: list[str],
         region: str,
         year: int,
@@ -747,7 +746,7 @@ class _OutlineWriter:
         grid: RegionGrid,
         split: bool,
     ):
-        self.write = write
+        self.gpkg = gpkg
         self.inv_ids = inv_ids
         self.prefix = f"{region}_{int(year)}_"
         self.common: dict[str, Any] = {
@@ -762,8 +761,8 @@ class _OutlineWriter:
         self.types: dict[str, str] | None = None
         if not one_write:
             self.types = {
-                "glaciers": "MultiPolygon" if split else "Polygon",
-                "complexes": "Polygon",
+                "glaciers": "MULTIPOLYGON" if split else "POLYGON",
+                "complexes": "POLYGON",
             }
         self.chunk_vertices: float = math.inf if one_write else CHUNK_VERTICES
         self.pending = _Outlines()
@@ -818,15 +817,6 @@ class _OutlineWriter:
         complex_ids = [f"{self.prefix}C{k:05d}" for k in range(c0 + 1, c0 + n_complex + 1)]
         glacier_ids = [f"{self.prefix}{k:05d}" for k in range(g0 + 1, g0 + len(geoms) + 1)]
         inv = self.inv_ids
-        g = _frame(
-            glacier_ids,
-            geoms,
-            out.mean_p,
-            [inv[k - 1] if k > 0 else None for k in out.owner],
-            [complex_ids[c - c0 - 1] for c in out.of_complex],
-            self.common,
-            self.grid,
-        )
         gs = np.empty(len(geoms), dtype=object)
         gs[:] = geoms
         of = np.asarray(out.of_complex, np.int64) - c0  # 1.. n_complex, non-decreasing
@@ -836,27 +826,38 @@ class _OutlineWriter:
         cgeoms[single] = gs[starts[single]]  # valid already: shared, not copied
         for c in np.flatnonzero(np.diff(starts) > 1).tolist():
             cgeoms[c] = shapely.make_valid(shapely.union_all(gs[starts[c] : starts[c + 1]]))
-        cx = _frame(
-            complex_ids,
-            list(cgeoms),
-            out.complex_mean_p,
-            [inv[k - 1] if k > 0 else None for k in out.complex_owner],
-            complex_ids,
-            self.common,
-            self.grid,
+        if self.types is None:  # one write: the types follow the data
+            self.types = {"glaciers": _geometry_type(gs), "complexes": _geometry_type(cgeoms)}
+        layers = (
+            ("glaciers", gs, glacier_ids, out.mean_p, out.owner, of - 1),
+            ("complexes", cgeoms, complex_ids, out.complex_mean_p, out.complex_owner, None),
         )
-        for name, frame in (("glaciers", g), ("complexes", cx)):
-            if self.types is None:
-                self.write(name, frame)
-            else:
-                kind = self.types[name]
-                if kind == "Polygon" and (frame.geom_type != "Polygon").any():
-                    raise AssertionError(f"outlines: a {name} geometry that is not a Polygon")
-                self.write(name, frame, geometry_type=kind, promote_to_multi=kind != "Polygon")
+        area = 0.0
+        for name, gg, ids, mean_p, owner, parent in layers:
+            kind = self.types[name]
+            if kind == "POLYGON" and (shapely.get_type_id(gg) != 3).any():
+                raise AssertionError(f"outlines: a {name} geometry that is not a Polygon")
+            if kind == "MULTIPOLYGON":  # promoted: a Polygon as a MultiPolygon of one
+                one = np.flatnonzero(shapely.get_type_id(gg) == 3)
+                gg = gg.copy()
+                gg[one] = shapely.multipolygons(gg[one, None])
+            if not self.written:
+                self.gpkg.add_layer(name, dict(zip(COLUMNS, COLUMN_TYPES, strict=True)), kind)
+            areas = shapely.area(gg) / 1e6
+            values: dict[str, Any] = {
+                "glacier_id": ids,
+                "area_km2": areas.tolist(),
+                "perimeter_km": (shapely.length(gg) / 1e3).tolist(),
+                "mean_probability": [float(v) for v in mean_p],
+                **{k: [v] * len(gg) for k, v in self.common.items()},
+                "inventory_id": [inv[k - 1] if k > 0 else None for k in owner],
+                "complex_id": ids if parent is None else [complex_ids[c] for c in parent],
+            }
+            self.gpkg.append(name, gg, values)
+            if name == "glaciers":
+                area = float(areas.sum())
         self.written = True
-        self.done = OutlinesWritten(
-            g0 + len(g), c0 + n_complex, self.done.area_km2 + float(g["area_km2"].sum())
-        )
+        self.done = OutlinesWritten(g0 + len(gs), c0 + n_complex, self.done.area_km2 + area)
 
     def finish(self) -> OutlinesWritten:
         """Write what is left; what was written."""
@@ -916,40 +917,23 @@ def _polygonize_in_memory(
         complex_owner=_largest_overlap(complexes, codes, n_complex),
     )
     split = codes is not None or elevation is not None
-    with layer_writer(dest) as write:
+    with geopackage(dest, grid.rio_crs) as gpkg:
         writer = _OutlineWriter(
-            write, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
+            gpkg, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
         )
         writer.add_all(out)
         return writer.finish()
 
 
-def _frame(
-    ids: list[str],
-    geoms: list[shapely.Geometry],
-    mean_p: Any,
-    inventory_id: list[str | None],
-    complex_id: list[str],
-    common: dict[str, Any],
-    grid: RegionGrid,
-) -> gpd.GeoDataFrame:
-    import geopandas as gpd
-    import pandas as pd
-
-    gdf = gpd.GeoDataFrame(
-        {
-            "glacier_id": pd.Series(ids, dtype=object),
-            "area_km2": shapely.area(np.asarray(geoms, dtype=object)) / 1e6,
-            "perimeter_km": shapely.length(np.asarray(geoms, dtype=object)) / 1e3,
-            "mean_probability": np.asarray(mean_p, dtype=float),
-            **common,
-            "inventory_id": pd.Series(inventory_id, dtype=object),
-            "complex_id": pd.Series(complex_id, dtype=object),
-        },
-        geometry=gpd.GeoSeries(geoms, crs=grid.rio_crs),
-        crs=grid.rio_crs,
+def _geometry_type(geoms: NDArray[np.object_]) -> str:
+    """A layer's geometry type from its data: POLYGON or MULTIPOLYGON when all are, else
+    GEOMETRY (as GDAL infers it)."""
+    kinds = set(shapely.get_type_id(geoms).tolist())
+    return (
+        {3: "POLYGON", 6: "MULTIPOLYGON"}.get(kinds.pop(), "GEOMETRY")
+        if len(kinds) == 1
+        else "GEOMETRY"
     )
-    return gdf[[*COLUMNS, "geometry"]]
 
 
 def _largest_overlap(
