@@ -97,7 +97,8 @@ class GeoPackageWriter:
             raise FileExistsError(f"{self.path}: exists already; a GeoPackage is written new")
         self.crs = CRS.from_user_input(crs)
         self._layers: dict[str, _Layer] = {}
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        # one thread at a time, not always the one that opened it (outlines: a worker)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._init_db()
         except sqlite3.Error as exc:

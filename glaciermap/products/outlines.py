@@ -53,7 +53,7 @@ import contextlib
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from glaciermap.core.grid import RegionGrid, check_same_grid, grid_of
 from glaciermap.core.io import PathLike, gdal_cache, open_raster, read_bands
 from glaciermap.products.outlines_stream import (
     STRIPE_PIXELS,
+    CompleteComponents,
     Complexes,
     PackedMask,
     Stripe,
@@ -114,6 +115,10 @@ COLUMNS = [
 ]
 COLUMN_TYPES = ["TEXT", "REAL", "REAL", "REAL", "TEXT", "INTEGER", "TEXT", "TEXT", "TEXT", "TEXT"]
 LAYERS = ("glaciers", "complexes")
+TAKE_VERTICES = 1 << 17
+"""Outline vertices held (~18 bytes each) before the complete complexes are traced (~80
+bytes per vertex while joined): 2.4 MB held, ~10 MB joining, and a pass over what is held
+each time; it grows to twice what stays where large complexes span many stripes."""
 GDAL_CACHE_BYTES = 32 << 20  # GDAL's block cache while reading, at most (default: 5 % of the RAM)
 
 Slices = tuple[slice, slice]
@@ -448,22 +453,34 @@ class _Outlines:
 
 class _SingleGlaciers:
     """Outlines and mean probabilities of complexes that are one glacier each (no inventory,
-    no DEM), gathered while the stripes are labelled (:meth:`visit`): each stripe's outline
-    corners (:class:`~glaciermap.products.trace.RingTracer`) and per-piece probability
-    sums, so memory holds no pixels beyond the stripes in flight. :meth:`finish` joins them
-    into the complexes' polygons, the same whatever the stripes (the whole array is one stripe)."""
+    no DEM), written while the stripes are labelled (:meth:`visit`): each stripe adds its
+    outline corners (:class:`~glaciermap.products.trace.RingTracer`), per-piece probability
+    sums and joins (:class:`~glaciermap.products.outlines_stream.CompleteComponents`); once
+    the corners held reach ``take_vertices`` (and twice what stayed the time before), the
+    complexes that are complete and numbered are traced and handed to ``emit`` (number
+    0, 1, ..., polygon, mean probability) in order. So memory holds no pixels beyond the
+    stripes in flight and no outlines beyond those of complexes still growing (or waiting
+    for an earlier one that is), the same whatever the stripes. :meth:`finish` traces the
+    rest and checks the numbering against the labelling's."""
 
     def __init__(
         self,
         shape: tuple[int, int],
         transform: Affine,
         prob: Callable[[Slices], NDArray[np.float32]],
+        min_px: float,
+        emit: Callable[[int, shapely.Geometry, float], None],
+        take_vertices: int | None = None,
     ):
+        self.shape = shape
         self.transform = transform
         self.prob = prob
+        self.emit = emit
         self.tracer = RingTracer(shape)
-        self._sums: list[NDArray[np.float64]] = []
-        self._counts: list[NDArray[np.int64]] = []
+        self.parts = CompleteComponents(min_px)
+        self.take_vertices = TAKE_VERTICES if take_vertices is None else take_vertices
+        self._take_at = self.take_vertices
+        self.emitted = 0
 
     def visit(self, st: Stripe) -> None:
         """A stripe of the final labelling (see :class:`Stripe`)."""
@@ -471,37 +488,38 @@ class _SingleGlaciers:
         ice = lab > 0
         self.tracer.add(r0, lab, st.base, ice)
         k = int(st.stats.shape[0])
-        if not k:
-            return
-        p = st.probability
-        if p is None:
-            p = self.prob((slice(r0, r0 + lab.shape[0]), slice(0, lab.shape[1])))
-        sums = np.bincount(lab[ice], weights=p[ice], minlength=k + 1)[1:]
-        self._sums.append(sums.astype(np.float64, copy=False))
-        self._counts.append(st.stats[:, 0])
+        sums: NDArray[np.float64] = np.zeros(0)
+        if k:
+            p = st.probability
+            if p is None:
+                p = self.prob((slice(r0, r0 + lab.shape[0]), slice(0, lab.shape[1])))
+            sums = np.bincount(lab[ice], weights=p[ice], minlength=k + 1)[1:].astype(np.float64)
+        last = None
+        if r0 + lab.shape[0] < self.shape[0]:
+            row = lab[-1]
+            last = row[row > 0].astype(np.int64) + (st.base - 1)
+        self.parts.add(st.base, st.stats[:, 0], sums, st.pairs, last)
+        if self.tracer.pending >= self._take_at:
+            self._take()
+            self._take_at = max(self.take_vertices, 2 * self.tracer.pending)
 
-    def finish(self, found: Complexes) -> Iterator[tuple[int, shapely.Geometry, float]]:
-        """Per complex (0, 1, ... in order): its polygon and mean probability, built in
-        chunks (:meth:`RingTracer.finish_chunks`)."""
-        n = len(found.comps)
-        means = np.full(n, np.nan)
-        if self._sums:
-            of = found.complex_of
-            kept = of >= 0
-            sums = np.bincount(of[kept], weights=np.concatenate(self._sums)[kept], minlength=n)
-            counts = np.bincount(of[kept], weights=np.concatenate(self._counts)[kept], minlength=n)
-            means = sums / counts
-        self._sums, self._counts = [], []
-        expect = 0
-        chunks = self.tracer.finish_chunks(found.complex_of, self.transform, (0, 0), CHUNK_VERTICES)
+    def _take(self) -> None:
+        chunks = self.tracer.take_chunks(self.parts.status, self.transform, (0, 0), TAKE_VERTICES)
         for comps, polys in chunks:
-            if not np.array_equal(comps, np.arange(expect, expect + len(comps))):
-                raise AssertionError("a complex without an outline")
+            if not np.array_equal(comps, np.arange(self.emitted, self.emitted + len(comps))):
+                raise AssertionError("complexes traced out of order")
             for c, poly in zip(comps.tolist(), polys, strict=True):
-                yield c, poly, float(means[c])
-            expect += len(comps)
-        if expect != n:
-            raise AssertionError("a complex without an outline")
+                self.emit(c, poly, float(self.parts.mean[c]))
+            self.emitted += len(comps)
+
+    def finish(self, found: Complexes) -> None:
+        """Trace and emit the complexes left; check them against ``found``."""
+        self._take()
+        n = len(found.comps)
+        if self.tracer.pending or self.emitted != n or self.parts.count != n:
+            raise AssertionError("a complex without an outline, or outlines left")
+        if not np.array_equal(self.parts.size[:n], found.comps.size):
+            raise AssertionError("complexes numbered unlike the labelling")
 
 
 def polygonize_probability(
@@ -591,7 +609,19 @@ def polygonize_probability(
         def smooth(m: NDArray[np.bool_]) -> NDArray[np.bool_]:
             return _smooth(m, r)
 
-        tracer = _SingleGlaciers(shape_, grid.transform, prob) if single else None
+        split = inv is not None or z_src is not None
+        out = _OutlineWriter(
+            gpkg, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
+        )
+        tracer = None
+        if single:  # complexes = glaciers: traced and written as they are complete
+
+            def emit(c: int, geom: shapely.Geometry, mean_p: float) -> None:
+                out.add(c + 1, [geom], [0], [mean_p], mean_p, 0)
+
+            fill = max_hole_km2 * 1e6 / px**2 > 1
+            final_min_px = 0.0 if fill else min_px  # the pass that fills holes removes none
+            tracer = _SingleGlaciers(shape_, grid.transform, prob, final_min_px, emit)
         found = stream_complexes(
             rows,
             shape_,
@@ -606,13 +636,8 @@ def polygonize_probability(
             boxes=tracer is None,
         )
         comps = found.comps
-        split = inv is not None or z_src is not None
-        out = _OutlineWriter(
-            gpkg, inv_ids, region, year, sensor, acquisition_dates, simplify_m, grid, split
-        )
-        if tracer is not None:  # complexes = glaciers, traced: written in chunks
-            for c, geom, mean_p in tracer.finish(found):
-                out.add(c + 1, [geom], [0], [mean_p], mean_p, 0)
+        if tracer is not None:
+            tracer.finish(found)
             return out.finish()
         for c in range(len(comps)):
             box = (

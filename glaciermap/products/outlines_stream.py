@@ -32,6 +32,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 T = TypeVar("T")
+T_num = TypeVar("T_num", bound=np.generic)
 STRIPE_PIXELS = 1 << 20  # default stripe size (pixels, halo included): ~1 M, 4 MB of float32
 
 
@@ -246,6 +247,122 @@ class StreamLabeler:
             border=border,
         )
         return comps, comp
+
+
+class CompleteComponents:
+    """Which components of a labelling fed stripe by stripe are complete, as the stripes
+    come (a union-find over the provisional ids of :class:`StreamLabeler`).
+
+    Per stripe (:meth:`add`): its pieces' sizes and value sums, the pairs of ids that join
+    across the seam above, and the ids in its last row. A component not in a stripe's last
+    row is complete: no stripe to come can add to it. Components are numbered 0, 1, ... as
+    :meth:`StreamLabeler.finish` numbers them (by their first piece, so by first pixel),
+    those under ``min_px`` pixels left out: a component's number is known once it and every
+    component with an earlier first piece are complete, which ids below :attr:`frontier` are.
+    Memory: 24 bytes per piece, 16 per component."""
+
+    def __init__(self, min_px: float = 0.0):
+        self.min_px = min_px
+        self.n = 0  # ids so far
+        self.frontier = 0  # ids below it: in complete, numbered components
+        self.count = 0  # components numbered (and kept) so far
+        self._parent = np.zeros(1024, np.int64)
+        self._size = np.zeros(1024, np.int64)
+        self._sum = np.zeros(1024, np.float64)
+        self._number = np.zeros(1024, np.int64)  # of a root below the frontier (-1: left out)
+        self.size = np.zeros(1024, np.int64)  # per component number
+        self.mean = np.zeros(1024, np.float64)
+
+    def find(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The root (first piece) of each id's component so far."""
+        parent = self._parent
+        r = parent[ids]
+        while True:
+            up = parent[r]
+            if np.array_equal(up, r):
+                break
+            r = up
+        parent[ids] = r  # shorter paths next time
+        return r
+
+    def add(
+        self,
+        base: int,
+        sizes: NDArray[np.int64],
+        sums: NDArray[np.float64],
+        pairs: NDArray[np.int64],
+        last_row: NDArray[np.int64] | None,
+    ) -> None:
+        """The stripe whose pieces have the ids ``base, base + 1, ...`` (in order, from
+        ``self.n`` on) with ``sizes`` pixels and value ``sums``; ``pairs`` ``(2, m)`` of ids
+        (above, here) joined across its top seam; ``last_row``: the ids in its last row
+        (None: the last stripe, after which every component is complete)."""
+        k = len(sizes)
+        if base != self.n:
+            raise ValueError(f"stripe with ids from {base}, expected {self.n}")
+        n = base + k
+        if n > len(self._parent):
+            cap = max(n, 2 * len(self._parent))
+            self._parent = _grown(self._parent, cap)
+            self._size = _grown(self._size, cap)
+            self._sum = _grown(self._sum, cap)
+            self._number = _grown(self._number, cap)
+        self._parent[base:n] = np.arange(base, n)
+        self._size[base:n] = sizes
+        self._sum[base:n] = sums
+        self.n = n
+        if pairs.shape[1]:
+            a, b = self.find(pairs[0]), pairs[1]
+            nodes, at = np.unique(np.concatenate([a, b]), return_inverse=True)
+            m = len(a)
+            graph = coo_matrix(
+                (np.ones(m, np.int8), (at[:m], at[m:])), shape=(len(nodes), len(nodes))
+            )
+            _, group = connected_components(graph, directed=False)
+            root = np.full(int(group.max()) + 1, n, np.int64)
+            np.minimum.at(root, group, nodes)
+            new_root = root[group]
+            moved = nodes != new_root
+            src, dst = nodes[moved], new_root[moved]
+            np.add.at(self._size, dst, self._size[src])
+            np.add.at(self._sum, dst, self._sum[src])
+            self._parent[src] = dst
+        if last_row is None:
+            frontier = n
+        else:
+            open_roots = self.find(last_row)
+            frontier = int(open_roots.min()) if len(open_roots) else n
+        self._number_up_to(frontier)
+
+    def _number_up_to(self, frontier: int) -> None:
+        if frontier <= self.frontier:
+            return
+        span = np.arange(self.frontier, frontier)
+        roots = span[self._parent[span] == span]
+        kept = roots[self._size[roots] >= self.min_px]
+        numbers = self.count + np.arange(len(kept))
+        self._number[roots] = -1
+        self._number[kept] = numbers
+        c = self.count + len(kept)
+        if c > len(self.size):
+            cap = max(c, 2 * len(self.size))
+            self.size, self.mean = _grown(self.size, cap), _grown(self.mean, cap)
+        self.size[self.count : c] = self._size[kept]
+        self.mean[self.count : c] = self._sum[kept] / self._size[kept]
+        self.count, self.frontier = c, frontier
+
+    def status(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Per id: its component's number (complete and numbered), -1 (complete, left out)
+        or -2 (not numbered yet)."""
+        r = self.find(ids)
+        return np.where(r < self.frontier, self._number[np.minimum(r, self.frontier - 1)], -2)
+
+
+def _grown(a: NDArray[T_num], n: int) -> NDArray[T_num]:
+    """``a`` in a new array of length ``n`` (the rest zero)."""
+    out = np.zeros(n, a.dtype)
+    out[: len(a)] = a
+    return out
 
 
 @dataclass

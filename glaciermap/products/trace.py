@@ -26,7 +26,7 @@ passes per pixel and sorting the vertices.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import shapely
@@ -179,6 +179,11 @@ class RingTracer:
         polys = np.concatenate([p for _, p in parts])
         return comps, polys
 
+    @property
+    def pending(self) -> int:
+        """Outline vertices held (added, not yet taken)."""
+        return sum(len(c) for c in self._codes)
+
     def finish_chunks(
         self,
         component_of: NDArray[np.int64],
@@ -191,20 +196,80 @@ class RingTracer:
         component: the polygons need not all be in memory at once."""
         if self._next_row != self.shape[0]:
             raise ValueError(f"stripes end at row {self._next_row} of {self.shape[0]}")
-        if not sum(len(c) for c in self._codes):
+
+        def status(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+            return component_of[ids]
+
+        yield from self.take_chunks(status, transform, origin, max_vertices)
+
+    def take_chunks(
+        self,
+        status: Callable[[NDArray[np.int64]], NDArray[np.int64]],
+        transform: Affine,
+        origin: tuple[int, int] = (0, 0),
+        max_vertices: int = CHUNK_VERTICES,
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.object_]]]:
+        """The polygons of the components that are complete, taken out of the tracer (so
+        memory holds only the outlines of components still growing), as :meth:`finish_chunks`
+        yields them. ``status(ids)``: per pixel id its component (0, 1, ...: complete, and
+        those taken together must be consecutive), -1 (complete, left out: its outlines are
+        dropped) or -2 (not complete: its outlines stay). A component is complete when no
+        stripe to come can add to it; two components that may still join must both stay."""
+        if not self._codes:
             return
         rows, cols = np.concatenate(self._rows), np.concatenate(self._cols)
         code, ids = np.concatenate(self._codes), np.concatenate(self._ids)
         self._rows, self._cols, self._codes, self._ids = [], [], [], []
-        vx, succ = _successors(cols, code, component_of[ids[_saddle_outlines(code)]])
+        comp = status(ids)  # per outline
+        go = comp >= -1
+        n = _COUNT[code]
+        vx = np.repeat(np.arange(len(code)), n)
+        going = np.bincount(vx, weights=go, minlength=len(code))
+        take, stay = going > 0, going < n
+        mixed = np.flatnonzero(take & stay)  # saddles between a complete and a growing one
+        if len(mixed):  # two components: each outline turns back to its own pixel
+            first = (np.cumsum(n) - n)[mixed]
+            k = np.where(go[first], 0, 1)  # the outline that goes
+            px = _TABLE[code[mixed], :, 3].astype(np.uint8)  # ice pixel of each outline
+            went = np.uint8(1) << px[np.arange(len(mixed)), k]
+            kept = np.uint8(1) << px[np.arange(len(mixed)), 1 - k]
+        kept_code = code[stay]
+        if len(mixed):
+            kept_code[np.searchsorted(np.flatnonzero(stay), mixed)] = kept
+        if stay.any():
+            self._rows, self._cols = [rows[stay]], [cols[stay]]
+            self._codes, self._ids = [kept_code], [ids[~go]]
+        del kept_code
+        code = code[take]
+        if len(mixed):
+            code[np.searchsorted(np.flatnonzero(take), mixed)] = went
+        rows, cols, comp = rows[take], cols[take], comp[go]
+        del ids, go, vx, take, stay
+        if not len(code):
+            return
+        yield from self._chunks(rows, cols, code, comp, transform, origin, max_vertices)
+
+    def _chunks(
+        self,
+        rows: NDArray[np.int32],
+        cols: NDArray[np.int32],
+        code: NDArray[np.uint8],
+        comp: NDArray[np.int64],
+        transform: Affine,
+        origin: tuple[int, int],
+        max_vertices: int,
+    ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.object_]]]:
+        """The polygons of complete components from their outline vertices (row-major) and
+        per outline its component (-1: dropped), in chunks."""
+        vx, succ = _successors(cols, code, comp[_saddle_outlines(code)])
         order, starts = _rings(succ)
         del succ
-        ring_comp = component_of[ids[order[starts]]]
+        ring_comp = comp[order[starts]]
         sizes = np.diff(np.append(starts, len(order)))
         # every outline of a ring runs beside its component's ice: else labels touched
-        if not np.array_equal(component_of[ids[order]], np.repeat(ring_comp, sizes)):
+        if not np.array_equal(comp[order], np.repeat(ring_comp, sizes)):
             raise ValueError("labels of different components touch: trace each apart")
-        del ids
+        del comp
         at = vx[order]  # the vertices in ring order
         del vx, order
         x, y = cols[at], rows[at]
@@ -217,8 +282,11 @@ class RingTracer:
         hole = np.add.reduceat(cross, starts) < 0
         del cross
         keep = np.flatnonzero(ring_comp >= 0)
+        if not len(keep):
+            return
         keep = keep[np.lexsort((hole[keep], ring_comp[keep]))]  # by component, shell first
-        kept_comp = ring_comp[keep]
+        first_comp = int(ring_comp[keep[0]])
+        kept_comp = ring_comp[keep] - first_comp  # from 0: bincounts stay small
         comps = np.unique(kept_comp)
         shells = np.bincount(kept_comp, weights=~hole[keep])
         if (shells[comps] != 1).any():
@@ -245,7 +313,7 @@ class RingTracer:
                 transform,
                 origin,
             )
-            yield comps[c0:c1].astype(np.int64), polys
+            yield comps[c0:c1].astype(np.int64) + first_comp, polys
 
     @staticmethod
     def _polygons(

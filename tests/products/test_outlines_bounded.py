@@ -87,6 +87,7 @@ def _compare(tmp_path: Path, prob: Path, stripe_rows: list[int | None], **kw: ob
     out = tmp_path / "chunked.gpkg"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(outlines, "CHUNK_VERTICES", 4)  # any polygon has 4 vertices or more
+        mp.setattr(outlines, "TAKE_VERTICES", 1)  # complete complexes traced after each stripe
         mp.setattr(outlines._OutlineWriter, "flush", counted)
         polygonize_probability(prob, out, "r", 2020, stripe_rows=7, **kw)  # type: ignore[arg-type]
     assert _same_outlines(ref, out) == n

@@ -10,7 +10,7 @@ from affine import Affine
 from scipy import ndimage
 from shapely.geometry import shape
 
-from glaciermap.products.outlines_stream import StreamLabeler
+from glaciermap.products.outlines_stream import CompleteComponents, StreamLabeler
 from glaciermap.products.trace import RING_COST, RingTracer, trace_labels, trace_pieces
 
 T = Affine(10.0, 0.0, 400_000.0, 0.0, -10.0, 4_000_000.0)
@@ -74,6 +74,66 @@ def test_stripes_give_the_whole_array_polygons_bit_for_bit() -> None:
             comps, polys = tracer.finish(comp, T)
             assert np.array_equal(comps, np.arange(n))
             assert shapely.equals_exact(polys, whole, 0.0).all()
+
+
+def _taken_in_stripes(
+    mask: np.ndarray, rows: int, min_px: float
+) -> tuple[list[int], list[shapely.Geometry], list[float], list[int]]:
+    """Components traced and taken out as soon as they are complete and numbered, after
+    every stripe: their numbers, polygons, mean values (of the row index) and the vertices
+    held after each stripe."""
+    h, w = mask.shape
+    labeler, tracer = StreamLabeler((h, w), bbox=False), RingTracer((h, w))
+    parts = CompleteComponents(min_px)
+    got: tuple[list[int], list[shapely.Geometry], list[float], list[int]] = ([], [], [], [])
+    for r0 in range(0, h, rows):
+        lab, k = labeler.add(r0, mask[r0 : r0 + rows])
+        tracer.add(r0, lab, labeler.bases[r0])
+        value = np.broadcast_to(np.arange(r0, r0 + len(lab))[:, None], lab.shape)
+        sums = np.bincount(lab.ravel(), weights=value.ravel(), minlength=k + 1)[1:]
+        pairs = labeler.last_pairs if labeler.last_pairs_at == r0 else np.zeros((2, 0), np.int64)
+        last = None if r0 + rows >= h else lab[-1][lab[-1] > 0] + labeler.bases[r0] - 1
+        parts.add(labeler.bases[r0], labeler.last_stats[:, 0], sums, pairs, last)
+        for comps, polys in tracer.take_chunks(parts.status, T, (0, 0), 50):
+            got[0].extend(comps.tolist())
+            got[1].extend(polys)
+            got[2].extend(parts.mean[comps].tolist())
+        got[3].append(tracer.pending)
+    assert tracer.pending == 0
+    return got
+
+
+def test_complete_components_taken_stripe_by_stripe_are_the_whole_arrays() -> None:
+    # random masks are full of saddles between two components, one complete before the other
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        mask = rng.random((h, w)) < rng.uniform(0.2, 0.8)
+        labels, n = ndimage.label(mask)
+        sizes = np.bincount(labels.ravel())[1:]
+        means = ndimage.mean(np.indices((h, w))[0], labels, np.arange(1, n + 1))
+        for min_px in (0, 3):
+            kept = np.flatnonzero(sizes >= min_px)
+            whole = trace_labels(labels.astype(np.int32), T)[kept]
+            for rows in (1, 2, 5, 16):
+                comps, polys, mean, _ = _taken_in_stripes(mask, rows, min_px)
+                assert comps == list(range(len(kept)))
+                assert shapely.equals_exact(np.asarray(polys, object), whole, 0.0).all()
+                np.testing.assert_allclose(mean, means[kept], rtol=1e-12)
+
+
+def test_outlines_held_are_those_of_components_still_growing() -> None:
+    # a tall raster of small patches: what is held after a stripe does not grow with height
+    rng = np.random.default_rng(2)
+    mask = ndimage.binary_opening(rng.random((2000, 60)) < 0.5)
+    _, polys, _, held = _taken_in_stripes(mask, 20, 0)
+    total = int(sum(shapely.get_num_coordinates(np.asarray(polys, object))))
+    assert total > 20_000
+    assert max(held) < 0.02 * total
+    # with one patch open from the first to the last row, the rest waits for its number
+    mask[:, 0] = True
+    _, _, _, held = _taken_in_stripes(mask, 20, 0)
+    assert held[len(held) // 2] > 0.3 * total
 
 
 @pytest.mark.parametrize("max_vertices", [1, 40, 150, 1 << 20])
