@@ -36,15 +36,17 @@ steps (:func:`_polygonize_in_memory`, kept as the reference): the clean-up and t
 labelling of the complexes go through the raster in row stripes
 (:mod:`glaciermap.products.outlines_stream`); complexes that are one glacier each (no
 inventory, no DEM) are traced while the stripes are labelled (each stripe adds the pixel
-corners where outlines turn, :mod:`glaciermap.products.trace`; the rings are joined at the
-end); otherwise each complex is split and vectorised in the window of its bounding box grown
-by the inventory reach, and a complex whose window is larger than
+corners where outlines turn, :mod:`glaciermap.products.trace`; a complex's rings are joined,
+and it is written, once no later stripe can reach it and its number is known); otherwise
+each complex is split and vectorised in the window of its bounding box grown by the
+inventory reach, and a complex whose window is larger than
 :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (an ice cap, an icefield) in row stripes
 of that window (:func:`~glaciermap.products.split.split_in_stripes`: by the inventory the
 same glaciers; by drainage basins, basins of the DEM on cells of ``f x f`` pixels that bring
 the box to that size, see :class:`~glaciermap.products.split.BasinKeys`). Memory: a stripe,
-a split window up to that size, O(number of patches and outline vertices), one chunk of the
-output (written in chunks of whole complexes, ids counting on).
+a split window up to that size, O(number of patches), the outline vertices of complexes still
+growing, one chunk of the output (written in chunks of whole complexes, ids counting on, by
+:class:`~glaciermap.core.gpkg.GeoPackageWriter`, without GDAL's vector stack).
 """
 
 from __future__ import annotations
@@ -551,20 +553,23 @@ def polygonize_probability(
     Runs in bounded memory, with the same result as on the whole arrays (same polygons,
     bit for bit, same attributes, means up to rounding): the clean-up and the labelling of
     the complexes go through the raster in stripes of ``stripe_rows`` rows (default: about
-    :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels; the smoothing reads
-    ``4 * r`` more rows on each side), the masks in between in an anonymous, bit-packed
-    temporary file (1 bit per pixel) beside ``dest`` (only where a later pass reads them).
+    :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels, half that where the
+    complexes are traced while labelled, as three stripes are in flight then, and at least
+    ``4 * halo`` rows; the smoothing reads ``halo = 4 * r`` more rows on each side), the
+    masks in between in an anonymous, bit-packed temporary file (1 bit per pixel) beside
+    ``dest`` (only where a later pass reads them).
     Complexes that are one glacier each (no inventory, no DEM) are traced during the last
     labelling pass (:class:`~glaciermap.products.trace.RingTracer`: a few integers per
-    outline vertex); otherwise each complex is split and vectorised in the window of its
+    outline vertex) and written as soon as they are complete (:class:`_SingleGlaciers`);
+    otherwise each complex is split and vectorised in the window of its
     bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
     rasterized on that window only; a window larger than
     :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split in row stripes
     (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM on cells of ``f x f``
     pixels). Memory is thus three stripes (one read ahead, one labelled, one traced, each
     in its own thread), plus a split window of at most that size, plus O(number of
-    patches) for their sizes and boxes, plus the traced outline vertices (a few integers
-    each); the polygons are built and written in chunks of whole complexes
+    patches) for their sizes and boxes, plus the outline vertices of the complexes still
+    growing (a few integers each); the polygons are built and written in chunks of whole complexes
     (:class:`_OutlineWriter`; all at once with ``simplify_m``, a coverage operation).
     GDAL's block cache is held to :func:`_cache_bytes` meanwhile.
     """
@@ -574,11 +579,9 @@ def polygonize_probability(
     r = smoothing_radius_px(smooth_m, px)
     min_px = min_area_km2 * 1e6 / px**2
     halo = 4 * r  # opening then closing: erosion and dilation twice, r rows each
-    if stripe_rows is None:
-        stripe_rows = max(1, 2 * halo, STRIPE_PIXELS // max(1, grid.width) - 2 * halo)
     inv = None if inventory is None else _InventoryRaster(inventory, grid)
     inv_ids = [] if inv is None else inv.ids
-    if inv is not None and not inv.any_on_grid(stripe_rows):
+    if inv is not None and not inv.any_on_grid(_stripe_rows(grid.width, halo, STRIPE_PIXELS)):
         inv = None  # no inventory glacier on the grid: split by the DEM if there is one
     if inv is None and dem is not None:
         check_same_grid(grid, dem)
@@ -596,6 +599,8 @@ def polygonize_probability(
             z_band = _band(z_src, "elevation")
         stack.enter_context(gdal_cache(_cache_bytes(src, z_src) / (1 << 20)))
         single = inv is None and z_src is None  # glaciers = complexes: traced in stripes
+        if stripe_rows is None:  # traced: three stripes in flight (read, labelled, traced)
+            stripe_rows = _stripe_rows(grid.width, halo, STRIPE_PIXELS // (2 if single else 1))
         store = None  # the final mask, kept for the holes' pass and the complexes' windows
         if not single or max_hole_km2 * 1e6 / px**2 > 1:
             store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
@@ -703,6 +708,12 @@ def polygonize_probability(
                 owner,
             )
         return out.finish()
+
+
+def _stripe_rows(width: int, halo: int, pixels: int) -> int:
+    """Rows of a stripe: about ``pixels`` with the ``halo`` rows read above and below it,
+    and at least ``4 * halo`` (so at most 1.5 rows read per row, however wide the raster)."""
+    return max(1, 4 * halo, pixels // max(1, width) - 2 * halo)
 
 
 def _label_sums(

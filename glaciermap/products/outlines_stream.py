@@ -193,7 +193,8 @@ class StreamLabeler:
                 edge.append(lab[-1])
             touching = np.concatenate(edge)
             stats[touching[touching > 0] - 1, 7] = 1  # repeated indices: no sort needed
-            self._stats.append(stats)
+            # kept for finish: without boxes only the sizes and borders (16 bytes a piece)
+            self._stats.append(stats if self.bbox else stats[:, [0, 7]])
             self.last_stats = stats
         ids = np.where(lab[0] > 0, lab[0].astype(np.int64) + (base - 1), -1)
         if self._prev is not None and self._prev[0] == r0:
@@ -214,7 +215,8 @@ class StreamLabeler:
     def finish(self) -> tuple[Components, NDArray[np.int64]]:
         """The components, and for each provisional id its component's index (0-based)."""
         n = self.n
-        stats = np.concatenate(self._stats) if self._stats else np.zeros((0, 8), np.int64)
+        cols = 8 if self.bbox else 2  # without boxes: sizes and borders
+        stats = np.concatenate(self._stats) if self._stats else np.zeros((0, cols), np.int64)
         if self._edges:
             e = np.concatenate(self._edges, axis=1)
             graph = coo_matrix((np.ones(e.shape[1], np.int32), (e[0], e[1])), shape=(n, n))
@@ -231,19 +233,24 @@ class StreamLabeler:
             ncomp, comp = n, np.arange(n, dtype=np.int64)
             firsts = comp
         size = np.bincount(comp, weights=stats[:, 0], minlength=ncomp).astype(np.int64)
-        lo = np.full((ncomp, 2), np.iinfo(np.int64).max)
-        hi = np.full((ncomp, 2), -1, np.int64)
-        np.minimum.at(lo, comp, stats[:, [1, 3]])
-        np.maximum.at(hi, comp, stats[:, [2, 4]])
-        border = np.bincount(comp, weights=stats[:, 7], minlength=ncomp) > 0
+        border = np.bincount(comp, weights=stats[:, -1], minlength=ncomp) > 0
+        lo = np.zeros((ncomp, 2), np.int64)  # boxes and first pixels: 0 when not kept
+        hi = np.zeros((ncomp, 2), np.int64)
+        seeds = np.zeros((ncomp, 2), np.int64)
+        if self.bbox:
+            lo[:] = np.iinfo(np.int64).max
+            hi[:] = -1
+            np.minimum.at(lo, comp, stats[:, [1, 3]])
+            np.maximum.at(hi, comp, stats[:, [2, 4]])
+            seeds = stats[firsts][:, [5, 6]]
         comps = Components(
             size=size,
             row0=lo[:, 0],
             row1=hi[:, 0],
             col0=lo[:, 1],
             col1=hi[:, 1],
-            seed_row=stats[firsts, 5],
-            seed_col=stats[firsts, 6],
+            seed_row=seeds[:, 0],
+            seed_col=seeds[:, 1],
             border=border,
         )
         return comps, comp

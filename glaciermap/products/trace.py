@@ -19,8 +19,10 @@ into rings that touch at the saddle point (a shell and a hole, or two holes), th
 (OGC) form of what GDAL's polygonization writes as one self-touching ring.
 
 Memory: one stripe, plus 17 bytes per outline vertex while the stripes come, and about
-70 bytes per vertex while they are joined, besides the polygons themselves. Time: a few array
-passes per pixel and sorting the vertices.
+70 bytes per vertex while they are joined, besides the polygons themselves. The outlines of
+components that are complete can be joined and taken out while the stripes come
+(:meth:`RingTracer.take_chunks`), so the vertices held are those of components still
+growing. Time: a few array passes per pixel and sorting the vertices.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def _entries() -> tuple[NDArray[np.int8], NDArray[np.int8]]:
 _TABLE, _COUNT = _entries()
 # Polygons built at a time (finish_chunks): vertices, counting each ring as RING_COST more
 # (a small ring costs more as a GEOS and Python object, and a row in the output, than its
-# vertices): 1 << 19 is 8 MB of coordinates, or ~14,000 speckle-sized polygons.
-CHUNK_VERTICES = 1 << 19
+# vertices): 1 << 18 is 4 MB of coordinates, or ~7,000 speckle-sized polygons (with their
+# attributes, WKB and R-tree rows ~10 MB per layer written); larger chunks gain no time.
+CHUNK_VERTICES = 1 << 18
 RING_COST = 32
 
 
@@ -223,12 +226,14 @@ class RingTracer:
         comp = status(ids)  # per outline
         go = comp >= -1
         n = _COUNT[code]
-        vx = np.repeat(np.arange(len(code)), n)
-        going = np.bincount(vx, weights=go, minlength=len(code))
+        starts = np.cumsum(n, dtype=np.int64)
+        starts -= n
+        going = np.add.reduceat(go.view(np.int8), starts) if len(starts) else n
         take, stay = going > 0, going < n
+        del going
         mixed = np.flatnonzero(take & stay)  # saddles between a complete and a growing one
         if len(mixed):  # two components: each outline turns back to its own pixel
-            first = (np.cumsum(n) - n)[mixed]
+            first = starts[mixed]
             k = np.where(go[first], 0, 1)  # the outline that goes
             px = _TABLE[code[mixed], :, 3].astype(np.uint8)  # ice pixel of each outline
             went = np.uint8(1) << px[np.arange(len(mixed)), k]
@@ -244,7 +249,7 @@ class RingTracer:
         if len(mixed):
             code[np.searchsorted(np.flatnonzero(take), mixed)] = went
         rows, cols, comp = rows[take], cols[take], comp[go]
-        del ids, go, vx, take, stay
+        del ids, go, starts, take, stay
         if not len(code):
             return
         yield from self._chunks(rows, cols, code, comp, transform, origin, max_vertices)
