@@ -554,10 +554,10 @@ def polygonize_probability(
     bit for bit, same attributes, means up to rounding): the clean-up and the labelling of
     the complexes go through the raster in stripes of ``stripe_rows`` rows (default: about
     :data:`~glaciermap.products.outlines_stream.STRIPE_PIXELS` pixels, half that where the
-    complexes are traced while labelled, as three stripes are in flight then, and at least
-    ``4 * halo`` rows; the smoothing reads ``halo = 4 * r`` more rows on each side), the
-    masks in between in an anonymous, bit-packed temporary file (1 bit per pixel) beside
-    ``dest`` (only where a later pass reads them).
+    complexes are traced while labelled, as three stripes are in flight then, without
+    smoothing, and at least ``4 * halo`` rows; the smoothing reads ``halo = 4 * r`` more
+    rows on each side), the masks in between in an anonymous, bit-packed temporary file
+    (1 bit per pixel) beside ``dest`` (only where a later pass reads them).
     Complexes that are one glacier each (no inventory, no DEM) are traced during the last
     labelling pass (:class:`~glaciermap.products.trace.RingTracer`: a few integers per
     outline vertex) and written as soon as they are complete (:class:`_SingleGlaciers`);
@@ -599,8 +599,10 @@ def polygonize_probability(
             z_band = _band(z_src, "elevation")
         stack.enter_context(gdal_cache(_cache_bytes(src, z_src) / (1 << 20)))
         single = inv is None and z_src is None  # glaciers = complexes: traced in stripes
-        if stripe_rows is None:  # traced: three stripes in flight (read, labelled, traced)
-            stripe_rows = _stripe_rows(grid.width, halo, STRIPE_PIXELS // (2 if single else 1))
+        if stripe_rows is None:  # traced: three stripes in flight (read, labelled, traced);
+            # halved where no halo is read again (with one, smaller stripes cost time)
+            half = single and halo == 0
+            stripe_rows = _stripe_rows(grid.width, halo, STRIPE_PIXELS // (2 if half else 1))
         store = None  # the final mask, kept for the holes' pass and the complexes' windows
         if not single or max_hole_km2 * 1e6 / px**2 > 1:
             store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
