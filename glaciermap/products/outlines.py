@@ -83,6 +83,7 @@ from glaciermap.products.outlines_stream import (
     stream_complexes,
 )
 from glaciermap.products.split import (
+    BASIN_WINDOW_PX,
     SPLIT_WINDOW_PX,
     BasinKeys,
     InventoryKeys,
@@ -654,7 +655,7 @@ def polygonize_probability(
             assert store is not None
             win = _grow(box, pad, shape_)
             win_px = (win[0].stop - win[0].start) * (win[1].stop - win[1].start)
-            if win_px > SPLIT_WINDOW_PX:  # an ice cap: in stripes
+            if win_px > (SPLIT_WINDOW_PX if inv is not None else BASIN_WINDOW_PX):  # in stripes
                 source: InventoryKeys | BasinKeys
                 if inv is not None:
                     source = InventoryKeys(

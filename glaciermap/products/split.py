@@ -45,6 +45,11 @@ Slices = tuple[slice, slice]
 # ~120 MB, the scale of a stripe pass; in pixels, so it holds at 10 m (20 x 20 km boxes) as
 # at 30 m (60 x 60 km). Below it the one-window split is faster (one pass, no file).
 SPLIT_WINDOW_PX = 1 << 22
+# The same along drainage basins (a DEM, no inventory): scikit-image's h-minima and
+# watershed on float64 hold ~150 bytes per pixel (measured: 583 MB traced for 4 Mpx), so
+# 1 Mpx (~150 MB); a larger complex gets its basins on cells of f x f px (f = 2 up to 4 Mpx,
+# 20 m cells at 10 m: finer than the 30 m Copernicus DEM the elevations come from).
+BASIN_WINDOW_PX = 1 << 20
 BASIN_RELIEF_M = 10.0  # an outlet's basin must be this deep, else it joins its neighbour
 
 
@@ -274,7 +279,7 @@ class InventoryKeys:
 class BasinKeys:
     """Pieces of a complex by drainage basin (:func:`split_by_basins`), for
     :func:`split_in_stripes`, on the box cut into ``f x f`` cells, ``f`` the smallest factor
-    that brings the box to :data:`SPLIT_WINDOW_PX` cells: a cell is in the complex when at
+    that brings the box to :data:`BASIN_WINDOW_PX` cells: a cell is in the complex when at
     least half its pixels are, its elevation is the mean of its valid pixels; each pixel
     takes the basin of its cell, or of the nearest basin cell. With ``f = 1`` these are the
     basins of the whole window exactly; above, divides follow the cells (50 m for a 100 Mpx
@@ -283,7 +288,7 @@ class BasinKeys:
     def __init__(self, elevation: Callable[[Slices], NDArray[np.float32]], box: Slices):
         self.elevation, self.box = elevation, box
         h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
-        self.f = max(1, math.ceil(math.sqrt(h * w / SPLIT_WINDOW_PX)))
+        self.f = max(1, math.ceil(math.sqrt(h * w / BASIN_WINDOW_PX)))
         self.fill = np.zeros((0, 0), np.int32)
 
     def stripe_rows(self) -> int:
@@ -363,7 +368,7 @@ def split_in_stripes(
     its halo), as :func:`glaciermap.products.outlines._split_one` does on the whole window
     (``min_px``: the smallest glacier). Memory is a stripe and its halo (by the inventory,
     at least ``3 * pad`` rows of the window's width: ~150 MB for a box 20,000 px wide with a
-    100 px reach; by basins, also :data:`SPLIT_WINDOW_PX` cells), O(pieces and outline
+    100 px reach; by basins, also :data:`BASIN_WINDOW_PX` cells), O(pieces and outline
     vertices); the pieces of each stripe wait in a temporary file in ``folder`` (4 bytes
     per pixel of the box).
 

@@ -566,7 +566,7 @@ def test_basins_split_in_stripes_at_full_resolution_give_the_whole_window_result
     _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
     out = tmp_path / "striped.gpkg"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(outlines, "SPLIT_WINDOW_PX", 0)  # every complex in stripes, cells of 1 px
+        mp.setattr(outlines, "BASIN_WINDOW_PX", 0)  # every complex in stripes, cells of 1 px
         mp.setattr(split, "STRIPE_PIXELS", 7 * 200)
         polygonize_probability(prob, out, "r", 2020, stripe_rows=9, **kw)  # type: ignore[arg-type]
     assert _same_outlines(ref, out) >= 4
@@ -584,8 +584,8 @@ def test_basins_of_an_ice_cap_too_large_for_one_window_follow_coarse_cells(
     _polygonize_in_memory(prob, ref, "r", 2020, **kw)  # type: ignore[arg-type]
     out = tmp_path / "coarse.gpkg"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(outlines, "SPLIT_WINDOW_PX", 0)
-        mp.setattr(split, "SPLIT_WINDOW_PX", cells)  # 81 x 161 px box: f = 3 or 6
+        mp.setattr(outlines, "BASIN_WINDOW_PX", 0)
+        mp.setattr(split, "BASIN_WINDOW_PX", cells)  # 81 x 161 px box: f = 3 or 6
         polygonize_probability(prob, out, "r", 2020, **kw)  # type: ignore[arg-type]
     glaciers, complexes = (gpd.read_file(out, layer=k) for k in ("glaciers", "complexes"))
     exact = gpd.read_file(ref, layer="glaciers")
