@@ -72,10 +72,12 @@ rule outlines:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        # benchmarks/region_scale.py: 245-333 MB from 2000^2 to 8000^2 px (a stripe, a split
-        # window of at most 4 Mpx); the rest grows with the outline vertices (~70 B each while
-        # joined: ~700 MB for 10^7, an Alps-size inventory's order)
-        mem_mb=scaled(4000),
+        # benchmarks/region_scale.py: 245-333 MB from 2000^2 to 8000^2 px with an inventory
+        # (stripes and a split window of at most 4 Mpx, 1 Mpx by basins); on the 8000^2 input
+        # 183 MB without a split, 346 MB by drainage basins. What grows with the region is
+        # O(patches) (~60 B each) and the outlines of complexes still growing; simplify_m
+        # holds every polygon (one coverage): headroom for that
+        mem_mb=scaled(2000),
         runtime=scaled(20),
     params:
         polygonize=config["polygonize"],
@@ -101,7 +103,7 @@ rule model_outlines:
         "../envs/geo.yaml"
     threads: 1
     resources:
-        mem_mb=scaled(4000),
+        mem_mb=scaled(2000),  # as rule outlines
         runtime=scaled(20),
     params:
         polygonize=config["polygonize"],
