@@ -98,7 +98,10 @@ class GeoPackageWriter:
         self.crs = CRS.from_user_input(crs)
         self._layers: dict[str, _Layer] = {}
         # one thread at a time, not always the one that opened it (outlines: a worker)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _os_error(self.path, exc) from exc
         try:
             self._init_db()
         except sqlite3.Error as exc:
@@ -146,7 +149,11 @@ class GeoPackageWriter:
         self.srs_id = CUSTOM_SRS_ID if epsg is None else int(epsg)
         wkt = self.crs.to_wkt(version="WKT1_GDAL")
         name = _crs_name(wkt)
-        db.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", UNDEFINED_SRS)
+        rows = [*UNDEFINED_SRS]  # the specification's three: undefined, and WGS 84
+        if self.srs_id != 4326:
+            wgs84 = CRS.from_epsg(4326).to_wkt(version="WKT1_GDAL")
+            rows.append(("WGS 84 geodetic", 4326, "EPSG", 4326, wgs84, "WGS 84"))
+        db.executemany("INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", rows)
         db.execute(
             "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, NULL)",
             (name, self.srs_id, "NONE" if epsg is None else "EPSG", self.srs_id, wkt),
@@ -168,10 +175,11 @@ class GeoPackageWriter:
     ) -> None:
         """A new, empty layer ``name`` with attribute ``columns`` (name: ``TEXT``, ``REAL``
         or ``INTEGER``) and geometries of ``geometry_type`` (one of :data:`GEOMETRY_TYPES`)."""
-        if name in self._layers:
+        if name.lower() in {k.lower() for k in self._layers}:  # SQLite's names ignore case
             raise ValueError(f"layer {name} exists already")
         bad = {k: v for k, v in columns.items() if v not in COLUMN_TYPES}
-        if bad or geometry_type not in GEOMETRY_TYPES or {"fid", "geom"} & set(columns):
+        reserved = {"fid", "geom"} & {k.lower() for k in columns}
+        if bad or geometry_type not in GEOMETRY_TYPES or reserved:
             raise ValueError(f"layer {name}: bad columns {columns} or type {geometry_type}")
         t, r = _quote(name), _quote(f"rtree_{name}_geom")
         cols = "".join(f", {_quote(k)} {v}" for k, v in columns.items())

@@ -965,14 +965,12 @@ def _polygonize_in_memory(
 
 
 def _geometry_type(geoms: NDArray[np.object_]) -> str:
-    """A layer's geometry type from its data: POLYGON or MULTIPOLYGON when all are, else
-    GEOMETRY (as GDAL infers it)."""
+    """A layer's geometry type from its data, as pyogrio (GDAL) infers it: POLYGON or
+    MULTIPOLYGON when all are, MULTIPOLYGON for both (the polygons promoted), else GEOMETRY."""
     kinds = set(shapely.get_type_id(geoms).tolist())
-    return (
-        {3: "POLYGON", 6: "MULTIPOLYGON"}.get(kinds.pop(), "GEOMETRY")
-        if len(kinds) == 1
-        else "GEOMETRY"
-    )
+    if kinds <= {3}:
+        return "POLYGON"
+    return "MULTIPOLYGON" if kinds <= {3, 6} else "GEOMETRY"
 
 
 def _largest_overlap(

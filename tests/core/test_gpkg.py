@@ -67,6 +67,8 @@ def test_written_in_chunks_reads_back_as_written(tmp_path: Path) -> None:
     with sqlite3.connect(dest) as db:
         assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
         assert db.execute("SELECT count(*) FROM rtree_shapes_geom").fetchone()[0] == 50
+        srs = {r[0] for r in db.execute("SELECT srs_id FROM gpkg_spatial_ref_sys")}
+        assert srs == {-1, 0, 4326, 32643}  # the specification's three, and the layers'
         (ext,) = db.execute("SELECT * FROM gpkg_extensions WHERE table_name='shapes'")
         assert ext[2] == "gpkg_rtree_index"
         triggers = db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall()
@@ -96,6 +98,8 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="bad columns"):
         GeoPackageWriter(tmp_path / "b.gpkg", "EPSG:4326").add_layer("a", {"x": "BLOB"})
+    with pytest.raises(ValueError, match="bad columns"):  # SQLite's names ignore case
+        GeoPackageWriter(tmp_path / "c.gpkg", "EPSG:4326").add_layer("a", {"FID": "TEXT"})
     with pytest.raises(FileExistsError):
         GeoPackageWriter(tmp_path / "b.gpkg", "EPSG:4326")
 

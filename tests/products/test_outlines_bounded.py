@@ -97,6 +97,9 @@ def _compare(tmp_path: Path, prob: Path, stripe_rows: list[int | None], **kw: ob
     n_complex = len(gpd.read_file(ref, layer="complexes"))
     if kw.get("simplify_m"):  # a coverage simplification needs them all: one write
         assert flushes == [n_complex]
+        for layer, kind in pyogrio.list_layers(out).tolist():  # as pyogrio infers types
+            types = set(gpd.read_file(out, layer=layer).geom_type)
+            assert kind == ("Polygon" if types == {"Polygon"} else "MultiPolygon"), types
     else:
         assert [k for k in flushes if k] == [1] * n_complex
     return n
