@@ -19,7 +19,6 @@ place by the caller (:func:`glaciermap.core.io.atomic_path`), so a crash leaves 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import os
 import sqlite3
@@ -34,7 +33,7 @@ import shapely
 from numpy.typing import NDArray
 from rasterio.crs import CRS
 
-from glaciermap.core.io import PathLike, atomic_path
+from glaciermap.core.io import PathLike, atomic_path, reproducible_timestamp
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10300  # GeoPackage 1.3 (GDAL before 3.8 warns on 1.4; same tables)
@@ -47,13 +46,6 @@ UNDEFINED_SRS = [
 CUSTOM_SRS_ID = 100000  # GDAL's first id for a CRS without an EPSG code
 _HEADER = struct.Struct("<2sBBi4d")  # magic, version, flags, srs id, minx maxx miny maxy
 _FLAGS = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
-
-
-def timestamp() -> str:
-    """``last_change`` of the layers: ``SOURCE_DATE_EPOCH`` (the reproducible-builds
-    convention) or else 2000-01-01, as :func:`glaciermap.core.io.layer_writer` stamps them."""
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def geometry_blobs(
@@ -190,7 +182,7 @@ class GeoPackageWriter:
             (
                 "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
                 "last_change, srs_id) VALUES (?, 'features', ?, '', ?, ?)",
-                (name, name, timestamp(), self.srs_id),
+                (name, name, reproducible_timestamp(), self.srs_id),
             ),
             (
                 "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)",
@@ -210,20 +202,16 @@ class GeoPackageWriter:
         name: str,
         geoms: Sequence[shapely.Geometry | None] | NDArray[np.object_],
         values: Mapping[str, Sequence[Any]],
-        blobs: tuple[list[bytes | None], NDArray[np.float64]] | None = None,
     ) -> None:
         """Append features to layer ``name``: ``geoms`` and one sequence per column in
-        ``values`` (every column, each as long as ``geoms``; None is NULL). ``blobs``: the
-        :func:`geometry_blobs` of ``geoms`` where already at hand."""
+        ``values`` (every column, each as long as ``geoms``; None is NULL)."""
         layer = self._layers[name]
         if set(values) != set(layer.columns):
             raise ValueError(f"layer {name}: columns {sorted(values)}, not {list(layer.columns)}")
         n = len(geoms)
         if any(len(v) != n for v in values.values()):
             raise ValueError(f"layer {name}: columns of other lengths than the {n} geometries")
-        if blobs is None:
-            blobs = geometry_blobs(np.asarray(geoms, dtype=object), self.srs_id)
-        data, bounds = blobs
+        data, bounds = geometry_blobs(np.asarray(geoms, dtype=object), self.srs_id)
         fid0 = layer.count + 1
         cols = [values[k] for k in layer.columns]
         rows = zip(range(fid0, fid0 + n), data, *cols, strict=True)

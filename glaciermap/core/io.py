@@ -212,6 +212,15 @@ def write_layers(dest: PathLike, layers: dict[str, Any]) -> None:
             write(name, frame)
 
 
+def reproducible_timestamp() -> str:
+    """The time stamped into vector files (GeoPackage ``last_change``): ``SOURCE_DATE_EPOCH``
+    (the reproducible-builds convention) or else 2000-01-01, so files are byte-reproducible."""
+    import datetime as dt
+
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 @contextlib.contextmanager
 def layer_writer(dest: PathLike) -> Iterator[Callable[..., None]]:
     """A function ``write(name, frame, **kw)`` that writes a GeoDataFrame into layer ``name``
@@ -221,13 +230,9 @@ def layer_writer(dest: PathLike) -> Iterator[Callable[..., None]]:
     nothing on an error) and byte-reproducible: GDAL stamps each layer's ``last_change``
     with the current time unless ``OGR_CURRENT_DATE`` is set, so it is fixed to
     ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) or else 2000-01-01."""
-    import datetime as dt
-
     import pyogrio
 
-    epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "946684800"))
-    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": reproducible_timestamp()})
     written: set[str] = set()
     with atomic_path(dest) as tmp:
 

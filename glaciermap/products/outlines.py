@@ -40,10 +40,11 @@ corners where outlines turn, :mod:`glaciermap.products.trace`; a complex's rings
 and it is written, once no later stripe can reach it and its number is known); otherwise
 each complex is split and vectorised in the window of its bounding box grown by the
 inventory reach, and a complex whose window is larger than
-:data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (an ice cap, an icefield) in row stripes
-of that window (:func:`~glaciermap.products.split.split_in_stripes`: by the inventory the
-same glaciers; by drainage basins, basins of the DEM on cells of ``f x f`` pixels that bring
-the box to that size, see :class:`~glaciermap.products.split.BasinKeys`). Memory: a stripe,
+:data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (an ice cap, an icefield; by drainage
+basins :data:`~glaciermap.products.split.BASIN_WINDOW_PX`) in row stripes of that window
+(:func:`~glaciermap.products.split.split_in_stripes`: by the inventory the same glaciers; by
+drainage basins, basins of the DEM on cells of ``f x f`` pixels that bring the box to that
+size, see :class:`~glaciermap.products.split.BasinKeys`). Memory: a stripe,
 a split window up to that size, O(number of patches), the outline vertices of complexes still
 growing, one chunk of the output (written in chunks of whole complexes, ids counting on, by
 :class:`~glaciermap.core.gpkg.GeoPackageWriter`, without GDAL's vector stack).
@@ -80,6 +81,7 @@ from glaciermap.products.outlines_stream import (
     Complexes,
     PackedMask,
     Stripe,
+    final_pass_min_px,
     stream_complexes,
 )
 from glaciermap.products.split import (
@@ -507,7 +509,9 @@ class _SingleGlaciers:
             self._take_at = max(self.take_vertices, 2 * self.tracer.pending)
 
     def _take(self) -> None:
-        chunks = self.tracer.take_chunks(self.parts.status, self.transform, (0, 0), TAKE_VERTICES)
+        chunks = self.tracer.take_chunks(
+            self.parts.status, self.transform, (0, 0), self.take_vertices
+        )
         for comps, polys in chunks:
             if not np.array_equal(comps, np.arange(self.emitted, self.emitted + len(comps))):
                 raise AssertionError("complexes traced out of order")
@@ -565,7 +569,8 @@ def polygonize_probability(
     otherwise each complex is split and vectorised in the window of its
     bounding box grown by the inventory reach (``max_inventory_distance_m``), the inventory
     rasterized on that window only; a window larger than
-    :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` is split in row stripes
+    :data:`~glaciermap.products.split.SPLIT_WINDOW_PX` (by drainage basins
+    :data:`~glaciermap.products.split.BASIN_WINDOW_PX`) is split in row stripes
     (:func:`~glaciermap.products.split.split_in_stripes`; by the DEM on cells of ``f x f``
     pixels). Memory is thus three stripes (one read ahead, one labelled, one traced, each
     in its own thread), plus a split window of at most that size, plus O(number of
@@ -579,6 +584,7 @@ def polygonize_probability(
     px = grid.resolution
     r = smoothing_radius_px(smooth_m, px)
     min_px = min_area_km2 * 1e6 / px**2
+    max_hole_px = max_hole_km2 * 1e6 / px**2
     halo = 4 * r  # opening then closing: erosion and dilation twice, r rows each
     inv = None if inventory is None else _InventoryRaster(inventory, grid)
     inv_ids = [] if inv is None else inv.ids
@@ -605,7 +611,7 @@ def polygonize_probability(
             half = single and halo == 0
             stripe_rows = _stripe_rows(grid.width, halo, STRIPE_PIXELS // (2 if half else 1))
         store = None  # the final mask, kept for the holes' pass and the complexes' windows
-        if not single or max_hole_km2 * 1e6 / px**2 > 1:
+        if not single or max_hole_px > 1:
             store = stack.enter_context(PackedMask(shape_, Path(dest).parent))
 
         def prob(win: Slices) -> NDArray[np.float32]:
@@ -627,9 +633,8 @@ def polygonize_probability(
             def emit(c: int, geom: shapely.Geometry, mean_p: float) -> None:
                 out.add(c + 1, [geom], [0], [mean_p], mean_p, 0)
 
-            fill = max_hole_km2 * 1e6 / px**2 > 1
-            final_min_px = 0.0 if fill else min_px  # the pass that fills holes removes none
-            tracer = _SingleGlaciers(shape_, grid.transform, prob, final_min_px, emit)
+            left_out = final_pass_min_px(min_px, max_hole_px)
+            tracer = _SingleGlaciers(shape_, grid.transform, prob, left_out, emit)
         found = stream_complexes(
             rows,
             shape_,
@@ -637,7 +642,7 @@ def polygonize_probability(
             smooth if r > 0 else None,
             halo,
             min_px,
-            max_hole_km2 * 1e6 / px**2,
+            max_hole_px,
             store,
             stripe_rows,
             None if tracer is None else tracer.visit,
@@ -873,11 +878,11 @@ class _OutlineWriter:
         )
         area = 0.0
         for name, gg, ids, mean_p, owner, parent in layers:
-            kind = self.types[name]
-            if kind == "POLYGON" and (shapely.get_type_id(gg) != 3).any():
+            kind, type_id = self.types[name], shapely.get_type_id(gg)
+            if kind == "POLYGON" and (type_id != 3).any():
                 raise AssertionError(f"outlines: a {name} geometry that is not a Polygon")
             if kind == "MULTIPOLYGON":  # promoted: a Polygon as a MultiPolygon of one
-                one = np.flatnonzero(shapely.get_type_id(gg) == 3)
+                one = np.flatnonzero(type_id == 3)
                 gg = gg.copy()
                 gg[one] = shapely.multipolygons(gg[one, None])
             if not self.written:

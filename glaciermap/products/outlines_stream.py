@@ -479,6 +479,13 @@ def one_behind(fn: Callable[[Stripe], None] | None) -> Iterator[Callable[[Stripe
                 last.pop().result()
 
 
+def final_pass_min_px(min_px: float, max_hole_px: float) -> float:
+    """The size under which :func:`stream_complexes`'s final labelling pass (the stripes
+    ``visit`` sees) leaves patches out: ``min_px`` where no holes are filled (that pass
+    removes them), else 0 (an earlier pass did, before the holes were filled)."""
+    return 0.0 if max_hole_px > 1 else min_px
+
+
 def stream_complexes(
     read_rows: Callable[[int, int], NDArray[np.float32]],
     shape: tuple[int, int],

@@ -6,12 +6,13 @@ basin of a DEM (:func:`split_by_basins`); pieces under the minimum area join the
 they share the longest border with (:func:`merge_small`). On a window that fits in memory
 :func:`glaciermap.products.outlines._split_one` does this on whole arrays. An ice cap or a
 large icefield can have a bounding box of 10^8-10^9 pixels at 10 m, so a complex whose
-window is larger than :data:`SPLIT_WINDOW_PX` goes through :func:`split_in_stripes`, in
-row stripes of its window. By the inventory (:class:`InventoryKeys`, the reach as halo)
-the glaciers are the same, geometries and inventory codes bit for bit, since the nearest
-inventory pixel within reach always lies in the stripe's halo; mean probabilities are sums
-in another order (equal up to rounding). By basins (:class:`BasinKeys`) the watershed,
-which is not local, runs on cells of ``f x f`` pixels.
+window is larger than :data:`SPLIT_WINDOW_PX` (by basins :data:`BASIN_WINDOW_PX`) goes
+through :func:`split_in_stripes`, in row stripes of its window. By the inventory
+(:class:`InventoryKeys`, the reach as halo) the glaciers are the same, geometries and
+inventory codes bit for bit, since the nearest inventory pixel within reach always lies in
+the stripe's halo; mean probabilities are sums in another order (equal up to rounding).
+By basins (:class:`BasinKeys`) the watershed, which is not local, runs on cells of
+``f x f`` pixels.
 """
 
 from __future__ import annotations
@@ -282,8 +283,9 @@ class BasinKeys:
     that brings the box to :data:`BASIN_WINDOW_PX` cells: a cell is in the complex when at
     least half its pixels are, its elevation is the mean of its valid pixels; each pixel
     takes the basin of its cell, or of the nearest basin cell. With ``f = 1`` these are the
-    basins of the whole window exactly; above, divides follow the cells (50 m for a 100 Mpx
-    box at 10 m, about the resolution of the 30 m Copernicus DEM they come from)."""
+    basins of the whole window exactly; above, divides follow the cells (20 m up to a 4 Mpx
+    box at 10 m, 100 m for a 100 Mpx box: about the resolution of the 30 m Copernicus DEM
+    they come from, or coarser only for the largest ice caps)."""
 
     def __init__(self, elevation: Callable[[Slices], NDArray[np.float32]], box: Slices):
         self.elevation, self.box = elevation, box
